@@ -1,0 +1,701 @@
+//! The one HTTP client for Atlassian: timeouts, retries with backoff and jitter on 429/5xx and
+//! connection failures (honouring `Retry-After`), a bounded total wait, and a per-site
+//! concurrency limit that shrinks when the site throttles us and grows back as calls succeed.
+//!
+//! Errors never carry URLs, query strings or bodies in their `Display`/`Debug` (a URL holds the
+//! JQL/CQL or a signed media link; a body holds customer content). Atlassian's own error
+//! message is kept apart, for the job record, through [`HttpError::atlassian_message`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use rand::Rng;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{Method, Request, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use url::Url;
+
+use crate::config::is_loopback;
+
+/// How hard to try before giving up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    /// First backoff step; doubles per attempt.
+    pub base_delay: Duration,
+    /// Largest backoff step we choose ourselves (a server's `Retry-After` may be longer).
+    pub max_delay: Duration,
+    /// Most time spent sleeping between attempts for one call. A `Retry-After` that does not fit
+    /// in what is left ends the call with [`HttpError::Exhausted`], carrying the delay, so the
+    /// caller can checkpoint and come back later instead of sleeping through its deadline.
+    pub max_total_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(20),
+            max_total_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The backoff before attempt `attempt + 1` (attempt counts from 1): "equal jitter", a
+    /// random point in the upper half of the exponential step, so retries spread out but always
+    /// wait at least half the step.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let step = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max_delay);
+        let half = step / 2;
+        let jitter_ms = u64::try_from(half.as_millis()).unwrap_or(u64::MAX);
+        half + Duration::from_millis(rand::rng().random_range(0..=jitter_ms))
+    }
+}
+
+/// Whether a request may be sent twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotency {
+    /// Reads (GET, and POSTs that only read, like JQL search and bulk fetch): retried on 429,
+    /// 5xx, timeouts and broken connections.
+    Safe,
+    /// Must not run twice (an authorization-code exchange): retried only when the server
+    /// certainly did not act on it (429, or a connection that never opened).
+    Once,
+}
+
+/// Atlassian's error text, kept out of `Debug` and logs; shown only where the customer should
+/// see it (an export job's failure reason).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ErrorBody(String);
+
+impl fmt::Debug for ErrorBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ErrorBody(<{} bytes>)", self.0.len())
+    }
+}
+
+impl ErrorBody {
+    /// The human-readable message(s) from the shapes Atlassian uses:
+    /// Jira `{errorMessages:[..], errors:{..}}`, Confluence `{message}`, OAuth
+    /// `{error, error_description}`.
+    pub fn message(&self) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.0).ok()?;
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(list) = v.get("errorMessages").and_then(|m| m.as_array()) {
+            parts.extend(list.iter().filter_map(|m| m.as_str().map(str::to_owned)));
+        }
+        if let Some(map) = v.get("errors").and_then(|m| m.as_object()) {
+            parts.extend(
+                map.iter()
+                    .filter_map(|(k, m)| m.as_str().map(|m| format!("{k}: {m}"))),
+            );
+        }
+        for key in ["message", "error_description"] {
+            if let Some(m) = v.get(key).and_then(|m| m.as_str()) {
+                parts.push(m.to_owned());
+            }
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// The OAuth `error` code (`invalid_grant`, ...), if the body is an OAuth error.
+    pub fn oauth_error(&self) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.0).ok()?;
+        v.get("error").and_then(|e| e.as_str()).map(str::to_owned)
+    }
+}
+
+/// Longest error body we keep.
+const MAX_ERROR_BODY: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// Atlassian answered with a status we do not retry (4xx other than 429).
+    #[error("{endpoint}: Atlassian answered {status}")]
+    Status {
+        endpoint: &'static str,
+        status: StatusCode,
+        body: ErrorBody,
+    },
+    /// Retries used up (attempts or total wait). `retry_after` is the server's last requested
+    /// delay, if it gave one.
+    #[error("{endpoint}: gave up after {attempts} attempts ({last})")]
+    Exhausted {
+        endpoint: &'static str,
+        attempts: u32,
+        last: Failure,
+        retry_after: Option<Duration>,
+    },
+    /// The request could not be made or its answer not read, and may not be retried.
+    #[error("{endpoint}: {kind}")]
+    Transport {
+        endpoint: &'static str,
+        kind: TransportKind,
+    },
+    /// The answer was not the JSON we expected. Only the position, never the content.
+    #[error("{endpoint}: unexpected response body ({detail})")]
+    Decode {
+        endpoint: &'static str,
+        detail: String,
+    },
+}
+
+impl HttpError {
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            HttpError::Status { status, .. } => Some(*status),
+            HttpError::Exhausted {
+                last: Failure::Status(s),
+                ..
+            } => Some(*s),
+            _ => None,
+        }
+    }
+
+    pub fn atlassian_message(&self) -> Option<String> {
+        match self {
+            HttpError::Status { body, .. } => body.message(),
+            _ => None,
+        }
+    }
+
+    pub fn oauth_error(&self) -> Option<String> {
+        match self {
+            HttpError::Status { body, .. } => body.oauth_error(),
+            _ => None,
+        }
+    }
+
+    /// Whether trying the same call later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            HttpError::Exhausted { .. } | HttpError::Transport { .. }
+        )
+    }
+}
+
+/// The last failure before giving up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Status(StatusCode),
+    Transport(TransportKind),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Status(s) => write!(f, "last answer {s}"),
+            Failure::Transport(k) => write!(f, "last failure: {k}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransportKind {
+    #[error("connection failed")]
+    Connect,
+    #[error("timed out")]
+    Timeout,
+    #[error("connection broke")]
+    Broken,
+    #[error("redirect refused")]
+    Redirect,
+    #[error("request could not be built")]
+    Builder,
+    #[error("response body could not be read")]
+    Body,
+}
+
+impl TransportKind {
+    fn of(e: &reqwest::Error) -> TransportKind {
+        if e.is_builder() {
+            TransportKind::Builder
+        } else if e.is_redirect() {
+            TransportKind::Redirect
+        } else if e.is_timeout() {
+            TransportKind::Timeout
+        } else if e.is_connect() {
+            TransportKind::Connect
+        } else if e.is_body() || e.is_decode() {
+            TransportKind::Body
+        } else {
+            TransportKind::Broken
+        }
+    }
+}
+
+/// A site's adaptive concurrency limit: one step down on every 429 (never below one request
+/// at a time), one step up after a run of successes, never above the configured maximum.
+struct SiteLimiter {
+    permits: Arc<Semaphore>,
+    limit: AtomicUsize,
+    max: usize,
+    successes: AtomicU32,
+}
+
+/// Successes in a row that earn one more concurrent request after throttling.
+const SUCCESSES_PER_STEP_UP: u32 = 20;
+
+impl SiteLimiter {
+    fn new(max: usize) -> SiteLimiter {
+        SiteLimiter {
+            permits: Arc::new(Semaphore::new(max)),
+            limit: AtomicUsize::new(max),
+            max,
+            successes: AtomicU32::new(0),
+        }
+    }
+
+    fn throttled(&self) {
+        self.successes.store(0, Ordering::Relaxed);
+        let lowered = self
+            .limit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
+                (l > 1).then(|| l - 1)
+            })
+            .is_ok();
+        if lowered {
+            // Take one permit out of circulation as soon as one is free.
+            let permits = self.permits.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = permits.acquire_owned().await {
+                    p.forget();
+                }
+            });
+        }
+    }
+
+    fn succeeded(&self) {
+        if self.limit.load(Ordering::Acquire) >= self.max {
+            return;
+        }
+        if self.successes.fetch_add(1, Ordering::AcqRel) + 1 >= SUCCESSES_PER_STEP_UP {
+            self.successes.store(0, Ordering::Relaxed);
+            let raised = self
+                .limit
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |l| {
+                    (l < self.max).then(|| l + 1)
+                })
+                .is_ok();
+            if raised {
+                self.permits.add_permits(1);
+            }
+        }
+    }
+}
+
+/// The one Atlassian HTTP client. Build it once per cold start and share it.
+pub struct AtlassianHttp {
+    client: reqwest::Client,
+    policy: RetryPolicy,
+    max_per_site: usize,
+    sites: Mutex<HashMap<String, Arc<SiteLimiter>>>,
+}
+
+/// Most redirects followed for one request (Atlassian's attachment links redirect once).
+const MAX_REDIRECTS: usize = 5;
+
+impl AtlassianHttp {
+    pub fn new(policy: RetryPolicy, max_per_site: usize) -> Result<AtlassianHttp, HttpError> {
+        let redirects = reqwest::redirect::Policy::custom(|attempt| {
+            let allowed = attempt.url().scheme() == "https" || is_loopback(attempt.url());
+            if attempt.previous().len() >= MAX_REDIRECTS || !allowed {
+                attempt.stop()
+            } else {
+                // reqwest drops Authorization (and cookies) when the redirect leaves the
+                // origin, so the bearer token never reaches the media host.
+                attempt.follow()
+            }
+        });
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("atlassian-connectors/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(redirects)
+            .build()
+            .map_err(|_| HttpError::Transport {
+                endpoint: "client",
+                kind: TransportKind::Builder,
+            })?;
+        Ok(AtlassianHttp {
+            client,
+            policy,
+            max_per_site: max_per_site.max(1),
+            sites: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        self.policy
+    }
+
+    /// Start a request; finish it with `.build()` and pass it to [`AtlassianHttp::send`].
+    pub fn request(&self, method: Method, url: Url) -> RequestBuilder {
+        self.client.request(method, url)
+    }
+
+    /// The current concurrency limit for a site (for tests and progress reports).
+    pub fn site_limit(&self, site: &str) -> usize {
+        self.limiter(site).limit.load(Ordering::Acquire)
+    }
+
+    fn limiter(&self, site: &str) -> Arc<SiteLimiter> {
+        let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
+        sites
+            .entry(site.to_owned())
+            .or_insert_with(|| Arc::new(SiteLimiter::new(self.max_per_site)))
+            .clone()
+    }
+
+    /// Send `request` with retries. `endpoint` is a fixed label for logs and errors (never the
+    /// URL); `site` keys the concurrency limit (the cloudId, or "auth" for the token endpoint).
+    /// Returns any 2xx/3xx answer; 4xx (but 429) is an [`HttpError::Status`] at once.
+    pub async fn send(
+        &self,
+        endpoint: &'static str,
+        site: &str,
+        idempotency: Idempotency,
+        request: Request,
+    ) -> Result<AtlassianResponse, HttpError> {
+        let limiter = self.limiter(site);
+        // A request with a streaming body cannot be replayed: one attempt only.
+        let template = request.try_clone();
+        let mut next = Some(request);
+        let mut attempt = 0u32;
+        let mut waited = Duration::ZERO;
+        loop {
+            attempt += 1;
+            let Some(req) = next.take() else {
+                return Err(HttpError::Transport {
+                    endpoint,
+                    kind: TransportKind::Builder,
+                });
+            };
+            let permit = limiter.permits.clone().acquire_owned().await.map_err(|_| {
+                HttpError::Transport {
+                    endpoint,
+                    kind: TransportKind::Builder,
+                }
+            })?;
+            let started = Instant::now();
+            let outcome = self.client.execute(req).await;
+            let (failure, delay) = match outcome {
+                Ok(resp) if resp.status().is_success() || resp.status().is_redirection() => {
+                    limiter.succeeded();
+                    tracing::debug!(
+                        endpoint,
+                        http_status = resp.status().as_u16(),
+                        attempt,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "atlassian call"
+                    );
+                    return Ok(AtlassianResponse {
+                        response: resp,
+                        permit,
+                        endpoint,
+                    });
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = retry_after(resp.headers());
+                    if status == StatusCode::TOO_MANY_REQUESTS {
+                        limiter.throttled();
+                    }
+                    if !retryable_status(status, idempotency) {
+                        let body = read_error_body(resp).await;
+                        return Err(HttpError::Status {
+                            endpoint,
+                            status,
+                            body,
+                        });
+                    }
+                    // Drain a little so the connection can be reused; ignore failures.
+                    drop(resp);
+                    (Failure::Status(status), retry_after)
+                }
+                Err(e) => {
+                    let kind = TransportKind::of(&e);
+                    if !retryable_transport(kind, idempotency) {
+                        return Err(HttpError::Transport { endpoint, kind });
+                    }
+                    (Failure::Transport(kind), None)
+                }
+            };
+            drop(permit);
+            let server_delay = delay;
+            let delay = server_delay.unwrap_or_else(|| self.policy.backoff(attempt));
+            let replay = template.as_ref().and_then(Request::try_clone);
+            if attempt >= self.policy.max_attempts
+                || waited + delay > self.policy.max_total_wait
+                || replay.is_none()
+            {
+                tracing::warn!(endpoint, attempt, error = %failure, "atlassian call gave up");
+                return Err(HttpError::Exhausted {
+                    endpoint,
+                    attempts: attempt,
+                    last: failure,
+                    retry_after: server_delay,
+                });
+            }
+            tracing::info!(endpoint, attempt, error = %failure,
+                retry_in_ms = delay.as_millis() as u64, "atlassian call will be retried");
+            tokio::time::sleep(delay).await;
+            waited += delay;
+            next = replay;
+        }
+    }
+}
+
+fn retryable_status(status: StatusCode, idempotency: Idempotency) -> bool {
+    match idempotency {
+        Idempotency::Safe => matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504),
+        Idempotency::Once => status == StatusCode::TOO_MANY_REQUESTS,
+    }
+}
+
+fn retryable_transport(kind: TransportKind, idempotency: Idempotency) -> bool {
+    kind == TransportKind::Connect
+        || (idempotency == Idempotency::Safe
+            && matches!(
+                kind,
+                TransportKind::Timeout | TransportKind::Broken | TransportKind::Body
+            ))
+}
+
+/// `Retry-After` as seconds or as an HTTP date; `None` if absent or unreadable.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = raw.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when =
+        time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc2822).ok()?;
+    let secs = (when - time::OffsetDateTime::now_utc())
+        .whole_seconds()
+        .max(0);
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+}
+
+async fn read_error_body(resp: reqwest::Response) -> ErrorBody {
+    let mut body = Vec::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        let room = MAX_ERROR_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    ErrorBody(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A successful answer. Holds the site's concurrency permit until it is consumed, so a
+/// streamed download counts against the site's limit for as long as it runs.
+pub struct AtlassianResponse {
+    response: reqwest::Response,
+    permit: OwnedSemaphorePermit,
+    endpoint: &'static str,
+}
+
+impl AtlassianResponse {
+    pub fn status(&self) -> StatusCode {
+        self.response.status()
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        self.response.headers()
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.response.content_length()
+    }
+
+    pub async fn json<T: DeserializeOwned>(self) -> Result<T, HttpError> {
+        let endpoint = self.endpoint;
+        let bytes = self
+            .response
+            .bytes()
+            .await
+            .map_err(|e| HttpError::Transport {
+                endpoint,
+                kind: TransportKind::of(&e),
+            })?;
+        drop(self.permit);
+        serde_json::from_slice(&bytes).map_err(|e| HttpError::Decode {
+            endpoint,
+            detail: format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
+        })
+    }
+
+    /// The body as a stream of chunks, for bodies of any size.
+    pub fn bytes_stream(self) -> impl Stream<Item = Result<Bytes, HttpError>> + Send + 'static {
+        let endpoint = self.endpoint;
+        let permit = self.permit;
+        self.response.bytes_stream().map(move |chunk| {
+            let _held = &permit;
+            chunk.map_err(|e| HttpError::Transport {
+                endpoint,
+                kind: TransportKind::of(&e),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_stays_within_its_step() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            max_total_wait: Duration::from_secs(10),
+        };
+        for _ in 0..200 {
+            let d1 = p.backoff(1);
+            assert!(
+                d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+                "{d1:?}"
+            );
+            let d3 = p.backoff(3);
+            assert!(
+                d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+                "{d3:?}"
+            );
+            let d10 = p.backoff(10);
+            assert!(
+                d10 >= Duration::from_millis(500) && d10 <= Duration::from_secs(1),
+                "{d10:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_is_jittered() {
+        let p = RetryPolicy::default();
+        let samples: std::collections::HashSet<Duration> = (0..50).map(|_| p.backoff(4)).collect();
+        assert!(samples.len() > 10, "only {} distinct delays", samples.len());
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn only_transient_statuses_are_retried() {
+        for s in [429, 500, 502, 503, 504] {
+            assert!(
+                retryable_status(
+                    StatusCode::from_u16(s).unwrap_or_default(),
+                    Idempotency::Safe
+                ),
+                "{s}"
+            );
+        }
+        for s in [400, 401, 403, 404, 409, 501] {
+            assert!(
+                !retryable_status(
+                    StatusCode::from_u16(s).unwrap_or_default(),
+                    Idempotency::Safe
+                ),
+                "{s}"
+            );
+        }
+        assert!(retryable_status(
+            StatusCode::TOO_MANY_REQUESTS,
+            Idempotency::Once
+        ));
+        assert!(!retryable_status(
+            StatusCode::BAD_GATEWAY,
+            Idempotency::Once
+        ));
+        assert!(retryable_transport(
+            TransportKind::Connect,
+            Idempotency::Once
+        ));
+        assert!(!retryable_transport(
+            TransportKind::Timeout,
+            Idempotency::Once
+        ));
+    }
+
+    #[test]
+    fn error_body_message_reads_every_atlassian_shape() {
+        let jira = ErrorBody(
+            r#"{"errorMessages":["Field 'foo' does not exist."],"errors":{"jql":"bad"}}"#.into(),
+        );
+        assert_eq!(
+            jira.message().as_deref(),
+            Some("Field 'foo' does not exist.; jql: bad")
+        );
+        let conf = ErrorBody(r#"{"statusCode":400,"message":"Could not parse cql"}"#.into());
+        assert_eq!(conf.message().as_deref(), Some("Could not parse cql"));
+        let oauth = ErrorBody(
+            r#"{"error":"invalid_grant","error_description":"Unknown or invalid refresh token."}"#
+                .into(),
+        );
+        assert_eq!(oauth.oauth_error().as_deref(), Some("invalid_grant"));
+        assert_eq!(ErrorBody("<html>".into()).message(), None);
+    }
+
+    #[test]
+    fn error_body_debug_hides_the_content() {
+        let e = HttpError::Status {
+            endpoint: "jira.search",
+            status: StatusCode::BAD_REQUEST,
+            body: ErrorBody("project = SECRET".into()),
+        };
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn throttling_lowers_the_site_limit_and_successes_raise_it() {
+        let l = SiteLimiter::new(4);
+        l.throttled();
+        l.throttled();
+        assert_eq!(l.limit.load(Ordering::Acquire), 2);
+        for _ in 0..SUCCESSES_PER_STEP_UP {
+            l.succeeded();
+        }
+        assert_eq!(l.limit.load(Ordering::Acquire), 3);
+        for _ in 0..10 {
+            l.throttled();
+        }
+        assert_eq!(l.limit.load(Ordering::Acquire), 1, "never below one");
+    }
+}

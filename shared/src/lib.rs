@@ -1,0 +1,10 @@
+//! Everything that is not a Lambda entry point. See ARCHITECTURE.md for the module map.
+
+pub mod atlassian;
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod ids;
+pub mod secret;
+pub mod store;
+pub mod telemetry;

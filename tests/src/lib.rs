@@ -1,0 +1,3 @@
+//! Test support: the AWS emulator harness and the fake Atlassian Cloud.
+
+pub mod emulator;
