@@ -18,12 +18,14 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, SseSpecification, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType, SseSpecification,
+    TimeToLiveSpecification,
 };
 use aws_sdk_s3::types::{
-    BucketVersioningStatus, PublicAccessBlockConfiguration, ServerSideEncryption, ServerSideEncryptionByDefault,
-    ServerSideEncryptionConfiguration, ServerSideEncryptionRule, VersioningConfiguration,
+    BucketVersioningStatus, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    VersioningConfiguration,
 };
 use shared::aws::AwsClients;
 use shared::store::schema;
@@ -45,7 +47,10 @@ fn provision_err(what: &'static str) -> impl FnOnce(String) -> EmulatorError {
 }
 
 fn build<T>(r: Result<T, aws_sdk_dynamodb::error::BuildError>) -> Result<T, EmulatorError> {
-    r.map_err(|e| EmulatorError::Provision { what: "table schema", detail: e.to_string() })
+    r.map_err(|e| EmulatorError::Provision {
+        what: "table schema",
+        detail: e.to_string(),
+    })
 }
 
 fn sdk_detail<E: std::error::Error>(e: E) -> String {
@@ -77,7 +82,10 @@ impl Emulator {
     pub fn start(port: u16) -> Result<Emulator, EmulatorError> {
         let python = python();
         if !python.exists() {
-            return Err(EmulatorError::Start(format!("{} does not exist", python.display())));
+            return Err(EmulatorError::Start(format!(
+                "{} does not exist",
+                python.display()
+            )));
         }
         let launcher = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("emulator/moto_launcher.py");
         let mut child = Command::new(&python)
@@ -88,15 +96,25 @@ impl Emulator {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| EmulatorError::Start(format!("spawning {}: {e}", python.display())))?;
-        let stdin = child.stdin.take().ok_or_else(|| EmulatorError::Start("no stdin pipe".into()))?;
-        let stdout = child.stdout.take().ok_or_else(|| EmulatorError::Start("no stdout pipe".into()))?;
-        let mut stderr = child.stderr.take().ok_or_else(|| EmulatorError::Start("no stderr pipe".into()))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| EmulatorError::Start("no stdin pipe".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| EmulatorError::Start("no stdout pipe".into()))?;
+        let mut stderr = child
+            .stderr
+            .take()
+            .ok_or_else(|| EmulatorError::Start("no stderr pipe".into()))?;
 
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             let ready = lines.by_ref().map_while(Result::ok).find_map(|l| {
-                l.strip_prefix("READY ").and_then(|p| p.trim().parse::<u16>().ok())
+                l.strip_prefix("READY ")
+                    .and_then(|p| p.trim().parse::<u16>().ok())
             });
             let _ = tx.send(ready);
             // Keep draining so moto never blocks on a full pipe.
@@ -109,9 +127,23 @@ impl Emulator {
                 let _ = child.wait();
                 let mut err = String::new();
                 let _ = stderr.read_to_string(&mut err);
-                let why = if outcome.is_err() { "timed out" } else { "exited" };
-                let tail: String = err.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-                return Err(EmulatorError::Start(format!("moto {why} before it was ready; its stderr ends with:\n{tail}")));
+                let why = if outcome.is_err() {
+                    "timed out"
+                } else {
+                    "exited"
+                };
+                let tail: String = err
+                    .lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(EmulatorError::Start(format!(
+                    "moto {why} before it was ready; its stderr ends with:\n{tail}"
+                )));
             }
         };
         // moto logs every request to stderr; drain it so the pipe never fills.
@@ -120,7 +152,10 @@ impl Emulator {
         });
         let endpoint = Url::parse(&format!("http://127.0.0.1:{port}"))
             .map_err(|e| EmulatorError::Start(format!("bad endpoint: {e}")))?;
-        Ok(Emulator { endpoint, child: Mutex::new(Some((child, stdin))) })
+        Ok(Emulator {
+            endpoint,
+            child: Mutex::new(Some((child, stdin))),
+        })
     }
 
     /// One emulator for the whole test process, started on first use.
@@ -138,7 +173,9 @@ impl Emulator {
     pub async fn sdk_config(&self) -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("testing", "testing", None, None, "emulator"))
+            .credentials_provider(Credentials::new(
+                "testing", "testing", None, None, "emulator",
+            ))
             .endpoint_url(self.endpoint.as_str().trim_end_matches('/'))
             .load()
             .await
@@ -195,7 +232,10 @@ impl ResourceNames {
 /// Create the table (TTL, the refresh-due GSI, SSE), the KMS key, the bucket (SSE-KMS by
 /// default, versioned, public access blocked) and the event bus. The same shapes as
 /// infra/template.yaml. Returns the KMS key id.
-pub async fn provision(clients: &AwsClients, names: &ResourceNames) -> Result<String, EmulatorError> {
+pub async fn provision(
+    clients: &AwsClients,
+    names: &ResourceNames,
+) -> Result<String, EmulatorError> {
     let key = clients
         .kms
         .create_key()
@@ -207,7 +247,10 @@ pub async fn provision(clients: &AwsClients, names: &ResourceNames) -> Result<St
     let key_id = key
         .key_metadata()
         .map(|m| m.key_id().to_owned())
-        .ok_or_else(|| EmulatorError::Provision { what: "KMS key", detail: "no key metadata".into() })?;
+        .ok_or_else(|| EmulatorError::Provision {
+            what: "KMS key",
+            detail: "no key metadata".into(),
+        })?;
     clients
         .kms
         .create_alias()
@@ -218,13 +261,27 @@ pub async fn provision(clients: &AwsClients, names: &ResourceNames) -> Result<St
         .map_err(|e| sdk_detail(e))
         .map_err(provision_err("KMS alias"))?;
 
-    let attr = |name: &str, t: ScalarAttributeType| AttributeDefinition::builder().attribute_name(name).attribute_type(t).build();
-    let key_el = |name: &str, t: KeyType| KeySchemaElement::builder().attribute_name(name).key_type(t).build();
+    let attr = |name: &str, t: ScalarAttributeType| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(t)
+            .build()
+    };
+    let key_el = |name: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(t)
+            .build()
+    };
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(schema::REFRESH_DUE_INDEX)
         .key_schema(build(key_el(schema::REFRESH_BUCKET, KeyType::Hash))?)
         .key_schema(build(key_el(schema::REFRESH_DUE_AT, KeyType::Range))?)
-        .projection(Projection::builder().projection_type(ProjectionType::KeysOnly).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
         .build();
     clients
         .dynamodb
@@ -254,7 +311,10 @@ pub async fn provision(clients: &AwsClients, names: &ResourceNames) -> Result<St
         .update_time_to_live()
         .table_name(&names.table)
         .time_to_live_specification(build(
-            TimeToLiveSpecification::builder().enabled(true).attribute_name(schema::TTL).build(),
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(schema::TTL)
+                .build(),
         )?)
         .send()
         .await
@@ -276,7 +336,12 @@ pub async fn provision(clients: &AwsClients, names: &ResourceNames) -> Result<St
         .map_err(|e| e.to_string())
         .map_err(provision_err("bucket encryption"))?;
     let sse = ServerSideEncryptionConfiguration::builder()
-        .rules(ServerSideEncryptionRule::builder().apply_server_side_encryption_by_default(sse_default).bucket_key_enabled(true).build())
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(sse_default)
+                .bucket_key_enabled(true)
+                .build(),
+        )
         .build()
         .map_err(|e| e.to_string())
         .map_err(provision_err("bucket encryption"))?;
@@ -293,7 +358,11 @@ pub async fn provision(clients: &AwsClients, names: &ResourceNames) -> Result<St
         .s3
         .put_bucket_versioning()
         .bucket(&names.bucket)
-        .versioning_configuration(VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build())
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| sdk_detail(e))
@@ -341,8 +410,15 @@ impl TestAws {
         let emulator = Emulator::shared();
         let clients = emulator.clients().await;
         let names = ResourceNames::unique("t");
-        let kms_key_id = provision(&clients, &names).await.unwrap_or_else(|e| panic!("{e}"));
-        TestAws { endpoint: emulator.endpoint().clone(), clients, names, kms_key_id }
+        let kms_key_id = provision(&clients, &names)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        TestAws {
+            endpoint: emulator.endpoint().clone(),
+            clients,
+            names,
+            kms_key_id,
+        }
     }
 
     /// The environment a function would get, for `Config::from_vars`.
@@ -388,6 +464,9 @@ impl TestAws {
             .send()
             .await
             .unwrap_or_else(|e| panic!("list versions: {}", sdk_detail(e)));
-        out.versions().iter().filter_map(|v| v.key().map(str::to_owned)).collect()
+        out.versions()
+            .iter()
+            .filter_map(|v| v.key().map(str::to_owned))
+            .collect()
     }
 }

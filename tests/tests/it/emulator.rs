@@ -15,8 +15,14 @@ async fn table_has_ttl_and_the_refresh_due_index() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let t = table.table().unwrap_or_else(|| panic!("no table description"));
-    let gsis: Vec<&str> = t.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
+    let t = table
+        .table()
+        .unwrap_or_else(|| panic!("no table description"));
+    let gsis: Vec<&str> = t
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|g| g.index_name())
+        .collect();
     assert_eq!(gsis, vec![schema::REFRESH_DUE_INDEX]);
 
     let ttl = aws
@@ -27,7 +33,9 @@ async fn table_has_ttl_and_the_refresh_due_index() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let ttl = ttl.time_to_live_description().unwrap_or_else(|| panic!("no TTL description"));
+    let ttl = ttl
+        .time_to_live_description()
+        .unwrap_or_else(|| panic!("no TTL description"));
     assert_eq!(ttl.attribute_name(), Some(schema::TTL));
     assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
 }
@@ -53,8 +61,16 @@ async fn bucket_encrypts_with_the_kms_key_by_default() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    assert_eq!(head.server_side_encryption().map(|s| s.as_str()), Some("aws:kms"));
-    assert!(head.ssekms_key_id().is_some_and(|k| k.contains(&aws.kms_key_id)), "{:?}", head.ssekms_key_id());
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("aws:kms")
+    );
+    assert!(
+        head.ssekms_key_id()
+            .is_some_and(|k| k.contains(&aws.kms_key_id)),
+        "{:?}",
+        head.ssekms_key_id()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,9 +104,26 @@ async fn kms_refuses_a_mismatched_encryption_context() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let blob = dk.ciphertext_blob().cloned().unwrap_or_else(|| panic!("no blob"));
-    let ok = aws.clients.kms.decrypt().ciphertext_blob(blob.clone()).encryption_context("connection", "c1").send().await;
+    let blob = dk
+        .ciphertext_blob()
+        .cloned()
+        .unwrap_or_else(|| panic!("no blob"));
+    let ok = aws
+        .clients
+        .kms
+        .decrypt()
+        .ciphertext_blob(blob.clone())
+        .encryption_context("connection", "c1")
+        .send()
+        .await;
     assert!(ok.is_ok());
-    let wrong = aws.clients.kms.decrypt().ciphertext_blob(blob).encryption_context("connection", "c2").send().await;
+    let wrong = aws
+        .clients
+        .kms
+        .decrypt()
+        .ciphertext_blob(blob)
+        .encryption_context("connection", "c2")
+        .send()
+        .await;
     assert!(wrong.is_err(), "decrypt with another context must fail");
 }
