@@ -3,8 +3,10 @@
 pub mod atlassian;
 pub mod aws;
 pub mod config;
+pub mod connect;
 pub mod error;
 pub mod ids;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod vault;

@@ -2,6 +2,7 @@
 //! URL shapes ([`AtlassianUrls`]).
 
 pub mod http;
+pub mod oauth;
 
 use url::Url;
 

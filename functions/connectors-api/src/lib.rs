@@ -1,0 +1,126 @@
+//! The platform back end's API (IAM-authenticated function URL). JSON in and out; every
+//! expected failure is a 4xx with a message naming the field; no secret ever in a response.
+
+mod json;
+
+use std::time::Instant;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use shared::connect::{ConnectService, StartError};
+use shared::ids::{Product, TenantId};
+use tracing::Instrument;
+use url::Url;
+
+pub use json::{ApiError, MAX_BODY_BYTES};
+
+/// What the API serves; built once per cold start.
+pub struct Api {
+    pub connect: ConnectService,
+}
+
+/// `POST /authorizations`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAuthorization {
+    tenant: TenantId,
+    product: Product,
+    #[serde(default)]
+    return_url: Option<String>,
+}
+
+fn correlation_id(req: &Request) -> String {
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .unwrap_or_else(|| {
+            let mut raw = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
+            hex::encode(raw)
+        })
+}
+
+/// Handle one API request. Always returns a response.
+pub async fn handle(api: &Api, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let correlation_id = correlation_id(&req);
+    let span = tracing::info_span!("request", function = "connectors-api", correlation_id = %correlation_id);
+    async {
+        let (route, result) = dispatch(api, &req).await;
+        let response = match result {
+            Ok(resp) => resp,
+            Err(e) => {
+                if e.status.is_server_error() {
+                    tracing::error!(route, error = %e.message, "request failed");
+                }
+                e.into_response(&correlation_id)
+            }
+        };
+        tracing::info!(
+            route,
+            method = %req.method(),
+            http_status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request handled"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+type Handled = Result<Response<Body>, ApiError>;
+
+async fn dispatch(api: &Api, req: &Request) -> (&'static str, Handled) {
+    let path = req.uri().path().trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (segments.as_slice(), req.method()) {
+        (["authorizations"], &Method::POST) => {
+            ("POST /authorizations", create_authorization(api, req).await)
+        }
+        (["authorizations"], _) => ("/authorizations", Err(ApiError::method_not_allowed("POST"))),
+        _ => ("unknown", Err(ApiError::not_found("no such route"))),
+    }
+}
+
+async fn create_authorization(api: &Api, req: &Request) -> Handled {
+    let input: NewAuthorization = json::body(req)?;
+    let return_url = input
+        .return_url
+        .as_deref()
+        .map(Url::parse)
+        .transpose()
+        .map_err(|_| ApiError::bad_request("return_url: is not an absolute URL"))?;
+    let started = api
+        .connect
+        .start(
+            input.tenant,
+            input.product,
+            return_url,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .map_err(|e| match e {
+            StartError::ReturnUrlNotAllowed => {
+                ApiError::bad_request("return_url: is not one of the allowed return URLs")
+            }
+            StartError::ProductNotConfigured(p) => ApiError::bad_request(format!(
+                "product: the {p} app is not configured in this deployment"
+            )),
+            StartError::Config(e) => ApiError::internal(e.to_string()),
+            StartError::Store(e) => ApiError::unavailable(e.to_string()),
+        })?;
+    let expires_at = started
+        .expires_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    json::respond(
+        StatusCode::CREATED,
+        &serde_json::json!({ "authorize_url": started.authorize_url.as_str(), "expires_at": expires_at }),
+    )
+}

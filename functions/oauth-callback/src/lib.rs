@@ -1,0 +1,365 @@
+//! The OAuth callback: Atlassian redirects the browser here with `code` and `state` (or
+//! `error`). Every path ends on a clear page or a redirect, never a raw 500; nothing the
+//! browser sent (code, state) is logged or echoed.
+
+mod page;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use lambda_http::http::{Method, StatusCode, header};
+use lambda_http::{Body, Request, RequestExt, Response};
+use shared::connect::{CompleteError, ConnectService};
+use shared::secret::{Secret, secret};
+use tracing::Instrument;
+use url::Url;
+
+pub use page::Page;
+
+/// Longest query string we read; Atlassian's codes and our states are far shorter.
+pub const MAX_QUERY_LEN: usize = 8 * 1024;
+/// Longest single parameter value we accept.
+const MAX_PARAM_LEN: usize = 2048;
+
+/// The callback's parameters, validated.
+#[derive(Debug)]
+pub enum Callback {
+    Consented {
+        code: Secret,
+        state: Secret,
+    },
+    Refused {
+        state: Option<Secret>,
+        error: String,
+    },
+}
+
+/// Why the query string was refused; shown to the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryProblem {
+    TooLong,
+    Missing(&'static str),
+    Duplicated(&'static str),
+    Malformed(&'static str),
+}
+
+impl QueryProblem {
+    fn explain(self) -> String {
+        match self {
+            QueryProblem::TooLong => "The link is too long to be a real Atlassian callback.".into(),
+            QueryProblem::Missing(p) => format!("The link is missing its \"{p}\" parameter."),
+            QueryProblem::Duplicated(p) => format!("The link has more than one \"{p}\" parameter."),
+            QueryProblem::Malformed(p) => format!("The link's \"{p}\" parameter is not valid."),
+        }
+    }
+}
+
+/// Parse the raw query string. Never panics: invalid UTF-8 and percent-escapes are decoded
+/// lossily and then judged like any other bad value.
+pub fn parse_query(raw: Option<&str>) -> Result<Callback, QueryProblem> {
+    let raw = raw.unwrap_or("");
+    if raw.len() > MAX_QUERY_LEN {
+        return Err(QueryProblem::TooLong);
+    }
+    let mut params: HashMap<&'static str, String> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
+        let Some(name) = ["code", "state", "error", "error_description"]
+            .into_iter()
+            .find(|n| *n == k)
+        else {
+            continue;
+        };
+        if params.insert(name, v.into_owned()).is_some() {
+            return Err(QueryProblem::Duplicated(name));
+        }
+    }
+    let mut take = |name: &'static str| -> Result<Option<String>, QueryProblem> {
+        match params.remove(name) {
+            None => Ok(None),
+            Some(v)
+                if v.is_empty()
+                    || v.len() > MAX_PARAM_LEN
+                    || v.contains('\u{FFFD}')
+                    || v.chars().any(char::is_control) =>
+            {
+                Err(QueryProblem::Malformed(name))
+            }
+            Some(v) => Ok(Some(v)),
+        }
+    };
+    let state = take("state")?;
+    if let Some(error) = take("error")? {
+        return Ok(Callback::Refused {
+            state: state.map(secret),
+            error,
+        });
+    }
+    let code = take("code")?.ok_or(QueryProblem::Missing("code"))?;
+    let state = state.ok_or(QueryProblem::Missing("state"))?;
+    Ok(Callback::Consented {
+        code: secret(code),
+        state: secret(state),
+    })
+}
+
+fn correlation_id(req: &Request) -> String {
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .unwrap_or_else(|| {
+            let mut raw = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
+            hex::encode(raw)
+        })
+}
+
+/// Handle one browser request. Always returns a response.
+pub async fn handle(service: &ConnectService, req: Request) -> Response<Body> {
+    let started = Instant::now();
+    let correlation_id = correlation_id(&req);
+    let span = tracing::info_span!("request", function = "oauth-callback", correlation_id = %correlation_id);
+    async {
+        let (outcome, response) = route(service, &req, &correlation_id).await;
+        tracing::info!(
+            outcome,
+            http_status = response.status().as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "callback handled"
+        );
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn route(
+    service: &ConnectService,
+    req: &Request,
+    correlation_id: &str,
+) -> (&'static str, Response<Body>) {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut resp = Page::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "This address only answers GET requests from a browser.",
+            correlation_id,
+        )
+        .into_response();
+        resp.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return ("method_not_allowed", resp);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let callback = match parse_query(req.uri().query()) {
+        Ok(c) => c,
+        Err(problem) => {
+            return (
+                "bad_request",
+                Page::error(
+                    StatusCode::BAD_REQUEST,
+                    "This link is not valid",
+                    &problem.explain(),
+                    correlation_id,
+                )
+                .into_response(),
+            );
+        }
+    };
+    match callback {
+        Callback::Refused { state, error } => {
+            let refused = service.refuse(state.as_ref(), &error, now).await;
+            let (outcome, page) = if refused.access_denied {
+                (
+                    "denied",
+                    Page::denied(refused.return_url.as_ref(), correlation_id),
+                )
+            } else {
+                (
+                    "atlassian_error",
+                    Page::error(
+                        StatusCode::BAD_REQUEST,
+                        "Atlassian did not complete the authorization",
+                        "Atlassian reported a problem with this authorization. Please start connecting again.",
+                        correlation_id,
+                    ),
+                )
+            };
+            (outcome, page.into_response())
+        }
+        Callback::Consented { code, state } => match service.complete(&code, &state, now).await {
+            Ok(connected) => {
+                tracing::info!(
+                    tenant = %connected.tenant,
+                    product = %connected.product,
+                    site_count = connected.connections.len() as u64,
+                    "connections stored"
+                );
+                let ids: Vec<&str> = connected
+                    .connections
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect();
+                match connected.return_url {
+                    Some(url) => ("connected", redirect(&connected_url(url, &ids))),
+                    None => {
+                        let sites: Vec<&str> = connected
+                            .connections
+                            .iter()
+                            .map(|c| c.site_url.as_str())
+                            .collect();
+                        (
+                            "connected",
+                            Page::connected(connected.product, &sites, correlation_id)
+                                .into_response(),
+                        )
+                    }
+                }
+            }
+            Err(e) => failure(&e, correlation_id),
+        },
+    }
+}
+
+fn failure(e: &CompleteError, correlation_id: &str) -> (&'static str, Response<Body>) {
+    let (outcome, status, title, text) = match e {
+        CompleteError::UnknownState => (
+            "unknown_state",
+            StatusCode::BAD_REQUEST,
+            "This link was already used or is not valid",
+            "Each authorization link works once. Please start connecting again from the platform.",
+        ),
+        CompleteError::ExpiredState => (
+            "expired_state",
+            StatusCode::BAD_REQUEST,
+            "This authorization expired",
+            "Authorizations must be completed within 10 minutes. Please start connecting again.",
+        ),
+        CompleteError::NoSites => (
+            "no_sites",
+            StatusCode::BAD_REQUEST,
+            "No Atlassian site was granted",
+            "The authorization did not include any site. Please connect again and choose a site.",
+        ),
+        CompleteError::Rejected(_) => (
+            "rejected",
+            StatusCode::BAD_REQUEST,
+            "Atlassian refused the authorization",
+            "Atlassian did not accept this authorization. Please start connecting again.",
+        ),
+        CompleteError::ProductNotConfigured(_) | CompleteError::Config(_) => (
+            "misconfigured",
+            StatusCode::BAD_GATEWAY,
+            "This app is not available right now",
+            "The service is not set up to complete this authorization. Please contact support with the reference below.",
+        ),
+        CompleteError::Upstream(_) | CompleteError::BadSite => (
+            "upstream_failed",
+            StatusCode::BAD_GATEWAY,
+            "Atlassian could not be reached",
+            "We could not complete the authorization with Atlassian. Please try again in a few minutes.",
+        ),
+        CompleteError::Vault(_) | CompleteError::Store(_) => (
+            "storage_failed",
+            StatusCode::BAD_GATEWAY,
+            "We could not save the connection",
+            "Your authorization could not be stored. Please try again in a few minutes.",
+        ),
+    };
+    if status.is_server_error() {
+        tracing::error!(error = %e, outcome, "callback failed");
+    } else {
+        tracing::warn!(error = %e, outcome, "callback refused");
+    }
+    (
+        outcome,
+        Page::error(status, title, text, correlation_id).into_response(),
+    )
+}
+
+fn connected_url(mut url: Url, ids: &[&str]) -> Url {
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("status", "connected");
+        for id in ids {
+            q.append_pair("connection", id);
+        }
+    }
+    url
+}
+
+fn redirect(to: &Url) -> Response<Body> {
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::FOUND;
+    if let Ok(v) = header::HeaderValue::from_str(to.as_str()) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    page::secure_headers(resp.headers_mut());
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn code_and_state_are_read() {
+        let c = parse_query(Some("code=abc&state=xyz"));
+        assert!(matches!(c, Ok(Callback::Consented { .. })));
+    }
+
+    #[test]
+    fn access_denied_is_a_refusal_with_state() {
+        let c = parse_query(Some(
+            "error=access_denied&error_description=User+did+not+authorize&state=s1",
+        ));
+        assert!(
+            matches!(c, Ok(Callback::Refused { state: Some(_), ref error }) if error == "access_denied")
+        );
+    }
+
+    #[test]
+    fn bad_queries_are_named_problems() {
+        assert_eq!(parse_query(None).err(), Some(QueryProblem::Missing("code")));
+        assert_eq!(
+            parse_query(Some("code=a")).err(),
+            Some(QueryProblem::Missing("state"))
+        );
+        assert_eq!(
+            parse_query(Some("code=a&state=b&state=c")).err(),
+            Some(QueryProblem::Duplicated("state"))
+        );
+        assert_eq!(
+            parse_query(Some("code=%FF%FE&state=b")).err(),
+            Some(QueryProblem::Malformed("code"))
+        );
+        assert_eq!(
+            parse_query(Some("code=a%0Ab&state=b")).err(),
+            Some(QueryProblem::Malformed("code"))
+        );
+        assert_eq!(
+            parse_query(Some("code=&state=b")).err(),
+            Some(QueryProblem::Malformed("code"))
+        );
+        let huge = format!("code={}&state=b", "a".repeat(MAX_QUERY_LEN));
+        assert_eq!(parse_query(Some(&huge)).err(), Some(QueryProblem::TooLong));
+    }
+
+    #[test]
+    fn unknown_parameters_are_ignored() {
+        assert!(parse_query(Some("code=a&state=b&foo=1&foo=2")).is_ok());
+    }
+
+    #[test]
+    fn connected_url_keeps_the_return_query() {
+        let url = Url::parse("https://p.example.com/done?x=1").unwrap_or_else(|e| panic!("{e}"));
+        let out = connected_url(url, &["c1", "c2"]);
+        assert_eq!(
+            out.as_str(),
+            "https://p.example.com/done?x=1&status=connected&connection=c1&connection=c2"
+        );
+    }
+}

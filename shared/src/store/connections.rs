@@ -1,0 +1,310 @@
+//! Connections: one per (tenant, product, Atlassian site), holding exactly what PRIVACY.md P1
+//! and P3 allow — the token envelope, scope, token type, expiry, site id and URL, product,
+//! status, timestamps — and a `version` that every token write is conditioned on.
+
+use std::fmt;
+
+use aws_sdk_dynamodb::types::ReturnValue;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use url::Url;
+
+use super::attrs::{self, Item};
+use super::schema::{PK, REFRESH_BUCKET, REFRESH_DUE_AT, SK};
+use super::{Store, StoreError};
+use crate::error::AwsError;
+use crate::ids::{CloudId, ConnectionId, Product, TenantId};
+use crate::vault::{Envelope, EnvelopeContext};
+
+/// Every attribute a connection item may have (PRIVACY.md P1). A test reads stored items and
+/// fails if one carries anything else.
+pub const CONNECTION_ATTRIBUTES: &[&str] = &[
+    PK,
+    SK,
+    "tenant",
+    "connection_id",
+    "product",
+    "cloud_id",
+    "site_url",
+    "status",
+    "status_reason",
+    "scope",
+    "token_type",
+    "access_expires_at",
+    "token_ciphertext",
+    "token_key",
+    "envelope_version",
+    "version",
+    "created_at",
+    "updated_at",
+    "consented_at",
+    "last_refreshed_at",
+    "consecutive_failures",
+    REFRESH_BUCKET,
+    REFRESH_DUE_AT,
+];
+
+/// The one GSI bucket connections are filed under while they can be due for a refresh.
+pub const REFRESH_BUCKET_ACTIVE: &str = "active";
+
+/// How long before the access token expires a connection becomes due for a refresh.
+pub const REFRESH_MARGIN: time::Duration = time::Duration::minutes(15);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionStatus {
+    Active,
+    /// The grant was revoked at Atlassian (or expired): tokens deleted, re-consent needed.
+    Revoked,
+    /// Refreshes keep failing for a reason that is not revocation.
+    Error,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::Revoked => "revoked",
+            ConnectionStatus::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for ConnectionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ConnectionStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "active" => Ok(ConnectionStatus::Active),
+            "revoked" => Ok(ConnectionStatus::Revoked),
+            "error" => Ok(ConnectionStatus::Error),
+            _ => Err(()),
+        }
+    }
+}
+
+/// A stored connection. Tokens stay sealed in `envelope` until the vault opens them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    pub tenant: TenantId,
+    pub id: ConnectionId,
+    pub product: Product,
+    pub cloud_id: CloudId,
+    pub site_url: String,
+    pub status: ConnectionStatus,
+    pub status_reason: Option<String>,
+    pub scope: String,
+    pub token_type: String,
+    pub access_expires_at: Option<OffsetDateTime>,
+    pub envelope: Option<Envelope>,
+    pub version: u64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    /// When the user last consented; Atlassian's refresh tokens die 365 days after it.
+    pub consented_at: OffsetDateTime,
+    pub last_refreshed_at: Option<OffsetDateTime>,
+    pub consecutive_failures: u32,
+}
+
+impl Connection {
+    pub fn envelope_context(&self) -> EnvelopeContext {
+        EnvelopeContext {
+            tenant: self.tenant.clone(),
+            connection: self.id.clone(),
+            product: self.product,
+        }
+    }
+
+    /// When the user must consent again at the latest (Atlassian's absolute 365-day limit).
+    pub fn reconsent_due_at(&self) -> OffsetDateTime {
+        self.consented_at + time::Duration::days(365)
+    }
+}
+
+/// What a completed consent writes for one granted site.
+#[derive(Debug, Clone)]
+pub struct NewConnection {
+    pub tenant: TenantId,
+    pub id: ConnectionId,
+    pub product: Product,
+    pub cloud_id: CloudId,
+    pub site_url: Url,
+    pub scope: String,
+    pub token_type: String,
+    pub access_expires_at: OffsetDateTime,
+    pub envelope: Envelope,
+    pub now: OffsetDateTime,
+}
+
+fn conn_pk(tenant: &TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+fn conn_sk(id: &ConnectionId) -> String {
+    format!("CONN#{id}")
+}
+
+/// The connection id for a (tenant, product, site): deterministic, so consenting again to the
+/// same site updates the existing connection instead of adding a second one.
+pub fn connection_id(tenant: &TenantId, product: Product, cloud_id: &CloudId) -> ConnectionId {
+    let mut h = Sha256::new();
+    for part in [tenant.as_str(), product.as_str(), cloud_id.as_str()] {
+        h.update(part.as_bytes());
+        h.update([0]);
+    }
+    let id = format!("conn-{}", &hex::encode(h.finalize())[..24]);
+    // 29 characters of [a-z0-9-]: always a valid id.
+    ConnectionId::parse(id).unwrap_or_else(|_| unreachable!("hex ids are valid"))
+}
+
+impl Store {
+    /// Create the connection, or replace its tokens if it exists (a new consent): status back
+    /// to active, version incremented, failures cleared.
+    pub async fn upsert_connection(&self, c: &NewConnection) -> Result<Connection, StoreError> {
+        let due = c.access_expires_at - REFRESH_MARGIN;
+        let out = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(conn_pk(&c.tenant)))
+            .key(SK, attrs::s(conn_sk(&c.id)))
+            .update_expression(
+                "SET tenant = :tenant, connection_id = :id, product = :product, cloud_id = :cloud, \
+                 site_url = :site, #status = :active, scope = :scope, token_type = :tt, \
+                 access_expires_at = :exp, token_ciphertext = :ct, token_key = :tk, envelope_version = :ev, \
+                 version = if_not_exists(version, :zero) + :one, created_at = if_not_exists(created_at, :now), \
+                 updated_at = :now, consented_at = :now, last_refreshed_at = :now, consecutive_failures = :zero, \
+                 #bucket = :bucket, #due = :due \
+                 REMOVE status_reason",
+            )
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#bucket", REFRESH_BUCKET)
+            .expression_attribute_names("#due", REFRESH_DUE_AT)
+            .expression_attribute_values(":tenant", attrs::s(c.tenant.as_str()))
+            .expression_attribute_values(":id", attrs::s(c.id.as_str()))
+            .expression_attribute_values(":product", attrs::s(c.product.as_str()))
+            .expression_attribute_values(":cloud", attrs::s(c.cloud_id.as_str()))
+            .expression_attribute_values(":site", attrs::s(c.site_url.as_str()))
+            .expression_attribute_values(":active", attrs::s(ConnectionStatus::Active.as_str()))
+            .expression_attribute_values(":scope", attrs::s(&c.scope))
+            .expression_attribute_values(":tt", attrs::s(&c.token_type))
+            .expression_attribute_values(":exp", attrs::epoch(c.access_expires_at))
+            .expression_attribute_values(":ct", attrs::b(c.envelope.ciphertext.clone()))
+            .expression_attribute_values(":tk", attrs::b(c.envelope.encrypted_key.clone()))
+            .expression_attribute_values(":ev", attrs::n(c.envelope.version))
+            .expression_attribute_values(":zero", attrs::n(0))
+            .expression_attribute_values(":one", attrs::n(1))
+            .expression_attribute_values(":now", attrs::epoch(c.now))
+            .expression_attribute_values(":bucket", attrs::s(REFRESH_BUCKET_ACTIVE))
+            .expression_attribute_values(":due", attrs::epoch(due))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("dynamodb:UpdateItem(connection)", &e))?;
+        let item = out
+            .attributes
+            .ok_or_else(|| StoreError::Malformed("no attributes returned".into()))?;
+        connection_from(&item)
+    }
+
+    pub async fn get_connection(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+    ) -> Result<Option<Connection>, StoreError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(conn_pk(tenant)))
+            .key(SK, attrs::s(conn_sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("dynamodb:GetItem(connection)", &e))?;
+        out.item.as_ref().map(connection_from).transpose()
+    }
+
+    pub async fn list_connections(&self, tenant: &TenantId) -> Result<Vec<Connection>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
+                .expression_attribute_values(":pk", attrs::s(conn_pk(tenant)))
+                .expression_attribute_values(":conn", attrs::s("CONN#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| AwsError::new("dynamodb:Query(connections)", &e))?;
+            for item in out.items() {
+                found.push(connection_from(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
+    }
+}
+
+fn id_err(e: crate::ids::InvalidId) -> StoreError {
+    StoreError::Malformed(e.to_string())
+}
+
+pub(crate) fn connection_from(item: &Item) -> Result<Connection, StoreError> {
+    let envelope = match (
+        attrs::opt_b(item, "token_ciphertext"),
+        attrs::opt_b(item, "token_key"),
+    ) {
+        (Some(ciphertext), Some(encrypted_key)) => Some(Envelope {
+            version: attrs::get_n(item, "envelope_version")?,
+            ciphertext,
+            encrypted_key,
+        }),
+        _ => None,
+    };
+    Ok(Connection {
+        tenant: TenantId::parse(attrs::get_s(item, "tenant")?).map_err(id_err)?,
+        id: ConnectionId::parse(attrs::get_s(item, "connection_id")?).map_err(id_err)?,
+        product: attrs::parse(item, "product")?,
+        cloud_id: CloudId::parse(attrs::get_s(item, "cloud_id")?).map_err(id_err)?,
+        site_url: attrs::get_s(item, "site_url")?.to_owned(),
+        status: attrs::parse(item, "status")?,
+        status_reason: attrs::opt_s(item, "status_reason").map(str::to_owned),
+        scope: attrs::opt_s(item, "scope").unwrap_or_default().to_owned(),
+        token_type: attrs::opt_s(item, "token_type")
+            .unwrap_or_default()
+            .to_owned(),
+        access_expires_at: attrs::opt_time(item, "access_expires_at"),
+        envelope,
+        version: attrs::get_n(item, "version")?,
+        created_at: attrs::get_time(item, "created_at")?,
+        updated_at: attrs::get_time(item, "updated_at")?,
+        consented_at: attrs::get_time(item, "consented_at")?,
+        last_refreshed_at: attrs::opt_time(item, "last_refreshed_at"),
+        consecutive_failures: attrs::opt_n(item, "consecutive_failures").unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_are_stable_and_distinct() {
+        let t = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+        let c = CloudId::parse("site-1").unwrap_or_else(|e| panic!("{e}"));
+        let a = connection_id(&t, Product::Jira, &c);
+        assert_eq!(a, connection_id(&t, Product::Jira, &c));
+        assert_ne!(a, connection_id(&t, Product::Confluence, &c));
+        assert!(a.as_str().starts_with("conn-") && a.as_str().len() == 29);
+    }
+}
