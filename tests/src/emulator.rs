@@ -242,7 +242,7 @@ pub async fn provision(
         .description("connectors: token envelopes and S3 SSE-KMS")
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("KMS key"))?;
     let key_id = key
         .key_metadata()
@@ -258,7 +258,7 @@ pub async fn provision(
         .target_key_id(&key_id)
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("KMS alias"))?;
 
     let attr = |name: &str, t: ScalarAttributeType| {
@@ -304,7 +304,7 @@ pub async fn provision(
         )
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("table"))?;
     clients
         .dynamodb
@@ -318,7 +318,7 @@ pub async fn provision(
         )?)
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("table TTL"))?;
 
     clients
@@ -327,7 +327,7 @@ pub async fn provision(
         .bucket(&names.bucket)
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("bucket"))?;
     let sse_default = ServerSideEncryptionByDefault::builder()
         .sse_algorithm(ServerSideEncryption::AwsKms)
@@ -352,7 +352,7 @@ pub async fn provision(
         .server_side_encryption_configuration(sse)
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("bucket encryption"))?;
     clients
         .s3
@@ -365,7 +365,7 @@ pub async fn provision(
         )
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("bucket versioning"))?;
     clients
         .s3
@@ -381,7 +381,7 @@ pub async fn provision(
         )
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("bucket public access block"))?;
 
     clients
@@ -390,7 +390,7 @@ pub async fn provision(
         .name(&names.event_bus)
         .send()
         .await
-        .map_err(|e| sdk_detail(e))
+        .map_err(sdk_detail)
         .map_err(provision_err("event bus"))?;
     Ok(key_id)
 }
@@ -468,5 +468,22 @@ impl TestAws {
             .iter()
             .filter_map(|v| v.key().map(str::to_owned))
             .collect()
+    }
+}
+
+impl TestAws {
+    /// Store a secret (an app's client secret) in the emulator's Secrets Manager under a name
+    /// unique to this test; returns the name.
+    pub async fn put_secret(&self, label: &str, value: &str) -> String {
+        let name = format!("{}-{label}", self.names.table);
+        self.clients
+            .secrets
+            .create_secret()
+            .name(&name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create secret: {}", sdk_detail(e)));
+        name
     }
 }

@@ -76,3 +76,77 @@ pub fn parse<T: std::str::FromStr>(item: &Item, name: &str) -> Result<T, StoreEr
         .parse()
         .map_err(|_| StoreError::Malformed(format!("attribute {name} has an unknown value")))
 }
+
+/// An `UpdateItem` expression with every attribute name aliased (DynamoDB reserves hundreds of
+/// words, `scope` and `status` among them).
+#[derive(Default)]
+pub struct Update {
+    set: Vec<String>,
+    remove: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Update {
+    fn name(&mut self, attr: &str) -> String {
+        let alias = format!("#a{}", self.names.len());
+        self.names.insert(alias.clone(), attr.to_owned());
+        alias
+    }
+
+    fn value(&mut self, v: AttributeValue) -> String {
+        let alias = format!(":v{}", self.values.len());
+        self.values.insert(alias.clone(), v);
+        alias
+    }
+
+    pub fn set(&mut self, attr: &str, v: AttributeValue) {
+        let (n, v) = (self.name(attr), self.value(v));
+        self.set.push(format!("{n} = {v}"));
+    }
+
+    pub fn set_if_absent(&mut self, attr: &str, v: AttributeValue) {
+        let (n, v) = (self.name(attr), self.value(v));
+        self.set.push(format!("{n} = if_not_exists({n}, {v})"));
+    }
+
+    /// `attr = attr + 1`, starting from 0.
+    pub fn increment(&mut self, attr: &str) {
+        let n = self.name(attr);
+        let (zero, one) = (self.value(n_value(0)), self.value(n_value(1)));
+        self.set
+            .push(format!("{n} = if_not_exists({n}, {zero}) + {one}"));
+    }
+
+    pub fn remove(&mut self, attr: &str) {
+        let n = self.name(attr);
+        self.remove.push(n);
+    }
+
+    pub fn expression(&self) -> String {
+        let mut expr = String::new();
+        if !self.set.is_empty() {
+            expr.push_str("SET ");
+            expr.push_str(&self.set.join(", "));
+        }
+        if !self.remove.is_empty() {
+            expr.push_str(" REMOVE ");
+            expr.push_str(&self.remove.join(", "));
+        }
+        expr
+    }
+
+    pub fn apply(
+        self,
+        req: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        let expr = self.expression();
+        req.update_expression(expr)
+            .set_expression_attribute_names(Some(self.names))
+            .set_expression_attribute_values(Some(self.values))
+    }
+}
+
+fn n_value(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}

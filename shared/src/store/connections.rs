@@ -166,41 +166,37 @@ impl Store {
     /// to active, version incremented, failures cleared.
     pub async fn upsert_connection(&self, c: &NewConnection) -> Result<Connection, StoreError> {
         let due = c.access_expires_at - REFRESH_MARGIN;
-        let out = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
+        let set = [
+            ("tenant", attrs::s(c.tenant.as_str())),
+            ("connection_id", attrs::s(c.id.as_str())),
+            ("product", attrs::s(c.product.as_str())),
+            ("cloud_id", attrs::s(c.cloud_id.as_str())),
+            ("site_url", attrs::s(c.site_url.as_str())),
+            ("status", attrs::s(ConnectionStatus::Active.as_str())),
+            ("scope", attrs::s(&c.scope)),
+            ("token_type", attrs::s(&c.token_type)),
+            ("access_expires_at", attrs::epoch(c.access_expires_at)),
+            ("token_ciphertext", attrs::b(c.envelope.ciphertext.clone())),
+            ("token_key", attrs::b(c.envelope.encrypted_key.clone())),
+            ("envelope_version", attrs::n(c.envelope.version)),
+            ("updated_at", attrs::epoch(c.now)),
+            ("consented_at", attrs::epoch(c.now)),
+            ("last_refreshed_at", attrs::epoch(c.now)),
+            ("consecutive_failures", attrs::n(0)),
+            (REFRESH_BUCKET, attrs::s(REFRESH_BUCKET_ACTIVE)),
+            (REFRESH_DUE_AT, attrs::epoch(due)),
+        ];
+        let mut update = attrs::Update::default();
+        for (name, value) in set {
+            update.set(name, value);
+        }
+        update.set_if_absent("created_at", attrs::epoch(c.now));
+        update.increment("version");
+        update.remove("status_reason");
+        let out = update
+            .apply(self.ddb.update_item().table_name(&self.table))
             .key(PK, attrs::s(conn_pk(&c.tenant)))
             .key(SK, attrs::s(conn_sk(&c.id)))
-            .update_expression(
-                "SET tenant = :tenant, connection_id = :id, product = :product, cloud_id = :cloud, \
-                 site_url = :site, #status = :active, scope = :scope, token_type = :tt, \
-                 access_expires_at = :exp, token_ciphertext = :ct, token_key = :tk, envelope_version = :ev, \
-                 version = if_not_exists(version, :zero) + :one, created_at = if_not_exists(created_at, :now), \
-                 updated_at = :now, consented_at = :now, last_refreshed_at = :now, consecutive_failures = :zero, \
-                 #bucket = :bucket, #due = :due \
-                 REMOVE status_reason",
-            )
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_names("#bucket", REFRESH_BUCKET)
-            .expression_attribute_names("#due", REFRESH_DUE_AT)
-            .expression_attribute_values(":tenant", attrs::s(c.tenant.as_str()))
-            .expression_attribute_values(":id", attrs::s(c.id.as_str()))
-            .expression_attribute_values(":product", attrs::s(c.product.as_str()))
-            .expression_attribute_values(":cloud", attrs::s(c.cloud_id.as_str()))
-            .expression_attribute_values(":site", attrs::s(c.site_url.as_str()))
-            .expression_attribute_values(":active", attrs::s(ConnectionStatus::Active.as_str()))
-            .expression_attribute_values(":scope", attrs::s(&c.scope))
-            .expression_attribute_values(":tt", attrs::s(&c.token_type))
-            .expression_attribute_values(":exp", attrs::epoch(c.access_expires_at))
-            .expression_attribute_values(":ct", attrs::b(c.envelope.ciphertext.clone()))
-            .expression_attribute_values(":tk", attrs::b(c.envelope.encrypted_key.clone()))
-            .expression_attribute_values(":ev", attrs::n(c.envelope.version))
-            .expression_attribute_values(":zero", attrs::n(0))
-            .expression_attribute_values(":one", attrs::n(1))
-            .expression_attribute_values(":now", attrs::epoch(c.now))
-            .expression_attribute_values(":bucket", attrs::s(REFRESH_BUCKET_ACTIVE))
-            .expression_attribute_values(":due", attrs::epoch(due))
             .return_values(ReturnValue::AllNew)
             .send()
             .await

@@ -1,4 +1,8 @@
 //! The integration tests: one binary, one module per area. Real sockets only: the moto
 //! emulator for AWS and the fake Atlassian Cloud over HTTP.
 
+mod connect;
 mod emulator;
+mod fake_site;
+mod http_layer;
+mod support;

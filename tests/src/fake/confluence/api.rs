@@ -1,0 +1,567 @@
+//! Confluence endpoints under `/ex/confluence/{cloudId}/wiki/`: v1 CQL search (content and
+//! generic), v1 content and child attachments, v2 pages, blog posts, spaces and attachments,
+//! and attachment downloads (redirected to the media host).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use super::render::{self, Expand};
+use super::{ConfluenceState, ContentKind, cql};
+use crate::fake::media::Download;
+use crate::fake::oauth::{Need, authenticate};
+use crate::fake::params::{Params, encode_query};
+use crate::fake::respond::{
+    self, confluence_v1_error as v1_error, confluence_v2_error as v2_error, try_response,
+};
+use crate::fake::rng::fnv1a;
+use crate::fake::site::Site;
+use crate::fake::state::AppState;
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/rest/api/content/search", get(content_search))
+        .route("/rest/api/search", get(search))
+        .route("/rest/api/content/{id}", get(content))
+        .route(
+            "/rest/api/content/{id}/child/attachment",
+            get(child_attachments),
+        )
+        .route(
+            "/rest/api/content/{id}/child/attachment/{att}/download",
+            get(child_attachment_download),
+        )
+        .route("/api/v2/pages/{id}", get(page_v2))
+        .route("/api/v2/blogposts/{id}", get(blogpost_v2))
+        .route("/api/v2/pages/{id}/attachments", get(attachments_v2))
+        .route("/api/v2/spaces", get(spaces_v2))
+        .route("/download/attachments/{page}/{filename}", get(download))
+        .fallback(|| async {
+            v1_error(
+                StatusCode::NOT_FOUND,
+                "No resource found for this path in the fake Confluence.",
+            )
+        })
+}
+
+fn encode_cursor(offset: usize, bound_to: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("c1:{offset}:{:016x}", fnv1a(bound_to.as_bytes())))
+}
+
+fn decode_cursor(cursor: &str, bound_to: &str) -> Option<usize> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor.trim()).ok()?).ok()?;
+    let mut parts = raw.split(':');
+    let (Some("c1"), Some(offset), Some(fp), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    (fp == format!("{:016x}", fnv1a(bound_to.as_bytes())))
+        .then(|| offset.parse().ok())
+        .flatten()
+}
+
+/// A bounded page size: `default` when absent, at least 1, at most `cap`.
+fn limit(p: &Params, default: u64, cap: u64, v2: bool) -> Result<usize, Response> {
+    let n = p.number("limit").map_err(|m| {
+        if v2 {
+            v2_error(StatusCode::BAD_REQUEST, &m)
+        } else {
+            v1_error(StatusCode::BAD_REQUEST, &m)
+        }
+    })?;
+    Ok(usize::try_from(n.unwrap_or(default).clamp(1, cap)).unwrap_or(1))
+}
+
+async fn content_search(
+    State(app): State<Arc<AppState>>,
+    Path(cloud_id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let site = try_response!(authenticate(
+        &app,
+        &headers,
+        &cloud_id,
+        Need::ConfluenceSearch
+    ));
+    run_search(&site, &Params::parse(q.as_deref()), false)
+}
+
+async fn search(
+    State(app): State<Arc<AppState>>,
+    Path(cloud_id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let site = try_response!(authenticate(
+        &app,
+        &headers,
+        &cloud_id,
+        Need::ConfluenceSearch
+    ));
+    run_search(&site, &Params::parse(q.as_deref()), true)
+}
+
+/// Both CQL endpoints: cursor paging via `_links.next` (relative to `/wiki`), `limit` capped at
+/// 50 when a body is expanded and 200 otherwise.
+fn run_search(site: &Site, p: &Params, wrapped: bool) -> Response {
+    let Some(cql) = p.get("cql").filter(|c| !c.trim().is_empty()) else {
+        return v1_error(
+            StatusCode::BAD_REQUEST,
+            "The cql query parameter is required.",
+        );
+    };
+    let expand_raw = p.list("expand");
+    let expand = Expand::parse(&expand_raw, wrapped);
+    let cap = if expand.any_body() { 50 } else { 200 };
+    let limit = try_response!(limit(p, 25, cap, false));
+    let offset = match p.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(cursor) => match decode_cursor(cursor, cql) {
+            Some(o) => o,
+            None => {
+                return v1_error(
+                    StatusCode::BAD_REQUEST,
+                    "The cursor is invalid or does not belong to this query.",
+                );
+            }
+        },
+    };
+    let data = &site.confluence;
+    let state = data.read();
+    let hits = match cql::search(&state, cql, data.ctx().clock.now()) {
+        Ok(h) => h,
+        Err(message) => return v1_error(StatusCode::BAD_REQUEST, &message),
+    };
+    let end = offset.saturating_add(limit).min(hits.len());
+    let results: Vec<Value> = hits
+        .get(offset.min(end)..end)
+        .unwrap_or(&[])
+        .iter()
+        .map(|item| {
+            if wrapped {
+                render::search_result(&state, data.ctx(), *item, &expand)
+            } else {
+                match item {
+                    cql::Item::Page(i) => render::page_v1(&state, data.ctx(), *i, &expand),
+                    cql::Item::Attachment(a) => {
+                        render::attachment_v1(&state, data.ctx(), *a, &expand)
+                    }
+                }
+            }
+        })
+        .collect();
+    let path = if wrapped {
+        "/rest/api/search"
+    } else {
+        "/rest/api/content/search"
+    };
+    let base = data.ctx().wiki_base();
+    let expand_param = expand_raw.join(",");
+    let limit_s = limit.to_string();
+    let mut links = json!({
+        "base": base,
+        "context": "/wiki",
+        "self": format!("{base}{path}?{}", encode_query([("cql", cql)])),
+    });
+    if end < hits.len() {
+        let cursor = encode_cursor(end, cql);
+        let end_s = end.to_string();
+        let mut pairs = vec![("next", "true"), ("cursor", cursor.as_str())];
+        if !expand_param.is_empty() {
+            pairs.push(("expand", expand_param.as_str()));
+        }
+        pairs.extend([
+            ("limit", limit_s.as_str()),
+            ("start", end_s.as_str()),
+            ("cql", cql),
+        ]);
+        if let Some(obj) = links.as_object_mut() {
+            obj.insert(
+                "next".into(),
+                json!(format!("{path}?{}", encode_query(pairs))),
+            );
+        }
+    }
+    let mut body = json!({ "results": results, "start": offset, "limit": limit, "size": end.saturating_sub(offset), "_links": links });
+    if wrapped && let Some(obj) = body.as_object_mut() {
+        obj.insert("totalSize".into(), json!(hits.len()));
+        obj.insert("cqlQuery".into(), json!(cql));
+        obj.insert("searchDuration".into(), json!(7));
+    }
+    respond::ok(body)
+}
+
+/// A page the user may read: 404 when missing, 403 when forbidden (`v2` picks the error shape).
+fn readable_page(state: &ConfluenceState, id: &str, v2: bool) -> Result<usize, Response> {
+    let err = |status, msg: &str| {
+        if v2 {
+            v2_error(status, msg)
+        } else {
+            v1_error(status, msg)
+        }
+    };
+    if v2 && id.parse::<u64>().is_err() {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Provided value {{{id}}} for 'id' is not the correct type. Expected type is ContentId"
+            ),
+        ));
+    }
+    let idx = state.find(id).ok_or_else(|| {
+        err(
+            StatusCode::NOT_FOUND,
+            &format!("No content found with id: {id}"),
+        )
+    })?;
+    if state.pages[idx].forbidden {
+        return Err(err(
+            StatusCode::FORBIDDEN,
+            &format!("You do not have permission to view content with id: {id}"),
+        ));
+    }
+    Ok(idx)
+}
+
+async fn content(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let site = try_response!(authenticate(
+        &app,
+        &headers,
+        &cloud_id,
+        Need::ConfluenceRead
+    ));
+    let p = Params::parse(q.as_deref());
+    let expand = Expand::parse(&p.list("expand"), false);
+    let data = &site.confluence;
+    let state = data.read();
+    if id.starts_with("att") {
+        let Some(a) = state.find_attachment(&id) else {
+            return v1_error(
+                StatusCode::NOT_FOUND,
+                &format!("No content found with id: {id}"),
+            );
+        };
+        if state.attachments[a].forbidden || state.pages[state.attachments[a].page].forbidden {
+            return v1_error(
+                StatusCode::FORBIDDEN,
+                &format!("You do not have permission to view content with id: {id}"),
+            );
+        }
+        return respond::ok(render::attachment_v1(&state, data.ctx(), a, &expand));
+    }
+    let idx = try_response!(readable_page(&state, &id, false));
+    respond::ok(render::page_v1(&state, data.ctx(), idx, &expand))
+}
+
+async fn child_attachments(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let site = try_response!(authenticate(
+        &app,
+        &headers,
+        &cloud_id,
+        Need::ConfluenceRead
+    ));
+    let p = Params::parse(q.as_deref());
+    let limit = try_response!(limit(&p, 50, 200, false));
+    let start = try_response!(
+        p.number("start")
+            .map_err(|m| v1_error(StatusCode::BAD_REQUEST, &m))
+    );
+    let start = usize::try_from(start.unwrap_or(0)).unwrap_or(usize::MAX);
+    let expand_raw = p.list("expand");
+    let expand = Expand::parse(&expand_raw, false);
+    let data = &site.confluence;
+    let state = data.read();
+    let idx = try_response!(readable_page(&state, &id, false));
+    let all = &state.pages[idx].attachments;
+    let end = start.saturating_add(limit).min(all.len());
+    let results: Vec<Value> = all
+        .get(start.min(end)..end)
+        .unwrap_or(&[])
+        .iter()
+        .map(|a| render::attachment_v1(&state, data.ctx(), *a, &expand))
+        .collect();
+    let base = data.ctx().wiki_base();
+    let mut links = json!({ "base": base, "context": "/wiki", "self": format!("{base}/rest/api/content/{id}/child/attachment") });
+    if end < all.len() {
+        let (limit_s, end_s, expand_s) = (limit.to_string(), end.to_string(), expand_raw.join(","));
+        let mut pairs = vec![("limit", limit_s.as_str()), ("start", end_s.as_str())];
+        if !expand_s.is_empty() {
+            pairs.push(("expand", expand_s.as_str()));
+        }
+        if let Some(obj) = links.as_object_mut() {
+            obj.insert(
+                "next".into(),
+                json!(format!(
+                    "/rest/api/content/{id}/child/attachment?{}",
+                    encode_query(pairs)
+                )),
+            );
+        }
+    }
+    respond::ok(
+        json!({ "results": results, "start": start, "limit": limit, "size": end.saturating_sub(start), "_links": links }),
+    )
+}
+
+fn v2_content(
+    app: &AppState,
+    headers: &HeaderMap,
+    cloud_id: &str,
+    id: &str,
+    q: Option<&str>,
+    kind: ContentKind,
+) -> Response {
+    let site = try_response!(authenticate(app, headers, cloud_id, Need::ConfluenceRead));
+    let p = Params::parse(q);
+    let body_format = p.get("body-format");
+    if let Some(f) = body_format
+        && !matches!(f, "storage" | "atlas_doc_format" | "view" | "export_view")
+    {
+        return v2_error(
+            StatusCode::BAD_REQUEST,
+            &format!("Invalid value '{f}' for parameter 'body-format'."),
+        );
+    }
+    let data = &site.confluence;
+    let state = data.read();
+    let idx = try_response!(readable_page(&state, id, true));
+    if state.pages[idx].kind != kind {
+        return v2_error(
+            StatusCode::NOT_FOUND,
+            &format!("No {} found with id: {id}", kind.as_str()),
+        );
+    }
+    respond::ok(render::page_v2(&state, data.ctx(), idx, body_format))
+}
+
+async fn page_v2(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    v2_content(
+        &app,
+        &headers,
+        &cloud_id,
+        &id,
+        q.as_deref(),
+        ContentKind::Page,
+    )
+}
+
+async fn blogpost_v2(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    v2_content(
+        &app,
+        &headers,
+        &cloud_id,
+        &id,
+        q.as_deref(),
+        ContentKind::BlogPost,
+    )
+}
+
+/// v2 attachment list: cursor paging with `_links.next` (relative to the site, starting with
+/// `/wiki`) and a `Link: <…>; rel="next"` header.
+async fn attachments_v2(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let site = try_response!(authenticate(
+        &app,
+        &headers,
+        &cloud_id,
+        Need::ConfluenceRead
+    ));
+    let p = Params::parse(q.as_deref());
+    let limit = try_response!(limit(&p, 50, 250, true));
+    let bound = format!("attachments:{id}");
+    let offset = match p.get("cursor").filter(|c| !c.is_empty()) {
+        None => 0,
+        Some(c) => match decode_cursor(c, &bound) {
+            Some(o) => o,
+            None => return v2_error(StatusCode::BAD_REQUEST, "Invalid cursor."),
+        },
+    };
+    let data = &site.confluence;
+    let state = data.read();
+    let idx = try_response!(readable_page(&state, &id, true));
+    let all = &state.pages[idx].attachments;
+    let end = offset.saturating_add(limit).min(all.len());
+    let results: Vec<Value> = all
+        .get(offset.min(end)..end)
+        .unwrap_or(&[])
+        .iter()
+        .map(|a| render::attachment_v2(&state, data.ctx(), *a))
+        .collect();
+    let mut links = json!({ "base": data.ctx().wiki_base() });
+    let mut next_link = None;
+    if end < all.len() {
+        let cursor = encode_cursor(end, &bound);
+        let limit_s = limit.to_string();
+        let next = format!(
+            "/wiki/api/v2/pages/{id}/attachments?{}",
+            encode_query([("cursor", cursor.as_str()), ("limit", limit_s.as_str())])
+        );
+        if let Some(obj) = links.as_object_mut() {
+            obj.insert("next".into(), json!(next));
+        }
+        next_link = Some(next);
+    }
+    let mut response = respond::ok(json!({ "results": results, "_links": links }));
+    if let Some(next) = next_link
+        && let Ok(v) = HeaderValue::from_str(&format!("<{next}>; rel=\"next\""))
+    {
+        response.headers_mut().insert(header::LINK, v);
+    }
+    response
+}
+
+async fn spaces_v2(
+    State(app): State<Arc<AppState>>,
+    Path(cloud_id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let site = try_response!(authenticate(
+        &app,
+        &headers,
+        &cloud_id,
+        Need::ConfluenceRead
+    ));
+    let p = Params::parse(q.as_deref());
+    let keys: Vec<String> = p
+        .list("keys")
+        .into_iter()
+        .map(|k| k.to_ascii_uppercase())
+        .collect();
+    let state = site.confluence.read();
+    let results: Vec<Value> = state
+        .spaces
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| keys.is_empty() || keys.contains(&s.key))
+        .map(|(i, s)| {
+            let home = state
+                .pages
+                .iter()
+                .find(|p| p.space == i && p.parent.is_none() && p.kind == ContentKind::Page);
+            json!({
+                "id": s.id.to_string(),
+                "key": s.key,
+                "name": s.name,
+                "type": "global",
+                "status": "current",
+                "homepageId": home.map(|p| p.id.to_string()),
+                "_links": { "webui": format!("/spaces/{}", s.key) },
+            })
+        })
+        .collect();
+    respond::ok(json!({ "results": results, "_links": { "base": site.ctx.wiki_base() } }))
+}
+
+/// Redirect (302) to the media host for an attachment the user may read.
+fn redirect_to_media(app: &AppState, state: &ConfluenceState, att: usize) -> Response {
+    let a = &state.attachments[att];
+    if a.forbidden || state.pages[a.page].forbidden {
+        return v1_error(
+            StatusCode::FORBIDDEN,
+            "You do not have permission to download this attachment.",
+        );
+    }
+    let link = app.media_link(Download {
+        content_id: a.public_id(),
+        size: a.size,
+        filename: a.title.clone(),
+        mime: a.mime.to_owned(),
+    });
+    respond::redirect(StatusCode::FOUND, &link)
+}
+
+async fn download(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, page, filename)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let site = try_response!(authenticate(
+        &app,
+        &headers,
+        &cloud_id,
+        Need::ConfluenceRead
+    ));
+    let state = site.confluence.read();
+    let Some(idx) = state.find(&page) else {
+        return v1_error(
+            StatusCode::NOT_FOUND,
+            &format!("No content found with id: {page}"),
+        );
+    };
+    if state.pages[idx].forbidden {
+        return v1_error(
+            StatusCode::FORBIDDEN,
+            "You do not have permission to download this attachment.",
+        );
+    }
+    match state.pages[idx]
+        .attachments
+        .iter()
+        .find(|a| state.attachments[**a].title == filename)
+    {
+        Some(a) => redirect_to_media(&app, &state, *a),
+        None => v1_error(
+            StatusCode::NOT_FOUND,
+            "No attachment with that file name on this page.",
+        ),
+    }
+}
+
+async fn child_attachment_download(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, page, att)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let site = try_response!(authenticate(
+        &app,
+        &headers,
+        &cloud_id,
+        Need::ConfluenceRead
+    ));
+    let state = site.confluence.read();
+    let idx = try_response!(readable_page(&state, &page, false));
+    match state
+        .find_attachment(&att)
+        .filter(|a| state.attachments[*a].page == idx)
+    {
+        Some(a) => redirect_to_media(&app, &state, a),
+        None => v1_error(
+            StatusCode::NOT_FOUND,
+            &format!("No content found with id: {att}"),
+        ),
+    }
+}

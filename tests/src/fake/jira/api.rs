@@ -1,0 +1,491 @@
+//! Jira REST v3 endpoints under `/ex/jira/{cloudId}/rest/api/3/`: enhanced JQL search (GET and
+//! POST), bulk fetch, single issue, comments, changelog, attachment metadata and content.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use super::render::{self, Fields};
+use super::{JiraData, JiraState, jql};
+use crate::fake::media::{self, Download};
+use crate::fake::oauth::{Need, authenticate};
+use crate::fake::params::{Params, split_list};
+use crate::fake::respond::{self, jira_error, try_response};
+use crate::fake::rng::fnv1a;
+use crate::fake::site::Site;
+use crate::fake::state::AppState;
+
+const BULK_LIMIT: usize = 100;
+const NOT_VISIBLE: &str = "Issue does not exist or you do not have permission to see it.";
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/search/jql", get(search_get).post(search_post))
+        .route("/issue/bulkfetch", post(bulkfetch))
+        .route("/issue/{id}", get(issue))
+        .route("/issue/{id}/comment", get(comments))
+        .route("/issue/{id}/changelog", get(changelog))
+        .route("/attachment/{id}", get(attachment_meta))
+        .route("/attachment/content/{id}", get(attachment_content))
+        .route("/myself", get(myself))
+        .fallback(|| async {
+            jira_error(
+                StatusCode::NOT_FOUND,
+                "No resource found for this path in the fake Jira.",
+            )
+        })
+}
+
+fn site(app: &AppState, headers: &HeaderMap, cloud_id: &str) -> Result<Site, Response> {
+    authenticate(app, headers, cloud_id, Need::JiraRead)
+}
+
+/// One search request, whichever method it came by.
+struct SearchRequest {
+    jql: String,
+    next_page_token: Option<String>,
+    max_results: Option<u64>,
+    fields: Vec<String>,
+    expand: Vec<String>,
+}
+
+async fn search_get(
+    State(app): State<Arc<AppState>>,
+    Path(cloud_id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    let p = Params::parse(query.as_deref());
+    let max_results = try_response!(
+        p.number("maxResults")
+            .map_err(|m| jira_error(StatusCode::BAD_REQUEST, &m))
+    );
+    let req = SearchRequest {
+        jql: p.get("jql").unwrap_or("").to_owned(),
+        next_page_token: p
+            .get("nextPageToken")
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+        max_results,
+        fields: p.list("fields"),
+        expand: p.list("expand"),
+    };
+    search(&site.jira, req)
+}
+
+async fn search_post(
+    State(app): State<Arc<AppState>>,
+    Path(cloud_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    let body = try_response!(json_object(&body));
+    let max_results = match body.get("maxResults") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(n) => Some(n),
+            None => {
+                return jira_error(
+                    StatusCode::BAD_REQUEST,
+                    "maxResults must be a non-negative integer.",
+                );
+            }
+        },
+    };
+    let jql = match body.get("jql") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => return jira_error(StatusCode::BAD_REQUEST, "jql must be a string."),
+    };
+    let next_page_token = match body.get("nextPageToken") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return jira_error(StatusCode::BAD_REQUEST, "nextPageToken must be a string."),
+    };
+    let fields = try_response!(string_list(body.get("fields"), "fields"));
+    let expand = try_response!(string_list(body.get("expand"), "expand"));
+    search(
+        &site.jira,
+        SearchRequest {
+            jql,
+            next_page_token,
+            max_results,
+            fields,
+            expand,
+        },
+    )
+}
+
+fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, Response> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(jira_error(
+            StatusCode::BAD_REQUEST,
+            "The request body must be a JSON object.",
+        )),
+    }
+}
+
+/// A list given as a JSON array of strings or a comma-separated string.
+fn string_list(v: Option<&Value>, name: &str) -> Result<Vec<String>, Response> {
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(split_list([s.as_str()])),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                match item.as_str() {
+                    Some(s) => out.extend(split_list([s])),
+                    None => {
+                        return Err(jira_error(
+                            StatusCode::BAD_REQUEST,
+                            &format!("{name} must be a list of strings."),
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(jira_error(
+            StatusCode::BAD_REQUEST,
+            &format!("{name} must be a list of strings."),
+        )),
+    }
+}
+
+/// `nextPageToken`: the offset of the next page, bound to the query it belongs to.
+fn encode_token(offset: usize, jql: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1:{offset}:{:016x}", fnv1a(jql.as_bytes())))
+}
+
+fn decode_token(token: &str, jql: &str) -> Option<usize> {
+    let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token.trim()).ok()?).ok()?;
+    let mut parts = raw.split(':');
+    let (Some("v1"), Some(offset), Some(fingerprint), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    (fingerprint == format!("{:016x}", fnv1a(jql.as_bytes())))
+        .then(|| offset.parse().ok())
+        .flatten()
+}
+
+fn search(jira: &JiraData, req: SearchRequest) -> Response {
+    if req.jql.trim().is_empty() {
+        return jira_error(StatusCode::BAD_REQUEST, jql::UNBOUNDED);
+    }
+    let state = jira.read();
+    let hits = match jql::search(&state, &req.jql, jira.ctx().clock.now()) {
+        Ok(hits) => hits,
+        Err(e) => return jira_error(StatusCode::BAD_REQUEST, &e.message()),
+    };
+    let fields = Fields::parse(&req.fields, Fields::IdsOnly);
+    let cap = if fields.ids_only() { 5000 } else { 100 };
+    let page_size = usize::try_from(req.max_results.unwrap_or(50))
+        .unwrap_or(cap)
+        .clamp(1, cap);
+    let offset = match &req.next_page_token {
+        None => 0,
+        Some(token) => match decode_token(token, &req.jql) {
+            Some(offset) => offset,
+            None => {
+                return jira_error(
+                    StatusCode::BAD_REQUEST,
+                    "The provided next page token is invalid or expired.",
+                );
+            }
+        },
+    };
+    let end = offset.saturating_add(page_size).min(hits.len());
+    let changelog = req.expand.iter().any(|e| e == "changelog");
+    let issues: Vec<Value> = hits
+        .get(offset..end)
+        .unwrap_or(&[])
+        .iter()
+        .map(|i| render::issue(&state, jira.ctx(), *i, &fields, changelog))
+        .collect();
+    let is_last = end >= hits.len();
+    let mut body = json!({ "issues": issues, "isLast": is_last });
+    if !is_last && let Some(obj) = body.as_object_mut() {
+        obj.insert("nextPageToken".into(), json!(encode_token(end, &req.jql)));
+    }
+    respond::ok(body)
+}
+
+async fn bulkfetch(
+    State(app): State<Arc<AppState>>,
+    Path(cloud_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    let body = try_response!(json_object(&body));
+    let ids: Vec<String> = match body.get("issueIdsOrKeys") {
+        Some(Value::Array(items)) => {
+            let mut ids = Vec::new();
+            for item in items {
+                match item {
+                    Value::String(s) => ids.push(s.clone()),
+                    Value::Number(n) => ids.push(n.to_string()),
+                    _ => {
+                        return jira_error(
+                            StatusCode::BAD_REQUEST,
+                            "issueIdsOrKeys must contain issue ids or keys.",
+                        );
+                    }
+                }
+            }
+            ids
+        }
+        _ => return jira_error(StatusCode::BAD_REQUEST, "issueIdsOrKeys must be provided."),
+    };
+    if ids.is_empty() {
+        return jira_error(StatusCode::BAD_REQUEST, "issueIdsOrKeys must not be empty.");
+    }
+    if ids.len() > BULK_LIMIT {
+        return jira_error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "The number of issue IDs or keys requested ({}) exceeds the maximum of {BULK_LIMIT}.",
+                ids.len()
+            ),
+        );
+    }
+    let fields = try_response!(string_list(body.get("fields"), "fields"));
+    let expand = try_response!(string_list(body.get("expand"), "expand"));
+    let fields = Fields::parse(
+        &fields,
+        Fields::Some(render::ALL_FIELDS.iter().copied().collect()),
+    );
+    let changelog = expand.iter().any(|e| e == "changelog");
+
+    let jira = &site.jira;
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    {
+        let mut state = jira.write();
+        let mut seen = HashSet::new();
+        for id in &ids {
+            let Some(idx) = state.find(id) else { continue };
+            if state.issues[idx].forbidden || !seen.insert(idx) {
+                continue;
+            }
+            if state.issues[idx].flaky && state.flaky_served.insert(idx) {
+                errors.push(json!({
+                    "id": state.issues[idx].id.to_string(),
+                    "errorMessage": "Issue could not be retrieved in time; please retry.",
+                }));
+                continue;
+            }
+            found.push(idx);
+        }
+    }
+    let state = jira.read();
+    let issues: Vec<Value> = found
+        .iter()
+        .map(|i| render::issue(&state, jira.ctx(), *i, &fields, changelog))
+        .collect();
+    respond::ok(json!({ "expand": "schema,names", "issues": issues, "issueErrors": errors }))
+}
+
+/// A visible issue for the single-issue endpoints (404 for missing and forbidden alike).
+fn visible(state: &JiraState, id: &str) -> Result<usize, Response> {
+    match state.find(id) {
+        Some(idx) if !state.issues[idx].forbidden => Ok(idx),
+        _ => Err(jira_error(StatusCode::NOT_FOUND, NOT_VISIBLE)),
+    }
+}
+
+async fn issue(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    let p = Params::parse(query.as_deref());
+    let state = site.jira.read();
+    let idx = try_response!(visible(&state, &id));
+    let fields = Fields::parse(
+        &p.list("fields"),
+        Fields::Some(render::ALL_FIELDS.iter().copied().collect()),
+    );
+    let changelog = p.list("expand").iter().any(|e| e == "changelog");
+    respond::ok(render::issue(
+        &state,
+        site.jira.ctx(),
+        idx,
+        &fields,
+        changelog,
+    ))
+}
+
+/// `startAt` and a capped `maxResults` from the query.
+fn paging(p: &Params, default: u64, cap: u64) -> Result<(usize, usize), Response> {
+    let start = p
+        .number("startAt")
+        .map_err(|m| jira_error(StatusCode::BAD_REQUEST, &m))?
+        .unwrap_or(0);
+    let max = p
+        .number("maxResults")
+        .map_err(|m| jira_error(StatusCode::BAD_REQUEST, &m))?
+        .unwrap_or(default);
+    let start = usize::try_from(start).unwrap_or(usize::MAX);
+    let max = usize::try_from(max.clamp(1, cap)).unwrap_or(1);
+    Ok((start, max))
+}
+
+async fn comments(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    let p = Params::parse(query.as_deref());
+    let (start, max) = try_response!(paging(&p, 50, 100));
+    let state = site.jira.read();
+    let idx = try_response!(visible(&state, &id));
+    let issue = &state.issues[idx];
+    let mut order: Vec<usize> = (0..issue.comments.len()).collect();
+    if p.get("orderBy")
+        .is_some_and(|o| o.trim_start_matches('+') == "-created")
+    {
+        order.reverse();
+    }
+    let page: Vec<Value> = order
+        .iter()
+        .skip(start)
+        .take(max)
+        .map(|c| render::comment(site.jira.ctx(), issue, &issue.comments[*c]))
+        .collect();
+    respond::ok(
+        json!({ "startAt": start, "maxResults": max, "total": issue.comments.len(), "comments": page }),
+    )
+}
+
+async fn changelog(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    let p = Params::parse(query.as_deref());
+    let (start, max) = try_response!(paging(&p, 100, 100));
+    let state = site.jira.read();
+    let idx = try_response!(visible(&state, &id));
+    let issue = &state.issues[idx];
+    let total = issue.changelog;
+    let end = start.saturating_add(max).min(total);
+    let values: Vec<Value> = (start.min(end)..end)
+        .map(|k| render::history(site.jira.ctx(), issue, k))
+        .collect();
+    let api = site.ctx.jira_api();
+    let is_last = end >= total;
+    let mut body = json!({
+        "self": format!("{api}/rest/api/3/issue/{id}/changelog?maxResults={max}&startAt={start}"),
+        "maxResults": max,
+        "startAt": start,
+        "total": total,
+        "isLast": is_last,
+        "values": values,
+    });
+    if !is_last && let Some(obj) = body.as_object_mut() {
+        obj.insert(
+            "nextPage".into(),
+            json!(format!(
+                "{api}/rest/api/3/issue/{id}/changelog?maxResults={max}&startAt={end}"
+            )),
+        );
+    }
+    respond::ok(body)
+}
+
+/// The attachment, if its issue exists; 403 when the user may not see it.
+fn find_attachment(state: &JiraState, id: &str) -> Result<usize, Response> {
+    let not_found = || {
+        jira_error(
+            StatusCode::NOT_FOUND,
+            &format!("The attachment with id '{id}' does not exist."),
+        )
+    };
+    let numeric: u64 = id.parse().map_err(|_| not_found())?;
+    let idx = state
+        .attachments
+        .iter()
+        .position(|a| a.id == numeric)
+        .ok_or_else(not_found)?;
+    let a = &state.attachments[idx];
+    let issue = &state.issues[a.issue];
+    if issue.deleted {
+        return Err(not_found());
+    }
+    if a.forbidden || issue.forbidden {
+        return Err(jira_error(
+            StatusCode::FORBIDDEN,
+            &format!("You do not have permission to view attachment with id: {id}"),
+        ));
+    }
+    Ok(idx)
+}
+
+async fn attachment_meta(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    let state = site.jira.read();
+    let idx = try_response!(find_attachment(&state, &id));
+    respond::ok(render::attachment(site.jira.ctx(), &state.attachments[idx]))
+}
+
+async fn attachment_content(
+    State(app): State<Arc<AppState>>,
+    Path((cloud_id, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    let download = {
+        let state = site.jira.read();
+        let idx = try_response!(find_attachment(&state, &id));
+        let a = &state.attachments[idx];
+        Download {
+            content_id: a.id.to_string(),
+            size: a.size,
+            filename: a.filename.clone(),
+            mime: a.mime.to_owned(),
+        }
+    };
+    let p = Params::parse(query.as_deref());
+    if p.get("redirect")
+        .is_some_and(|r| r.eq_ignore_ascii_case("false"))
+    {
+        return media::stream(&download);
+    }
+    respond::redirect(StatusCode::SEE_OTHER, &app.media_link(download))
+}
+
+async fn myself(
+    State(app): State<Arc<AppState>>,
+    Path(cloud_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let site = try_response!(site(&app, &headers, &cloud_id));
+    respond::ok(site.ctx.users.jira_json(0, &site.ctx.jira_api()))
+}

@@ -1,0 +1,364 @@
+//! OAuth 2.0 (3LO) over HTTP: `GET /authorize` (consent page), `POST /authorize/decision`,
+//! `POST /oauth/token`, `GET /oauth/token/accessible-resources`, and the bearer check every
+//! `/ex/...` API call goes through.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use url::Url;
+
+use super::consent::{ConsentPage, error_page};
+use super::grants::{AccessGrant, Issued};
+use super::params::Params;
+use super::respond;
+use super::site::Site;
+use super::state::{AppState, lock};
+
+pub(crate) const AUDIENCE: &str = "api.atlassian.com";
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/authorize", get(authorize_page))
+        .route("/authorize/decision", post(authorize_decision))
+        .route("/oauth/token", post(token))
+        .route(
+            "/oauth/token/accessible-resources",
+            get(accessible_resources),
+        )
+}
+
+/// A validated authorization request.
+#[derive(Clone, Debug)]
+pub(crate) struct AuthorizeRequest {
+    pub client_id: String,
+    /// Exactly as registered and sent (codes are bound to this string).
+    pub redirect_uri: String,
+    /// The same, parsed, to append the answer to.
+    pub redirect_url: Url,
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub prompt: Option<String>,
+}
+
+/// Validates authorization parameters the way `GET /authorize` does; `Err` is the message of a
+/// 400 page (never a redirect: the redirect URI may be the attacker's).
+pub(crate) fn validate(app: &AppState, p: &Params) -> Result<AuthorizeRequest, String> {
+    let client_id = p
+        .get("client_id")
+        .filter(|s| !s.is_empty())
+        .ok_or("The client_id parameter is missing.")?;
+    let client = app
+        .client(client_id)
+        .ok_or("Unknown client_id: no app is registered with this id.")?;
+    let redirect = p
+        .get("redirect_uri")
+        .filter(|s| !s.is_empty())
+        .ok_or("The redirect_uri parameter is missing.")?;
+    if !client.redirect_uris.iter().any(|u| u == redirect) {
+        return Err("The redirect_uri is not one of the app's registered callback URLs.".into());
+    }
+    let redirect_url = Url::parse(redirect)
+        .map_err(|_| "The registered redirect_uri is not a valid URL.".to_owned())?;
+    match p.get("response_type") {
+        Some("code") => {}
+        Some(other) => {
+            return Err(format!(
+                "Unsupported response_type '{other}'; only 'code' is supported."
+            ));
+        }
+        None => return Err("The response_type parameter is missing.".into()),
+    }
+    match p.get("audience") {
+        Some(AUDIENCE) => {}
+        Some(other) => {
+            return Err(format!(
+                "Invalid audience '{other}'; expected '{AUDIENCE}'."
+            ));
+        }
+        None => return Err("The audience parameter is missing.".into()),
+    }
+    let scopes: Vec<String> = p
+        .get("scope")
+        .unwrap_or("")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if scopes.is_empty() {
+        return Err("The scope parameter is missing or empty.".into());
+    }
+    if let Some(bad) = scopes.iter().find(|s| {
+        !s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '.' | '-' | '_'))
+    }) {
+        return Err(format!("Invalid scope '{bad}'."));
+    }
+    Ok(AuthorizeRequest {
+        client_id: client.client_id,
+        redirect_uri: redirect.to_owned(),
+        redirect_url,
+        scopes,
+        state: p.get("state").map(str::to_owned),
+        prompt: p.get("prompt").map(str::to_owned),
+    })
+}
+
+/// The redirect after the user's decision: `?code=…&state=…` or `?error=access_denied&…`,
+/// keeping any query the registered redirect URI already has.
+pub(crate) fn decide(app: &AppState, req: &AuthorizeRequest, accept: bool) -> Url {
+    let mut url = req.redirect_url.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        if accept {
+            let code = lock(&app.grants).issue_code(
+                &req.client_id,
+                &req.redirect_uri,
+                req.scopes.clone(),
+                app.clock.now(),
+            );
+            q.append_pair("code", &code);
+        } else {
+            q.append_pair("error", "access_denied");
+            q.append_pair(
+                "error_description",
+                "The user denied the authorization request.",
+            );
+        }
+        if let Some(state) = &req.state {
+            q.append_pair("state", state);
+        }
+    }
+    url
+}
+
+async fn authorize_page(State(app): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let params = Params::parse(query.as_deref());
+    let req = match validate(&app, &params) {
+        Ok(req) => req,
+        Err(message) => return respond::html(StatusCode::BAD_REQUEST, error_page(&message)),
+    };
+    let mut hidden = vec![
+        ("audience", AUDIENCE.to_owned()),
+        ("client_id", req.client_id.clone()),
+        ("scope", req.scopes.join(" ")),
+        ("redirect_uri", req.redirect_uri.clone()),
+        ("response_type", "code".to_owned()),
+    ];
+    if let Some(state) = &req.state {
+        hidden.push(("state", state.clone()));
+    }
+    if let Some(prompt) = &req.prompt {
+        hidden.push(("prompt", prompt.clone()));
+    }
+    let page = ConsentPage {
+        client_id: &req.client_id,
+        user_name: &app.users.get(0).display_name,
+        sites: app
+            .sites
+            .iter()
+            .map(|s| (s.ctx.name.clone(), s.ctx.url.clone()))
+            .collect(),
+        scopes: &req.scopes,
+        hidden,
+    };
+    respond::html(StatusCode::OK, page.render())
+}
+
+async fn authorize_decision(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let params = Params::from_bytes(&body);
+    let req = match validate(&app, &params) {
+        Ok(req) => req,
+        Err(message) => return respond::html(StatusCode::BAD_REQUEST, error_page(&message)),
+    };
+    let accept = match params.get("decision") {
+        Some("accept") => true,
+        Some("deny") => false,
+        _ => {
+            return respond::html(
+                StatusCode::BAD_REQUEST,
+                error_page("Choose Accept or Deny."),
+            );
+        }
+    };
+    let url = decide(&app, &req, accept);
+    respond::redirect(StatusCode::FOUND, url.as_str())
+}
+
+fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
+    respond::json(
+        status,
+        json!({ "error": error, "error_description": description }),
+    )
+}
+
+/// The token request's parameters, from a JSON body (Atlassian's documented form) or a form body.
+fn token_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, Response> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
+        || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !is_json {
+        return Ok(Params::from_bytes(body));
+    }
+    let invalid = || {
+        token_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request body is not a JSON object of strings.",
+        )
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|_| invalid())?;
+    let obj = value.as_object().ok_or_else(invalid)?;
+    let mut pairs = Vec::new();
+    for (k, v) in obj {
+        match v {
+            Value::String(s) => pairs.push((k.clone(), s.clone())),
+            Value::Null => {}
+            _ => return Err(invalid()),
+        }
+    }
+    Ok(Params::from_bytes(
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish()
+            .as_bytes(),
+    ))
+}
+
+async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let p = match token_params(&headers, &body) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let grant_type = p.get("grant_type").unwrap_or("");
+    if grant_type != "authorization_code" && grant_type != "refresh_token" {
+        return token_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Unsupported grant type",
+        );
+    }
+    let client = p.get("client_id").and_then(|id| app.client(id));
+    let authenticated =
+        client.is_some_and(|c| p.get("client_secret") == Some(c.client_secret.as_str()));
+    let (Some(client_id), true) = (p.get("client_id"), authenticated) else {
+        return token_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
+    };
+    let now = app.clock.now();
+    let result = if grant_type == "authorization_code" {
+        let (Some(code), Some(redirect_uri)) = (p.get("code"), p.get("redirect_uri")) else {
+            return token_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "code and redirect_uri are required",
+            );
+        };
+        lock(&app.grants).exchange_code(client_id, code, redirect_uri, now)
+    } else {
+        let Some(refresh_token) = p.get("refresh_token") else {
+            return token_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "refresh_token is required",
+            );
+        };
+        lock(&app.grants).refresh(client_id, refresh_token, now)
+    };
+    match result {
+        Ok(issued) => respond::ok(token_json(&issued)),
+        Err(e) => token_error(StatusCode::FORBIDDEN, "invalid_grant", e.0),
+    }
+}
+
+fn token_json(t: &Issued) -> Value {
+    let mut v = json!({
+        "access_token": t.access_token,
+        "expires_in": t.expires_in,
+        "scope": t.scope,
+        "token_type": "Bearer",
+    });
+    if let (Some(rt), Some(obj)) = (&t.refresh_token, v.as_object_mut()) {
+        obj.insert("refresh_token".into(), json!(rt));
+    }
+    v
+}
+
+/// The grant behind the request's `Authorization: Bearer …`, if it is good now.
+fn bearer_grant(app: &AppState, headers: &HeaderMap) -> Option<AccessGrant> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    lock(&app.grants).check_access(token.trim(), app.clock.now())
+}
+
+async fn accessible_resources(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let Some(grant) = bearer_grant(&app, &headers) else {
+        return respond::gateway(StatusCode::UNAUTHORIZED, "Unauthorized");
+    };
+    let scopes: Vec<&String> = grant
+        .scopes
+        .iter()
+        .filter(|s| *s != "offline_access")
+        .collect();
+    let sites: Vec<Value> = app
+        .sites
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.ctx.cloud_id,
+                "url": s.ctx.url,
+                "name": s.ctx.name,
+                "scopes": scopes,
+                "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png",
+            })
+        })
+        .collect();
+    respond::ok(Value::Array(sites))
+}
+
+/// What an API call needs from the token's scopes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Need {
+    /// `read:jira-work`.
+    JiraRead,
+    /// `read:confluence-content.all`.
+    ConfluenceRead,
+    /// `search:confluence` or `read:confluence-content.all`.
+    ConfluenceSearch,
+}
+
+/// The gateway's check for `/ex/{product}/{cloudId}/...`: a good bearer (else 401), a known
+/// site (else 404), and the product scope (else 401 "scope does not match", as the gateway says).
+pub(crate) fn authenticate(
+    app: &AppState,
+    headers: &HeaderMap,
+    cloud_id: &str,
+    need: Need,
+) -> Result<Site, Response> {
+    let grant = bearer_grant(app, headers)
+        .ok_or_else(|| respond::gateway(StatusCode::UNAUTHORIZED, "Unauthorized"))?;
+    let site = app
+        .site(cloud_id)
+        .ok_or_else(|| respond::gateway(StatusCode::NOT_FOUND, "Not Found"))?;
+    let has = |s: &str| grant.scopes.iter().any(|g| g == s);
+    let allowed = match need {
+        Need::JiraRead => has("read:jira-work"),
+        Need::ConfluenceRead => has("read:confluence-content.all"),
+        Need::ConfluenceSearch => has("search:confluence") || has("read:confluence-content.all"),
+    };
+    if !allowed {
+        return Err(respond::gateway(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized; scope does not match",
+        ));
+    }
+    Ok(site.clone())
+}

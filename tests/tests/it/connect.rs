@@ -1,0 +1,628 @@
+//! Issue 3: connect a site. Authorization URL → consent at the fake site → callback →
+//! encrypted connections in the emulator's table.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use connectors_api::Api;
+use integration_tests::emulator::TestAws;
+use integration_tests::fake::{self, FakeAtlassian, FakeConfig, SeedSpec};
+use lambda_http::http::{Method, Request, StatusCode, header};
+use lambda_http::{Body, Response};
+use rand::{Rng, SeedableRng};
+use shared::config::Config;
+use shared::connect::ConnectService;
+use shared::ids::{ConnectionId, Product, TenantId};
+use shared::secret::{ExposeSecret, secret};
+use shared::store::connections::CONNECTION_ATTRIBUTES;
+use shared::store::{PendingAuthorization, Store};
+use shared::vault::{Vault, VaultError};
+use url::Url;
+
+use crate::support::LogCapture;
+
+const RETURN_URL: &str = "https://platform.example.com/connect/done";
+
+/// The emulator, a fake site, and the two functions wired to them as in production.
+struct World {
+    aws: TestAws,
+    site: FakeAtlassian,
+    api: Api,
+    callback: ConnectService,
+    config: Config,
+}
+
+impl World {
+    async fn new(sites: usize) -> World {
+        LogCapture::global();
+        let site = FakeAtlassian::start(FakeConfig::default().with_sites(sites, SeedSpec::small()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let aws = TestAws::new().await;
+        let jira_secret = aws.put_secret("jira", fake::JIRA_CLIENT_SECRET).await;
+        let confluence_secret = aws
+            .put_secret("confluence", fake::CONFLUENCE_CLIENT_SECRET)
+            .await;
+        let mut vars = aws.env_vars();
+        vars.extend([
+            ("ATLASSIAN_AUTH_URL".to_owned(), site.base_url().to_string()),
+            ("ATLASSIAN_API_URL".to_owned(), site.base_url().to_string()),
+            ("JIRA_CLIENT_ID".to_owned(), fake::JIRA_CLIENT_ID.to_owned()),
+            ("JIRA_CLIENT_SECRET_NAME".to_owned(), jira_secret),
+            (
+                "CONFLUENCE_CLIENT_ID".to_owned(),
+                fake::CONFLUENCE_CLIENT_ID.to_owned(),
+            ),
+            (
+                "CONFLUENCE_CLIENT_SECRET_NAME".to_owned(),
+                confluence_secret,
+            ),
+            (
+                "OAUTH_REDIRECT_URL".to_owned(),
+                fake::DEFAULT_REDIRECT_URI.to_owned(),
+            ),
+            (
+                "ALLOWED_RETURN_URLS".to_owned(),
+                "https://platform.example.com/connect".to_owned(),
+            ),
+        ]);
+        let config = Config::from_vars(vars).unwrap_or_else(|e| panic!("{e}"));
+        let api = Api {
+            connect: ConnectService::from_config(config.clone(), &aws.clients)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        };
+        let callback = ConnectService::from_config(config.clone(), &aws.clients)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        World {
+            aws,
+            site,
+            api,
+            callback,
+            config,
+        }
+    }
+
+    fn store(&self) -> Store {
+        Store::new(
+            self.aws.clients.dynamodb.clone(),
+            self.aws.names.table.clone(),
+        )
+    }
+
+    fn vault(&self) -> Vault {
+        Vault::new(self.aws.clients.kms.clone(), self.aws.kms_key_id.clone())
+    }
+
+    async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, serde_json::Value) {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("https://api.example.com{path}"))
+            .body(
+                body.map(|b| Body::Text(b.to_owned()))
+                    .unwrap_or(Body::Empty),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let resp = connectors_api::handle(&self.api, req).await;
+        let status = resp.status();
+        let json = match resp.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap_or(serde_json::Value::Null),
+            _ => serde_json::Value::Null,
+        };
+        (status, json)
+    }
+
+    /// `POST /authorizations`, returning the consent URL.
+    async fn authorize(&self, product: &str, return_url: Option<&str>) -> Url {
+        let mut body = serde_json::json!({ "tenant": "acme", "product": product });
+        if let Some(r) = return_url {
+            body["return_url"] = r.into();
+        }
+        let (status, json) = self
+            .api(Method::POST, "/authorizations", Some(&body.to_string()))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{json}");
+        Url::parse(json["authorize_url"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The browser arriving at the callback with `url`'s query.
+    async fn callback(&self, url: &Url) -> Response<Body> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(url.as_str())
+            .body(Body::Empty)
+            .unwrap_or_else(|e| panic!("{e}"));
+        oauth_callback::handle(&self.callback, req).await
+    }
+
+    async fn consent(&self, authorize_url: &Url, accept: bool) -> Url {
+        self.site
+            .consent(authorize_url, accept)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+fn param(url: &Url, name: &str) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn location(resp: &Response<Body>) -> Url {
+    let loc = resp
+        .headers()
+        .get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    Url::parse(loc).unwrap_or_else(|e| panic!("Location {loc:?}: {e}"))
+}
+
+fn html(resp: &Response<Body>) -> String {
+    match resp.body() {
+        Body::Text(t) => t.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Every byte of every attribute of every item, for leak scans.
+fn dump(items: &[HashMap<String, AttributeValue>]) -> Vec<u8> {
+    fn walk(v: &AttributeValue, out: &mut Vec<u8>) {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => out.extend_from_slice(s.as_bytes()),
+            AttributeValue::B(b) => out.extend_from_slice(b.as_ref()),
+            AttributeValue::M(m) => m.values().for_each(|v| walk(v, out)),
+            AttributeValue::L(l) => l.iter().for_each(|v| walk(v, out)),
+            AttributeValue::Ss(l) | AttributeValue::Ns(l) => {
+                l.iter().for_each(|s| out.extend_from_slice(s.as_bytes()))
+            }
+            _ => {}
+        }
+        out.push(b'\n');
+    }
+    let mut out = Vec::new();
+    for item in items {
+        let mut keys: Vec<&String> = item.keys().collect();
+        keys.sort();
+        for (k, v) in keys.into_iter().filter_map(|k| item.get(k).map(|v| (k, v))) {
+            out.extend_from_slice(k.as_bytes());
+            walk(v, &mut out);
+        }
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+fn tenant() -> TenantId {
+    TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consent_stores_an_encrypted_connection_and_redirects_back() {
+    let w = World::new(1).await;
+    let authorize = w.authorize("jira", Some(RETURN_URL)).await;
+    assert_eq!(authorize.origin(), w.site.base_url().origin());
+    assert!(param(&authorize, "scope").contains("offline_access"));
+
+    let back = w.consent(&authorize, true).await;
+    let resp = w.callback(&back).await;
+
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let to = location(&resp);
+    assert!(to.as_str().starts_with(RETURN_URL), "{to}");
+    assert_eq!(param(&to, "status"), "connected");
+    let id = ConnectionId::parse(param(&to, "connection")).unwrap_or_else(|e| panic!("{e}"));
+
+    // The table holds ciphertext only, and only the attributes PRIVACY.md P1 allows.
+    let items = w.aws.scan_table().await;
+    let conn_items: Vec<_> = items
+        .iter()
+        .filter(|i| i.contains_key("token_ciphertext"))
+        .collect();
+    assert_eq!(conn_items.len(), 1);
+    for name in conn_items[0].keys() {
+        assert!(
+            CONNECTION_ATTRIBUTES.contains(&name.as_str()),
+            "unexpected attribute {name}"
+        );
+    }
+    let bytes = dump(&items);
+    assert!(
+        !contains(&bytes, fake::ACCESS_TOKEN_PREFIX),
+        "an access token is stored in plaintext"
+    );
+    assert!(
+        !contains(&bytes, fake::REFRESH_TOKEN_PREFIX),
+        "a refresh token is stored in plaintext"
+    );
+
+    // The vault gives back the fake site's tokens, and they work there.
+    let conn = w
+        .store()
+        .get_connection(&tenant(), &id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let conn = conn.unwrap_or_else(|| panic!("connection {id} not stored"));
+    assert_eq!(conn.product, Product::Jira);
+    assert_eq!(conn.cloud_id.as_str(), w.site.cloud_ids()[0]);
+    let envelope = conn
+        .envelope
+        .clone()
+        .unwrap_or_else(|| panic!("no envelope"));
+    let tokens = w
+        .vault()
+        .open(&conn.envelope_context(), &envelope)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        tokens
+            .access_token
+            .expose_secret()
+            .starts_with(fake::ACCESS_TOKEN_PREFIX)
+    );
+    assert!(
+        tokens
+            .refresh_token
+            .as_ref()
+            .is_some_and(|r| r.expose_secret().starts_with(fake::REFRESH_TOKEN_PREFIX))
+    );
+    for token in [
+        tokens.access_token.expose_secret(),
+        tokens
+            .refresh_token
+            .as_ref()
+            .map(|r| r.expose_secret())
+            .unwrap_or("x"),
+    ] {
+        assert!(!contains(&bytes, token));
+    }
+    let sites = shared::atlassian::oauth::accessible_resources(
+        &w.callback.http,
+        &w.callback.urls,
+        &tokens.access_token,
+    )
+    .await;
+    assert!(sites.is_ok_and(|s| s.len() == 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_return_url_the_user_sees_a_success_page() {
+    let w = World::new(1).await;
+    let back = w
+        .consent(&w.authorize("confluence", None).await, true)
+        .await;
+    let resp = w.callback(&back).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = html(&resp);
+    assert!(
+        page.contains("Confluence connected") && page.contains("fake-site-1.atlassian.net"),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_granted_sites_make_two_connections() {
+    let w = World::new(2).await;
+    let back = w
+        .consent(&w.authorize("jira", Some(RETURN_URL)).await, true)
+        .await;
+    let resp = w.callback(&back).await;
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let ids: Vec<String> = location(&resp)
+        .query_pairs()
+        .filter(|(k, _)| k == "connection")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    let conns = w
+        .store()
+        .list_connections(&tenant())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut clouds: Vec<String> = conns.iter().map(|c| c.cloud_id.to_string()).collect();
+    clouds.sort();
+    let mut expected = w.site.cloud_ids();
+    expected.sort();
+    assert_eq!(clouds, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn denied_consent_shows_a_clear_page_and_stores_nothing() {
+    let w = World::new(1).await;
+    let back = w
+        .consent(&w.authorize("jira", Some(RETURN_URL)).await, false)
+        .await;
+    assert_eq!(param(&back, "error"), "access_denied");
+
+    let resp = w.callback(&back).await;
+
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page = html(&resp);
+    assert!(
+        page.contains("not authorized") && page.contains("status=denied"),
+        "{page}"
+    );
+    assert!(
+        w.aws.scan_table().await.is_empty(),
+        "a denied consent left items behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_callback_is_refused_and_changes_nothing() {
+    let w = World::new(1).await;
+    let back = w
+        .consent(&w.authorize("jira", Some(RETURN_URL)).await, true)
+        .await;
+    assert_eq!(w.callback(&back).await.status(), StatusCode::FOUND);
+    let before = w.aws.scan_table().await;
+
+    let again = w.callback(&back).await;
+
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(html(&again).contains("already used"));
+    assert_eq!(dump(&w.aws.scan_table().await), dump(&before));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_state_is_refused() {
+    let w = World::new(1).await;
+    let state = secret("an-expired-state-value-0123456789");
+    let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    w.store()
+        .put_state(
+            &state,
+            &PendingAuthorization {
+                tenant: tenant(),
+                product: Product::Jira,
+                return_url: None,
+                expires_at: past,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = Url::parse(&format!(
+        "{}?code=fake_code_x&state={}",
+        fake::DEFAULT_REDIRECT_URI,
+        state.expose_secret()
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let resp = w.callback(&url).await;
+
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(html(&resp).contains("expired"));
+    assert_eq!(
+        w.site.hits("/oauth/token"),
+        0,
+        "an expired state must not reach Atlassian"
+    );
+    assert!(
+        w.aws.scan_table().await.is_empty(),
+        "the expired state should be gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_envelope_copied_onto_another_connection_cannot_be_opened() {
+    let w = World::new(2).await;
+    let back = w.consent(&w.authorize("jira", None).await, true).await;
+    assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
+    let conns = w
+        .store()
+        .list_connections(&tenant())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(conns.len(), 2);
+    let (a, b) = (&conns[0], &conns[1]);
+    let a_envelope = a.envelope.clone().unwrap_or_else(|| panic!("no envelope"));
+
+    // Copy A's envelope attributes onto B's item, as an attacker with table access might.
+    w.aws
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(&w.aws.names.table)
+        .key("pk", AttributeValue::S(format!("TENANT#{}", b.tenant)))
+        .key("sk", AttributeValue::S(format!("CONN#{}", b.id)))
+        .update_expression("SET token_ciphertext = :c, token_key = :k")
+        .expression_attribute_values(
+            ":c",
+            AttributeValue::B(a_envelope.ciphertext.clone().into()),
+        )
+        .expression_attribute_values(
+            ":k",
+            AttributeValue::B(a_envelope.encrypted_key.clone().into()),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let tampered = w
+        .store()
+        .get_connection(&b.tenant, &b.id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("B gone"));
+
+    let opened = w
+        .vault()
+        .open(
+            &tampered.envelope_context(),
+            tampered.envelope.as_ref().unwrap_or(&a_envelope),
+        )
+        .await;
+
+    assert!(matches!(opened, Err(VaultError::Mismatch)), "{opened:?}");
+    assert!(
+        w.vault()
+            .open(&a.envelope_context(), &a_envelope)
+            .await
+            .is_ok(),
+        "A's own envelope still opens"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_token_code_state_or_secret_reaches_the_logs() {
+    let logs = LogCapture::global();
+    let w = World::new(1).await;
+
+    let authorize = w.authorize("jira", Some(RETURN_URL)).await;
+    let back = w.consent(&authorize, true).await;
+    let first = w.callback(&back).await.status();
+    assert_eq!(first, StatusCode::FOUND, "{}", logs.text());
+    assert_eq!(w.callback(&back).await.status(), StatusCode::BAD_REQUEST);
+    let denied = w.consent(&w.authorize("jira", None).await, false).await;
+    assert_eq!(w.callback(&denied).await.status(), StatusCode::OK);
+
+    let conns = w
+        .store()
+        .list_connections(&tenant())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let envelope = conns[0]
+        .envelope
+        .clone()
+        .unwrap_or_else(|| panic!("no envelope"));
+    let tokens = w
+        .vault()
+        .open(&conns[0].envelope_context(), &envelope)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refresh = tokens
+        .refresh_token
+        .clone()
+        .unwrap_or_else(|| secret("none"));
+    logs.assert_free_of(&[
+        tokens.access_token.expose_secret(),
+        refresh.expose_secret(),
+        &param(&back, "code"),
+        &param(&authorize, "state"),
+        &param(&denied, "state"),
+        fake::JIRA_CLIENT_SECRET,
+        fake::CONFLUENCE_CLIENT_SECRET,
+        fake::ACCESS_TOKEN_PREFIX,
+        fake::REFRESH_TOKEN_PREFIX,
+        fake::CODE_PREFIX,
+    ]);
+    assert!(
+        logs.text().contains("\"outcome\":\"connected\""),
+        "the callback's request log line is missing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn random_query_strings_and_headers_never_panic_or_5xx() {
+    let w = World::new(1).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xC0FFEE);
+    let keys = [
+        "code",
+        "state",
+        "error",
+        "error_description",
+        "x",
+        "",
+        "code%00",
+        "st%61te",
+    ];
+    let methods = [
+        Method::GET,
+        Method::GET,
+        Method::GET,
+        Method::POST,
+        Method::HEAD,
+        Method::PUT,
+        Method::DELETE,
+    ];
+    for case in 0..2000 {
+        let mut query = String::new();
+        for _ in 0..rng.random_range(0..6) {
+            let key = keys[rng.random_range(0..keys.len())];
+            let len = if rng.random_bool(0.02) {
+                rng.random_range(2000..10_000)
+            } else {
+                rng.random_range(0..40)
+            };
+            let value: String = (0..len)
+                .map(|_| match rng.random_range(0..10) {
+                    0 => format!("%{:02X}", rng.random::<u8>()),
+                    1 => ["&", "=", "+", "%", "?", "#"][rng.random_range(0..6)].to_owned(),
+                    _ => char::from(rng.random_range(b'0'..=b'z')).to_string(),
+                })
+                .collect();
+            query.push_str(&format!("{key}={value}&"));
+        }
+        let mut req =
+            Request::builder().method(methods[rng.random_range(0..methods.len())].clone());
+        for _ in 0..rng.random_range(0..4) {
+            let name = format!("x-fuzz-{}", rng.random::<u16>());
+            let value: String = (0..rng.random_range(0..64))
+                .map(|_| char::from(rng.random_range(b' '..=b'~')))
+                .collect();
+            req = req.header(name, value);
+        }
+        let uri = format!("https://cb.example.com/callback?{query}");
+        let Ok(req) = req.uri(uri.as_str()).body(Body::Empty) else {
+            continue;
+        };
+        let resp = oauth_callback::handle(&w.callback, req).await;
+        assert!(
+            !resp.status().is_server_error(),
+            "case {case}: {} for {uri:.200}",
+            resp.status()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authorization_requests_are_validated_with_clear_messages() {
+    let w = World::new(1).await;
+    let cases = [
+        (
+            r#"{"tenant":"acme","product":"jira","return_url":"https://evil.example.com/x"}"#,
+            "return_url",
+        ),
+        (r#"{"tenant":"acme","product":"bitbucket"}"#, "not allowed"),
+        (r#"{"tenant":"../acme","product":"jira"}"#, "tenant"),
+        (r#"{"product":"jira"}"#, "missing field `tenant`"),
+        (
+            r#"{"tenant":"acme","product":"jira","api_token":"hunter2"}"#,
+            "unknown field `api_token`",
+        ),
+        ("not json", "not valid JSON"),
+    ];
+    for (body, expected) in cases {
+        let (status, json) = w.api(Method::POST, "/authorizations", Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let message = json["message"].as_str().unwrap_or_default();
+        assert!(message.contains(expected), "{body} -> {message}");
+        assert!(!message.contains("hunter2"));
+    }
+    assert_eq!(
+        w.api(Method::GET, "/authorizations", None).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(
+        w.api(Method::GET, "/nope", None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert!(
+        w.aws.scan_table().await.is_empty(),
+        "refused requests stored something"
+    );
+    let _ = &w.config;
+}

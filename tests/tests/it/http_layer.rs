@@ -1,0 +1,249 @@
+//! The one Atlassian HTTP client against the fake site: retries, Retry-After, bounded waits,
+//! non-retried client errors, redirects that do not forward the bearer token.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::fake::{FakeAtlassian, FakeConfig, Fault, Origin};
+use reqwest::Method;
+use shared::atlassian::http::{HttpError, Idempotency, RetryPolicy};
+use shared::atlassian::oauth;
+use shared::ids::CloudId;
+use shared::secret::ExposeSecret;
+
+use crate::support::{fast_policy, http, jira_tokens, urls};
+
+const RESOURCES: &str = "/oauth/token/accessible-resources";
+
+async fn site() -> FakeAtlassian {
+    crate::support::LogCapture::global();
+    FakeAtlassian::start(FakeConfig::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_after_that_delay() {
+    let site = site().await;
+    let http = http(fast_policy());
+    let grant = jira_tokens(&site, &http).await;
+    site.inject(Fault::status(RESOURCES, 429).retry_after(1).times(2));
+
+    let started = Instant::now();
+    let sites = oauth::accessible_resources(&http, &urls(&site), &grant.tokens.access_token).await;
+
+    assert!(sites.is_ok_and(|s| !s.is_empty()));
+    assert_eq!(site.hits(RESOURCES), 3);
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited only {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_5xx_is_retried_with_growing_backoff() {
+    let site = site().await;
+    let http = http(fast_policy());
+    let grant = jira_tokens(&site, &http).await;
+    site.inject(Fault::status(RESOURCES, 503).times(3));
+
+    let started = Instant::now();
+    let sites = oauth::accessible_resources(&http, &urls(&site), &grant.tokens.access_token).await;
+
+    assert!(sites.is_ok());
+    assert_eq!(site.hits(RESOURCES), 4);
+    // Backoff steps of at least 25, 50 and 100 ms (half of 50, 100, 200).
+    assert!(
+        started.elapsed() >= Duration::from_millis(175),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let site = site().await;
+    let http = http(fast_policy());
+    let grant = jira_tokens(&site, &http).await;
+    site.inject(Fault::drop(RESOURCES).times(1));
+
+    let sites = oauth::accessible_resources(&http, &urls(&site), &grant.tokens.access_token).await;
+
+    assert!(sites.is_ok(), "{sites:?}");
+    assert_eq!(site.hits(RESOURCES), 2);
+}
+
+#[tokio::test]
+async fn a_400_is_not_retried_and_keeps_atlassians_message() {
+    let site = site().await;
+    let http = http(fast_policy());
+    let grant = jira_tokens(&site, &http).await;
+    let cloud = CloudId::parse(site.cloud_ids()[0].clone()).unwrap_or_else(|e| panic!("{e}"));
+    let mut url = urls(&site).jira(&cloud, "search/jql");
+    url.query_pairs_mut().append_pair("jql", "ORDER BY key");
+    let req = http
+        .request(Method::GET, url)
+        .bearer_auth(grant.tokens.access_token.expose_secret())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let err = http
+        .send("jira.search", cloud.as_str(), Idempotency::Safe, req)
+        .await
+        .err();
+
+    assert_eq!(site.hits("/ex/jira/"), 1);
+    assert_eq!(
+        err.as_ref().and_then(HttpError::status).map(|s| s.as_u16()),
+        Some(400)
+    );
+    let message = err.and_then(|e| e.atlassian_message()).unwrap_or_default();
+    assert!(message.contains("Unbounded"), "{message}");
+}
+
+#[tokio::test]
+async fn total_wait_is_bounded_when_the_site_keeps_failing() {
+    let site = site().await;
+    let http = http(RetryPolicy {
+        max_attempts: 100,
+        base_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(400),
+        max_total_wait: Duration::from_secs(1),
+    });
+    let grant = jira_tokens(&site, &http).await;
+    site.inject(Fault::status(RESOURCES, 502));
+
+    let started = Instant::now();
+    let err = oauth::accessible_resources(&http, &urls(&site), &grant.tokens.access_token)
+        .await
+        .err();
+
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "kept retrying for {elapsed:?}"
+    );
+    assert!(
+        site.hits(RESOURCES) >= 3,
+        "only {} attempts",
+        site.hits(RESOURCES)
+    );
+    assert!(
+        matches!(
+            err,
+            Some(oauth::OAuthError::Http(HttpError::Exhausted { .. }))
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_after_beyond_the_budget_gives_up_at_once_and_reports_it() {
+    let site = site().await;
+    let http = http(fast_policy());
+    let grant = jira_tokens(&site, &http).await;
+    site.inject(Fault::status(RESOURCES, 429).retry_after(120));
+
+    let started = Instant::now();
+    let err = oauth::accessible_resources(&http, &urls(&site), &grant.tokens.access_token)
+        .await
+        .err();
+
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(site.hits(RESOURCES), 1);
+    match err {
+        Some(oauth::OAuthError::Http(HttpError::Exhausted { retry_after, .. })) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(120)));
+        }
+        other => panic!("expected Exhausted, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_code_exchange_is_sent_once_even_on_a_5xx() {
+    let site = site().await;
+    let http = http(fast_policy());
+    site.inject(Fault::status("/oauth/token", 502).times(1));
+    let app = crate::support::jira_app();
+    let err = oauth::exchange_code(
+        &http,
+        &urls(&site),
+        &app,
+        &shared::secret::secret("fake_code_whatever"),
+        &crate::support::default_redirect(),
+    )
+    .await
+    .err();
+    assert_eq!(site.hits("/oauth/token"), 1);
+    assert!(err.is_some());
+}
+
+#[tokio::test]
+async fn throttling_lowers_the_sites_concurrency() {
+    let site = site().await;
+    let http = http(fast_policy());
+    let grant = jira_tokens(&site, &http).await;
+    site.inject(Fault::status(RESOURCES, 429).retry_after(0).times(3));
+    let before = http.site_limit(oauth::AUTH_SITE);
+
+    let ok = oauth::accessible_resources(&http, &urls(&site), &grant.tokens.access_token).await;
+
+    assert!(ok.is_ok());
+    assert_eq!(http.site_limit(oauth::AUTH_SITE), before - 3);
+}
+
+#[tokio::test]
+async fn attachment_redirects_are_followed_without_the_bearer_token() {
+    let site = site().await;
+    let http = http(fast_policy());
+    let grant = jira_tokens(&site, &http).await;
+    let cloud_id = site.cloud_ids()[0].clone();
+    let jira = site
+        .jira(&cloud_id)
+        .unwrap_or_else(|| panic!("no jira data"));
+    let attachment = jira
+        .attachments()
+        .into_iter()
+        .filter(|a| !a.forbidden && a.size > 0)
+        .max_by_key(|a| a.size)
+        .unwrap_or_else(|| panic!("no attachment"));
+    let cloud = CloudId::parse(cloud_id).unwrap_or_else(|e| panic!("{e}"));
+    let url = urls(&site).jira(&cloud, &format!("attachment/content/{}", attachment.id));
+    let req = http
+        .request(Method::GET, url)
+        .bearer_auth(grant.tokens.access_token.expose_secret())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    let resp = http
+        .send("jira.attachment", cloud.as_str(), Idempotency::Safe, req)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let mut stream = std::pin::pin!(resp.bytes_stream());
+    let mut total = 0u64;
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        let chunk = chunk.unwrap_or_else(|e| panic!("{e}"));
+        total += chunk.len() as u64;
+        sha2::Digest::update(&mut hasher, &chunk);
+    }
+
+    assert_eq!(total, attachment.size);
+    assert_eq!(
+        hex::encode(sha2::Digest::finalize(hasher)),
+        attachment.sha256_hex()
+    );
+    let media: Vec<_> = site
+        .requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Media)
+        .collect();
+    assert!(
+        !media.is_empty(),
+        "the download did not go through the media host"
+    );
+    assert!(
+        media.iter().all(|r| !r.had_authorization),
+        "the bearer token reached the media host"
+    );
+}
