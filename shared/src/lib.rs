@@ -5,6 +5,7 @@ pub mod aws;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod secret;
 pub mod store;

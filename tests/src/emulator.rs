@@ -487,3 +487,88 @@ impl TestAws {
         name
     }
 }
+
+/// The events published on a test's bus, captured the way a real consumer would: an
+/// EventBridge rule routing everything from our source to an SQS queue.
+pub struct EventQueue {
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl TestAws {
+    pub async fn capture_events(&self) -> EventQueue {
+        let sdk = Emulator::shared().sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let name = format!("{}-events", self.names.table);
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create queue: {}", sdk_detail(e)))
+            .queue_url
+            .unwrap_or_else(|| panic!("no queue url"));
+        let arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
+        self.clients
+            .eventbridge
+            .put_rule()
+            .name(&name)
+            .event_bus_name(&self.names.event_bus)
+            .event_pattern(serde_json::json!({ "source": [shared::events::SOURCE] }).to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put rule: {}", sdk_detail(e)));
+        self.clients
+            .eventbridge
+            .put_targets()
+            .rule(&name)
+            .event_bus_name(&self.names.event_bus)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn(arn)
+                    .build()
+                    .unwrap_or_else(|e| panic!("target: {e}")),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("put targets: {}", sdk_detail(e)));
+        EventQueue { sqs, url }
+    }
+}
+
+impl EventQueue {
+    /// Every event delivered so far, as (detail-type, detail).
+    pub async fn drain(&self) -> Vec<(String, serde_json::Value)> {
+        let mut events = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("receive: {}", sdk_detail(e)));
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return events;
+            }
+            for m in messages {
+                let body: serde_json::Value =
+                    serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or_default();
+                let detail_type = body["detail-type"].as_str().unwrap_or_default().to_owned();
+                events.push((detail_type, body["detail"].clone()));
+                if let Some(handle) = m.receipt_handle() {
+                    let _ = self
+                        .sqs
+                        .delete_message()
+                        .queue_url(&self.url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await;
+                }
+            }
+        }
+    }
+}

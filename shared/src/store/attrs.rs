@@ -88,13 +88,13 @@ pub struct Update {
 }
 
 impl Update {
-    fn name(&mut self, attr: &str) -> String {
+    pub fn name(&mut self, attr: &str) -> String {
         let alias = format!("#a{}", self.names.len());
         self.names.insert(alias.clone(), attr.to_owned());
         alias
     }
 
-    fn value(&mut self, v: AttributeValue) -> String {
+    pub fn value(&mut self, v: AttributeValue) -> String {
         let alias = format!(":v{}", self.values.len());
         self.values.insert(alias.clone(), v);
         alias

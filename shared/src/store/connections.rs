@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::attrs::{self, Item};
-use super::schema::{PK, REFRESH_BUCKET, REFRESH_DUE_AT, SK};
+use super::schema::{PK, REFRESH_BUCKET, REFRESH_DUE_AT, REFRESH_DUE_INDEX, SK};
 use super::{Store, StoreError};
 use crate::error::AwsError;
 use crate::ids::{CloudId, ConnectionId, Product, TenantId};
@@ -40,6 +40,8 @@ pub const CONNECTION_ATTRIBUTES: &[&str] = &[
     "consented_at",
     "last_refreshed_at",
     "consecutive_failures",
+    "lease_owner",
+    "lease_expires_at",
     REFRESH_BUCKET,
     REFRESH_DUE_AT,
 ];
@@ -49,6 +51,19 @@ pub const REFRESH_BUCKET_ACTIVE: &str = "active";
 
 /// How long before the access token expires a connection becomes due for a refresh.
 pub const REFRESH_MARGIN: time::Duration = time::Duration::minutes(15);
+
+/// Longest a connection goes without a refresh even if nobody needs its access token:
+/// Atlassian's refresh tokens die after 90 days unused, so this is well inside that.
+pub const KEEPALIVE: time::Duration = time::Duration::days(7);
+
+/// When a connection refreshed at `refreshed_at` is next due: before its access token expires,
+/// and at the latest after the keep-alive period.
+pub fn refresh_due_at(
+    access_expires_at: OffsetDateTime,
+    refreshed_at: OffsetDateTime,
+) -> OffsetDateTime {
+    (access_expires_at - REFRESH_MARGIN).min(refreshed_at + KEEPALIVE)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionStatus {
@@ -108,6 +123,8 @@ pub struct Connection {
     pub consented_at: OffsetDateTime,
     pub last_refreshed_at: Option<OffsetDateTime>,
     pub consecutive_failures: u32,
+    /// When the refresh schedule should next refresh it (absent once revoked).
+    pub refresh_due_at: Option<OffsetDateTime>,
 }
 
 impl Connection {
@@ -165,7 +182,7 @@ impl Store {
     /// Create the connection, or replace its tokens if it exists (a new consent): status back
     /// to active, version incremented, failures cleared.
     pub async fn upsert_connection(&self, c: &NewConnection) -> Result<Connection, StoreError> {
-        let due = c.access_expires_at - REFRESH_MARGIN;
+        let due = refresh_due_at(c.access_expires_at, c.now);
         let set = [
             ("tenant", attrs::s(c.tenant.as_str())),
             ("connection_id", attrs::s(c.id.as_str())),
@@ -193,6 +210,8 @@ impl Store {
         update.set_if_absent("created_at", attrs::epoch(c.now));
         update.increment("version");
         update.remove("status_reason");
+        update.remove("lease_owner");
+        update.remove("lease_expires_at");
         let out = update
             .apply(self.ddb.update_item().table_name(&self.table))
             .key(PK, attrs::s(conn_pk(&c.tenant)))
@@ -251,6 +270,281 @@ impl Store {
     }
 }
 
+/// A refreshed token pair to store.
+#[derive(Debug, Clone)]
+pub struct RefreshedTokens {
+    pub envelope: Envelope,
+    pub scope: String,
+    pub token_type: String,
+    pub access_expires_at: OffsetDateTime,
+    pub now: OffsetDateTime,
+}
+
+fn is_conditional_failure<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e)
+        == Some("ConditionalCheckFailedException")
+}
+
+impl Store {
+    /// Take the short refresh lease on `conn` if nobody else holds it and the item is still at
+    /// the version read. `Ok(false)` when another refresher holds it or the item moved on.
+    pub async fn try_lease(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(conn_pk(&conn.tenant)))
+            .key(SK, attrs::s(conn_sk(&conn.id)))
+            .update_expression("SET lease_owner = :owner, lease_expires_at = :until")
+            .condition_expression(
+                "version = :v AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now OR lease_owner = :owner)",
+            )
+            .expression_attribute_values(":owner", attrs::s(owner))
+            .expression_attribute_values(":until", attrs::epoch(now + ttl))
+            .expression_attribute_values(":now", attrs::epoch(now))
+            .expression_attribute_values(":v", attrs::n(conn.version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(lease)", &e).into()),
+        }
+    }
+
+    /// Store a refreshed pair, only if the item is still at the version read and we still hold
+    /// the lease; releases the lease and clears failures. [`StoreError::Conflict`] otherwise.
+    pub async fn store_refreshed(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        t: &RefreshedTokens,
+    ) -> Result<Connection, StoreError> {
+        if self.take_injected_failure() {
+            return Err(StoreError::Aws(AwsError {
+                operation: "dynamodb:UpdateItem(refreshed)",
+                code: Some("InjectedFailure".into()),
+                detail: "injected by a test".into(),
+            }));
+        }
+        let mut update = attrs::Update::default();
+        update.set("token_ciphertext", attrs::b(t.envelope.ciphertext.clone()));
+        update.set("token_key", attrs::b(t.envelope.encrypted_key.clone()));
+        update.set("envelope_version", attrs::n(t.envelope.version));
+        update.set("scope", attrs::s(&t.scope));
+        update.set("token_type", attrs::s(&t.token_type));
+        update.set("access_expires_at", attrs::epoch(t.access_expires_at));
+        update.set("last_refreshed_at", attrs::epoch(t.now));
+        update.set("updated_at", attrs::epoch(t.now));
+        update.set("consecutive_failures", attrs::n(0));
+        update.set("status", attrs::s(ConnectionStatus::Active.as_str()));
+        update.set(
+            REFRESH_DUE_AT,
+            attrs::epoch(refresh_due_at(t.access_expires_at, t.now)),
+        );
+        update.increment("version");
+        update.remove("status_reason");
+        update.remove("lease_owner");
+        update.remove("lease_expires_at");
+        let (v, o, cond) = (
+            update.value(attrs::n(conn.version)),
+            update.value(attrs::s(owner)),
+            update.name("version"),
+        );
+        let lease = update.name("lease_owner");
+        let result = update
+            .apply(self.ddb.update_item().table_name(&self.table))
+            .key(PK, attrs::s(conn_pk(&conn.tenant)))
+            .key(SK, attrs::s(conn_sk(&conn.id)))
+            .condition_expression(format!("{cond} = {v} AND {lease} = {o}"))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => connection_from(&out.attributes.unwrap_or_default()),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(StoreError::Conflict("store refreshed tokens"))
+            }
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(refreshed)", &e).into()),
+        }
+    }
+
+    /// Make the connection due at once (after a refresh whose result could not be stored, so
+    /// the rotated-out refresh token is retried within Atlassian's reuse leeway).
+    pub async fn mark_due_now(
+        &self,
+        conn: &Connection,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(conn_pk(&conn.tenant)))
+            .key(SK, attrs::s(conn_sk(&conn.id)))
+            .update_expression("SET #d = :now")
+            .condition_expression("attribute_exists(#b)")
+            .expression_attribute_names("#d", REFRESH_DUE_AT)
+            .expression_attribute_names("#b", REFRESH_BUCKET)
+            .expression_attribute_values(":now", attrs::epoch(now))
+            .send()
+            .await
+            .map_err(|e| AwsError::new("dynamodb:UpdateItem(due)", &e))?;
+        Ok(())
+    }
+
+    /// Give the lease back without changing anything else (best effort: it also expires).
+    pub async fn release_lease(&self, conn: &Connection, owner: &str) -> Result<(), StoreError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(conn_pk(&conn.tenant)))
+            .key(SK, attrs::s(conn_sk(&conn.id)))
+            .update_expression("REMOVE lease_owner, lease_expires_at")
+            .condition_expression("lease_owner = :owner")
+            .expression_attribute_values(":owner", attrs::s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(release)", &e).into()),
+        }
+    }
+
+    /// Count a failed refresh that was not a revocation; after `max_failures` in a row the
+    /// status becomes `error` with `reason`. Tokens are left as they are. Releases the lease.
+    pub async fn record_failure(
+        &self,
+        conn: &Connection,
+        owner: &str,
+        reason: &str,
+        max_failures: u32,
+        now: OffsetDateTime,
+    ) -> Result<Connection, StoreError> {
+        let failures = conn.consecutive_failures.saturating_add(1);
+        let mut update = attrs::Update::default();
+        update.set("consecutive_failures", attrs::n(failures));
+        update.set("updated_at", attrs::epoch(now));
+        if failures >= max_failures {
+            update.set("status", attrs::s(ConnectionStatus::Error.as_str()));
+            update.set("status_reason", attrs::s(reason));
+        }
+        update.remove("lease_owner");
+        update.remove("lease_expires_at");
+        let (o, lease) = (update.value(attrs::s(owner)), update.name("lease_owner"));
+        let result = update
+            .apply(self.ddb.update_item().table_name(&self.table))
+            .key(PK, attrs::s(conn_pk(&conn.tenant)))
+            .key(SK, attrs::s(conn_sk(&conn.id)))
+            .condition_expression(format!("{lease} = {o}"))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => connection_from(&out.attributes.unwrap_or_default()),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(StoreError::Conflict("record refresh failure"))
+            }
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(failure)", &e).into()),
+        }
+    }
+
+    /// The grant is dead: delete the token envelope (PRIVACY.md P9, P10), mark the connection
+    /// revoked and take it off the refresh schedule. Unconditional: revocation wins.
+    pub async fn mark_revoked(
+        &self,
+        conn: &Connection,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> Result<Connection, StoreError> {
+        let mut update = attrs::Update::default();
+        update.set("status", attrs::s(ConnectionStatus::Revoked.as_str()));
+        update.set("status_reason", attrs::s(reason));
+        update.set("updated_at", attrs::epoch(now));
+        update.increment("version");
+        for attr in [
+            "token_ciphertext",
+            "token_key",
+            "envelope_version",
+            "access_expires_at",
+            "lease_owner",
+            "lease_expires_at",
+            REFRESH_BUCKET,
+            REFRESH_DUE_AT,
+        ] {
+            update.remove(attr);
+        }
+        let exists = update.name(PK);
+        let result = update
+            .apply(self.ddb.update_item().table_name(&self.table))
+            .key(PK, attrs::s(conn_pk(&conn.tenant)))
+            .key(SK, attrs::s(conn_sk(&conn.id)))
+            .condition_expression(format!("attribute_exists({exists})"))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => connection_from(&out.attributes.unwrap_or_default()),
+            Err(e) if is_conditional_failure(&e) => {
+                Err(StoreError::Conflict("mark revoked: connection is gone"))
+            }
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(revoke)", &e).into()),
+        }
+    }
+
+    /// The connections due for a refresh at `now`, from the refresh-due index (never a scan).
+    pub async fn due_connections(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(TenantId, ConnectionId)>, StoreError> {
+        let mut due = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .index_name(REFRESH_DUE_INDEX)
+                .key_condition_expression("#b = :bucket AND #d <= :now")
+                .expression_attribute_names("#b", REFRESH_BUCKET)
+                .expression_attribute_names("#d", REFRESH_DUE_AT)
+                .expression_attribute_values(":bucket", attrs::s(REFRESH_BUCKET_ACTIVE))
+                .expression_attribute_values(":now", attrs::epoch(now))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| AwsError::new("dynamodb:Query(refresh-due)", &e))?;
+            for item in out.items() {
+                let pk = attrs::get_s(item, PK)?;
+                let sk = attrs::get_s(item, SK)?;
+                let (Some(tenant), Some(id)) =
+                    (pk.strip_prefix("TENANT#"), sk.strip_prefix("CONN#"))
+                else {
+                    continue;
+                };
+                due.push((
+                    TenantId::parse(tenant).map_err(id_err)?,
+                    ConnectionId::parse(id).map_err(id_err)?,
+                ));
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(due),
+            }
+        }
+    }
+}
+
 fn id_err(e: crate::ids::InvalidId) -> StoreError {
     StoreError::Malformed(e.to_string())
 }
@@ -287,6 +581,7 @@ pub(crate) fn connection_from(item: &Item) -> Result<Connection, StoreError> {
         consented_at: attrs::get_time(item, "consented_at")?,
         last_refreshed_at: attrs::opt_time(item, "last_refreshed_at"),
         consecutive_failures: attrs::opt_n(item, "consecutive_failures").unwrap_or(0),
+        refresh_due_at: attrs::opt_time(item, REFRESH_DUE_AT),
     })
 }
 

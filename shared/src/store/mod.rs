@@ -13,9 +13,14 @@ pub mod connections;
 pub mod schema;
 pub mod states;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use crate::error::AwsError;
 
-pub use connections::{Connection, ConnectionStatus, NewConnection, connection_id};
+pub use connections::{
+    Connection, ConnectionStatus, NewConnection, RefreshedTokens, connection_id,
+};
 pub use states::{ConsumeStateError, PendingAuthorization};
 
 /// The table, through one DynamoDB client.
@@ -23,6 +28,9 @@ pub use states::{ConsumeStateError, PendingAuthorization};
 pub struct Store {
     ddb: aws_sdk_dynamodb::Client,
     table: String,
+    /// Test seam: how many of the next refreshed-token writes fail as if DynamoDB were down.
+    /// Always zero in production (nothing sets it).
+    failing_refreshed_writes: Arc<AtomicU32>,
 }
 
 impl Store {
@@ -30,7 +38,20 @@ impl Store {
         Store {
             ddb,
             table: table.into(),
+            failing_refreshed_writes: Arc::default(),
         }
+    }
+
+    /// Make the next `n` writes of refreshed tokens fail (integration tests of the
+    /// "Atlassian answered but we could not store it" path).
+    pub fn fail_next_refreshed_writes(&self, n: u32) {
+        self.failing_refreshed_writes.store(n, Ordering::SeqCst);
+    }
+
+    fn take_injected_failure(&self) -> bool {
+        self.failing_refreshed_writes
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     pub fn table(&self) -> &str {

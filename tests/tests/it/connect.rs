@@ -24,16 +24,16 @@ use crate::support::LogCapture;
 const RETURN_URL: &str = "https://platform.example.com/connect/done";
 
 /// The emulator, a fake site, and the two functions wired to them as in production.
-struct World {
-    aws: TestAws,
-    site: FakeAtlassian,
-    api: Api,
-    callback: ConnectService,
-    config: Config,
+pub(crate) struct World {
+    pub(crate) aws: TestAws,
+    pub(crate) site: FakeAtlassian,
+    pub(crate) api: Api,
+    pub(crate) callback: ConnectService,
+    pub(crate) config: Config,
 }
 
 impl World {
-    async fn new(sites: usize) -> World {
+    pub(crate) async fn new(sites: usize) -> World {
         LogCapture::global();
         let site = FakeAtlassian::start(FakeConfig::default().with_sites(sites, SeedSpec::small()))
             .await
@@ -84,18 +84,18 @@ impl World {
         }
     }
 
-    fn store(&self) -> Store {
+    pub(crate) fn store(&self) -> Store {
         Store::new(
             self.aws.clients.dynamodb.clone(),
             self.aws.names.table.clone(),
         )
     }
 
-    fn vault(&self) -> Vault {
+    pub(crate) fn vault(&self) -> Vault {
         Vault::new(self.aws.clients.kms.clone(), self.aws.kms_key_id.clone())
     }
 
-    async fn api(
+    pub(crate) async fn api(
         &self,
         method: Method,
         path: &str,
@@ -119,7 +119,7 @@ impl World {
     }
 
     /// `POST /authorizations`, returning the consent URL.
-    async fn authorize(&self, product: &str, return_url: Option<&str>) -> Url {
+    pub(crate) async fn authorize(&self, product: &str, return_url: Option<&str>) -> Url {
         let mut body = serde_json::json!({ "tenant": "acme", "product": product });
         if let Some(r) = return_url {
             body["return_url"] = r.into();
@@ -133,7 +133,7 @@ impl World {
     }
 
     /// The browser arriving at the callback with `url`'s query.
-    async fn callback(&self, url: &Url) -> Response<Body> {
+    pub(crate) async fn callback(&self, url: &Url) -> Response<Body> {
         let req = Request::builder()
             .method(Method::GET)
             .uri(url.as_str())
@@ -142,7 +142,7 @@ impl World {
         oauth_callback::handle(&self.callback, req).await
     }
 
-    async fn consent(&self, authorize_url: &Url, accept: bool) -> Url {
+    pub(crate) async fn consent(&self, authorize_url: &Url, accept: bool) -> Url {
         self.site
             .consent(authorize_url, accept)
             .await
@@ -150,7 +150,7 @@ impl World {
     }
 }
 
-fn param(url: &Url, name: &str) -> String {
+pub(crate) fn param(url: &Url, name: &str) -> String {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
@@ -174,7 +174,7 @@ fn html(resp: &Response<Body>) -> String {
 }
 
 /// Every byte of every attribute of every item, for leak scans.
-fn dump(items: &[HashMap<String, AttributeValue>]) -> Vec<u8> {
+pub(crate) fn dump(items: &[HashMap<String, AttributeValue>]) -> Vec<u8> {
     fn walk(v: &AttributeValue, out: &mut Vec<u8>) {
         match v {
             AttributeValue::S(s) | AttributeValue::N(s) => out.extend_from_slice(s.as_bytes()),
@@ -200,13 +200,13 @@ fn dump(items: &[HashMap<String, AttributeValue>]) -> Vec<u8> {
     out
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
 }
 
-fn tenant() -> TenantId {
+pub(crate) fn tenant() -> TenantId {
     TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"))
 }
 

@@ -5,4 +5,5 @@ mod connect;
 mod emulator;
 mod fake_site;
 mod http_layer;
+mod refresh;
 mod support;

@@ -10,6 +10,8 @@
 //! Plaintext keys and serialised tokens live in `Zeroizing` buffers and are wiped when
 //! dropped; tokens are handed out only as [`Secret`]s.
 
+pub mod refresh;
+
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use aws_sdk_kms::primitives::Blob;

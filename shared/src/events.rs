@@ -1,0 +1,120 @@
+//! The events on the EventBridge bus: `source = "atlassian-connectors"`, `detail-type` = the
+//! variant name, `detail` = the JSON below. README's event reference shows examples.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::AwsError;
+use crate::ids::{CloudId, ConnectionId, ConnectorId, JobId, Product, TenantId};
+
+/// Every event we publish carries this source.
+pub const SOURCE: &str = "atlassian-connectors";
+
+/// Why a connection was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevocationReason {
+    /// Atlassian answered `invalid_grant`: the user removed the app, or the grant expired.
+    InvalidGrant,
+    /// A fresh access token was refused (401) right after a successful refresh.
+    Unauthorized,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRevoked {
+    pub tenant: TenantId,
+    pub connection_id: ConnectionId,
+    pub product: Product,
+    pub cloud_id: CloudId,
+    pub reason: RevocationReason,
+    /// RFC 3339.
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequested {
+    pub tenant: TenantId,
+    pub connector_id: ConnectorId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<JobId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportContinued {
+    pub tenant: TenantId,
+    pub job_id: JobId,
+}
+
+/// An event we publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    ConnectionRevoked(ConnectionRevoked),
+    ExportRequested(ExportRequested),
+    ExportContinued(ExportContinued),
+}
+
+impl Event {
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            Event::ConnectionRevoked(_) => "ConnectionRevoked",
+            Event::ExportRequested(_) => "ExportRequested",
+            Event::ExportContinued(_) => "ExportContinued",
+        }
+    }
+
+    pub fn detail(&self) -> Result<String, serde_json::Error> {
+        match self {
+            Event::ConnectionRevoked(e) => serde_json::to_string(e),
+            Event::ExportRequested(e) => serde_json::to_string(e),
+            Event::ExportContinued(e) => serde_json::to_string(e),
+        }
+    }
+}
+
+/// Publishes to one bus.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+}
+
+impl EventBus {
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>) -> EventBus {
+        EventBus {
+            client,
+            bus: bus.into(),
+        }
+    }
+
+    pub async fn publish(&self, event: &Event) -> Result<(), AwsError> {
+        let detail = event.detail().map_err(|e| AwsError {
+            operation: "events:PutEvents",
+            code: None,
+            detail: format!("event could not be serialised: {e}"),
+        })?;
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(SOURCE)
+            .detail_type(event.detail_type())
+            .detail(detail)
+            .build();
+        let out = self
+            .client
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("events:PutEvents", &e))?;
+        if out.failed_entry_count() > 0 {
+            let code = out
+                .entries()
+                .iter()
+                .find_map(|e| e.error_code().map(str::to_owned));
+            return Err(AwsError {
+                operation: "events:PutEvents",
+                detail: format!("entry rejected: {}", code.as_deref().unwrap_or("unknown")),
+                code,
+            });
+        }
+        Ok(())
+    }
+}
