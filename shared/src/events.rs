@@ -36,6 +36,9 @@ pub struct ExportRequested {
     pub connector_id: ConnectorId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<JobId>,
+    /// Export everything (and detect removed items) even if an earlier export completed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,12 +47,38 @@ pub struct ExportContinued {
     pub job_id: JobId,
 }
 
+/// An export finished; its manifest lists every item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportCompleted {
+    pub tenant: TenantId,
+    pub connector_id: ConnectorId,
+    pub job_id: JobId,
+    pub items: u64,
+    pub attachments: u64,
+    pub bytes: u64,
+    pub skipped: u64,
+    pub removed: u64,
+    /// S3 key of the manifest.
+    pub manifest: String,
+}
+
+/// An export stopped for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFailed {
+    pub tenant: TenantId,
+    pub connector_id: ConnectorId,
+    pub job_id: JobId,
+    pub reason: String,
+}
+
 /// An event we publish.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     ConnectionRevoked(ConnectionRevoked),
     ExportRequested(ExportRequested),
     ExportContinued(ExportContinued),
+    ExportCompleted(ExportCompleted),
+    ExportFailed(ExportFailed),
 }
 
 impl Event {
@@ -58,6 +87,8 @@ impl Event {
             Event::ConnectionRevoked(_) => "ConnectionRevoked",
             Event::ExportRequested(_) => "ExportRequested",
             Event::ExportContinued(_) => "ExportContinued",
+            Event::ExportCompleted(_) => "ExportCompleted",
+            Event::ExportFailed(_) => "ExportFailed",
         }
     }
 
@@ -66,6 +97,8 @@ impl Event {
             Event::ConnectionRevoked(e) => serde_json::to_string(e),
             Event::ExportRequested(e) => serde_json::to_string(e),
             Event::ExportContinued(e) => serde_json::to_string(e),
+            Event::ExportCompleted(e) => serde_json::to_string(e),
+            Event::ExportFailed(e) => serde_json::to_string(e),
         }
     }
 }

@@ -2,10 +2,12 @@
 
 pub mod atlassian;
 pub mod aws;
+pub mod blob;
 pub mod config;
 pub mod connect;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod ids;
 pub mod secret;
 pub mod store;

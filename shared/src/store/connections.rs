@@ -173,8 +173,10 @@ pub fn connection_id(tenant: &TenantId, product: Product, cloud_id: &CloudId) ->
         h.update(part.as_bytes());
         h.update([0]);
     }
-    let id = format!("conn-{}", &hex::encode(h.finalize())[..24]);
-    // 29 characters of [a-z0-9-]: always a valid id.
+    // 26 hex digits, not 24: a 24-hex token is the shape of a legacy Atlassian account id,
+    // and the account-id scanner must never mistake our own ids for one.
+    let id = format!("conn-{}", &hex::encode(h.finalize())[..26]);
+    // 31 characters of [a-z0-9-]: always a valid id.
     ConnectionId::parse(id).unwrap_or_else(|_| unreachable!("hex ids are valid"))
 }
 
@@ -596,6 +598,7 @@ mod tests {
         let a = connection_id(&t, Product::Jira, &c);
         assert_eq!(a, connection_id(&t, Product::Jira, &c));
         assert_ne!(a, connection_id(&t, Product::Confluence, &c));
-        assert!(a.as_str().starts_with("conn-") && a.as_str().len() == 29);
+        assert!(a.as_str().starts_with("conn-") && a.as_str().len() == 31);
+        assert!(crate::export::redact::find_account_ids(a.as_str()).is_empty());
     }
 }

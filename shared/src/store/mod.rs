@@ -10,6 +10,8 @@
 
 mod attrs;
 pub mod connections;
+pub mod connectors;
+pub mod jobs;
 pub mod schema;
 pub mod states;
 

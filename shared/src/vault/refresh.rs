@@ -105,7 +105,7 @@ pub struct TokenKeeper {
 }
 
 fn lease_owner() -> String {
-    let mut raw = [0u8; 12];
+    let mut raw = [0u8; 16];
     rand::rng().fill_bytes(&mut raw);
     hex::encode(raw)
 }

@@ -34,8 +34,12 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) async fn new(sites: usize) -> World {
+        World::with_fake(FakeConfig::default().with_sites(sites, SeedSpec::small())).await
+    }
+
+    pub(crate) async fn with_fake(fake_config: FakeConfig) -> World {
         LogCapture::global();
-        let site = FakeAtlassian::start(FakeConfig::default().with_sites(sites, SeedSpec::small()))
+        let site = FakeAtlassian::start(fake_config)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let aws = TestAws::new().await;

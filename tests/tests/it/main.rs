@@ -1,8 +1,10 @@
 //! The integration tests: one binary, one module per area. Real sockets only: the moto
 //! emulator for AWS and the fake Atlassian Cloud over HTTP.
 
+mod blob;
 mod connect;
 mod emulator;
+mod export_jira;
 mod fake_site;
 mod http_layer;
 mod refresh;

@@ -1,0 +1,62 @@
+//! Why an export stopped, and whether trying again can help.
+
+use crate::atlassian::http::HttpError;
+use crate::blob::BlobError;
+use crate::store::StoreError;
+use crate::vault::refresh::TokenError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// Atlassian refused the JQL/CQL (400): the job fails with Atlassian's own message.
+    #[error("Atlassian rejected the query: {0}")]
+    InvalidQuery(String),
+    /// A call was refused with 401; the caller renews the token and tries once more.
+    #[error("{0}: Atlassian answered 401")]
+    Unauthorized(&'static str),
+    #[error("the connection was revoked; the customer must connect again")]
+    Revoked,
+    #[error("{0}")]
+    Http(HttpError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// Something that will not get better by retrying (missing connector, bad data).
+    #[error("{0}")]
+    Terminal(String),
+    /// Another invocation took the job over, or the job was erased.
+    #[error("the job lease was lost (another invocation took over, or the job was erased)")]
+    LeaseLost,
+}
+
+impl From<HttpError> for ExportError {
+    fn from(e: HttpError) -> Self {
+        match e.status().map(|s| s.as_u16()) {
+            Some(401) => ExportError::Unauthorized(match &e {
+                HttpError::Status { endpoint, .. } => endpoint,
+                _ => "atlassian",
+            }),
+            _ => ExportError::Http(e),
+        }
+    }
+}
+
+impl ExportError {
+    /// Retrying the same event later cannot help: fail the job.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            ExportError::InvalidQuery(_)
+                | ExportError::Revoked
+                | ExportError::Terminal(_)
+                | ExportError::Token(
+                    TokenError::Revoked
+                        | TokenError::NotFound
+                        | TokenError::NotConfigured(_)
+                        | TokenError::NoRefreshToken
+                )
+        )
+    }
+}

@@ -1,0 +1,321 @@
+//! Jira: page sequentially through `search/jql` for ids only (large pages), fetch details
+//! with `issue/bulkfetch` (100 at a time), complete the comments beyond the 20 search returns.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ExportError;
+use super::source::{AttachmentRef, Batch, Ctx, Item, Page, Source};
+use crate::atlassian::http::{HttpError, Idempotency};
+use crate::secret::{ExposeSecret, Secret};
+use crate::store::jobs::Skipped;
+
+pub struct Jira;
+
+#[derive(Deserialize)]
+struct SearchPage {
+    #[serde(default)]
+    issues: Vec<IdOnly>,
+    #[serde(default, rename = "nextPageToken")]
+    next_page_token: Option<String>,
+    #[serde(default, rename = "isLast")]
+    is_last: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct BulkFetch {
+    #[serde(default)]
+    issues: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+struct CommentPage {
+    #[serde(default)]
+    comments: Vec<Value>,
+    #[serde(default)]
+    total: Option<u64>,
+}
+
+/// Split a JQL at its trailing `ORDER BY` (outside quotes), case-insensitively.
+fn split_order_by(jql: &str) -> (&str, &str) {
+    let lower = jql.to_ascii_lowercase();
+    let mut in_quote: Option<char> = None;
+    let mut found = None;
+    let bytes: Vec<char> = lower.chars().collect();
+    let mut i = 0;
+    let mut byte_pos = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match in_quote {
+            Some(q) if c == q => in_quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => in_quote = Some(c),
+            None if lower[byte_pos..].starts_with("order by") => found = Some(byte_pos),
+            None => {}
+        }
+        byte_pos += c.len_utf8();
+        i += 1;
+    }
+    match found {
+        Some(at) => (jql[..at].trim(), jql[at..].trim()),
+        None => (jql.trim(), ""),
+    }
+}
+
+fn map_search_error(e: HttpError) -> ExportError {
+    match e.status().map(|s| s.as_u16()) {
+        Some(400) => ExportError::InvalidQuery(
+            e.atlassian_message()
+                .unwrap_or_else(|| "the query is not valid".into()),
+        ),
+        _ => e.into(),
+    }
+}
+
+impl Source for Jira {
+    const BATCH: usize = 100;
+    const PAGE_SIZE: usize = 500;
+
+    fn effective_query(&self, query: &str, since_minutes: Option<i64>) -> String {
+        match since_minutes {
+            None => query.trim().to_owned(),
+            Some(m) => {
+                // Relative times are evaluated by Jira in its own clock, avoiding the
+                // user-profile time zone that absolute JQL dates are read in.
+                let (head, order) = split_order_by(query);
+                let head = if head.is_empty() {
+                    String::new()
+                } else {
+                    format!("({head}) AND ")
+                };
+                format!("{head}updated >= \"-{}m\" {order}", m.max(1))
+                    .trim()
+                    .to_owned()
+            }
+        }
+    }
+
+    async fn page(
+        &self,
+        ctx: &Ctx<'_>,
+        token: &Secret,
+        query: &str,
+        cursor: Option<&str>,
+    ) -> Result<Page, ExportError> {
+        let mut body = json!({ "jql": query, "maxResults": Self::PAGE_SIZE, "fields": ["id"] });
+        if let Some(c) = cursor {
+            body["nextPageToken"] = Value::String(c.to_owned());
+        }
+        let req = ctx
+            .http
+            .request(Method::POST, ctx.urls.jira(ctx.cloud_id, "search/jql"))
+            .bearer_auth(token.expose_secret())
+            .json(&body)
+            .build()
+            .map_err(|_| ExportError::Terminal("search request could not be built".into()))?;
+        let page: SearchPage = ctx
+            .http
+            .send("jira.search", ctx.cloud_id.as_str(), Idempotency::Safe, req)
+            .await
+            .map_err(map_search_error)?
+            .json()
+            .await?;
+        let next = if page.is_last == Some(true) {
+            None
+        } else {
+            page.next_page_token
+        };
+        Ok(Page {
+            ids: page.issues.into_iter().map(|i| i.id).collect(),
+            next,
+        })
+    }
+
+    async fn fetch(
+        &self,
+        ctx: &Ctx<'_>,
+        token: &Secret,
+        ids: &[String],
+        all_comments: bool,
+    ) -> Result<Batch, ExportError> {
+        let mut batch = Batch::default();
+        let mut returned = self.bulkfetch(ctx, token, ids).await?;
+        let mut missing: Vec<String> = ids
+            .iter()
+            .filter(|id| {
+                !returned
+                    .iter()
+                    .any(|i| i["id"].as_str() == Some(id.as_str()))
+            })
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            // Jira leaves out issues it could not load this time (issueErrors) as well as those
+            // the user may not see; ask once more for the missing ones.
+            returned.extend(self.bulkfetch(ctx, token, &missing).await?);
+            missing.retain(|id| {
+                !returned
+                    .iter()
+                    .any(|i| i["id"].as_str() == Some(id.as_str()))
+            });
+        }
+        batch.skipped.extend(missing.into_iter().map(|id| Skipped {
+            id,
+            reason: "not returned by Jira (no permission to see it, or deleted meanwhile)".into(),
+        }));
+        for mut doc in returned {
+            let Some(id) = doc["id"].as_str().map(str::to_owned) else {
+                continue;
+            };
+            if all_comments {
+                self.complete_comments(ctx, token, &id, &mut doc).await?;
+            }
+            let attachments = doc["fields"]["attachment"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(|a| {
+                            let aid = a["id"].as_str()?.to_owned();
+                            Some(AttachmentRef {
+                                url: ctx
+                                    .urls
+                                    .jira(ctx.cloud_id, &format!("attachment/content/{aid}")),
+                                id: aid,
+                                filename: a["filename"].as_str().unwrap_or("attachment").to_owned(),
+                                size: a["size"].as_u64(),
+                                mime_type: a["mimeType"]
+                                    .as_str()
+                                    .unwrap_or("application/octet-stream")
+                                    .to_owned(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            batch.items.push(Item {
+                id,
+                doc,
+                attachments,
+            });
+        }
+        Ok(batch)
+    }
+
+    fn redact(&self, doc: &mut Value, names: &mut super::redact::NameBook) {
+        super::redact::redact_jira_issue(doc, names);
+    }
+}
+
+impl Jira {
+    async fn bulkfetch(
+        &self,
+        ctx: &Ctx<'_>,
+        token: &Secret,
+        ids: &[String],
+    ) -> Result<Vec<Value>, ExportError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = json!({ "issueIdsOrKeys": ids, "fields": ["*all"] });
+        let req = ctx
+            .http
+            .request(Method::POST, ctx.urls.jira(ctx.cloud_id, "issue/bulkfetch"))
+            .bearer_auth(token.expose_secret())
+            .json(&body)
+            .build()
+            .map_err(|_| ExportError::Terminal("bulk fetch request could not be built".into()))?;
+        let out: BulkFetch = ctx
+            .http
+            .send(
+                "jira.bulkfetch",
+                ctx.cloud_id.as_str(),
+                Idempotency::Safe,
+                req,
+            )
+            .await?
+            .json()
+            .await?;
+        Ok(out.issues)
+    }
+
+    /// Replace the ≤20 comments search returns by all of them.
+    async fn complete_comments(
+        &self,
+        ctx: &Ctx<'_>,
+        token: &Secret,
+        id: &str,
+        doc: &mut Value,
+    ) -> Result<(), ExportError> {
+        let comment = &doc["fields"]["comment"];
+        let have = comment["comments"].as_array().map_or(0, Vec::len) as u64;
+        let total = comment["total"].as_u64().unwrap_or(have);
+        if total <= have {
+            return Ok(());
+        }
+        let mut all = Vec::new();
+        loop {
+            let mut url = ctx.urls.jira(ctx.cloud_id, &format!("issue/{id}/comment"));
+            url.query_pairs_mut()
+                .append_pair("startAt", &all.len().to_string())
+                .append_pair("maxResults", "100");
+            let req = ctx
+                .http
+                .request(Method::GET, url)
+                .bearer_auth(token.expose_secret())
+                .build()
+                .map_err(|_| ExportError::Terminal("comment request could not be built".into()))?;
+            let page: CommentPage = ctx
+                .http
+                .send(
+                    "jira.comments",
+                    ctx.cloud_id.as_str(),
+                    Idempotency::Safe,
+                    req,
+                )
+                .await?
+                .json()
+                .await?;
+            let got = page.comments.len();
+            all.extend(page.comments);
+            let total = page.total.unwrap_or(0) as usize;
+            if got == 0 || all.len() >= total {
+                break;
+            }
+        }
+        let total = all.len();
+        doc["fields"]["comment"] =
+            json!({ "comments": all, "total": total, "maxResults": total, "startAt": 0 });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incremental_query_keeps_order_by_last() {
+        let q = Jira.effective_query("project = ALPHA ORDER BY updated DESC", Some(90));
+        assert_eq!(
+            q,
+            "(project = ALPHA) AND updated >= \"-90m\" ORDER BY updated DESC"
+        );
+    }
+
+    #[test]
+    fn order_by_inside_quotes_is_not_a_clause() {
+        let q = Jira.effective_query("summary ~ \"order by me\"", Some(5));
+        assert_eq!(q, "(summary ~ \"order by me\") AND updated >= \"-5m\"");
+    }
+
+    #[test]
+    fn full_runs_use_the_query_as_is() {
+        assert_eq!(Jira.effective_query(" project = A ", None), "project = A");
+    }
+}

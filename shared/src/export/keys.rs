@@ -1,0 +1,75 @@
+//! The S3 layout (ARCHITECTURE.md): everything starts with the tenant, so erase and IAM
+//! scoping work by prefix.
+//!
+//! ```text
+//! {tenant}/{product}/{cloudId}/{connector}/items/{itemId}.json
+//! {tenant}/{product}/{cloudId}/{connector}/attachments/{itemId}/{attachmentId}-{safe name}
+//! {tenant}/{product}/{cloudId}/{connector}/manifests/{job}.json
+//! {tenant}/{product}/{cloudId}/{connector}/state/{job}/page-{n}.json   (removed when the job ends)
+//! ```
+
+use crate::blob::safe_key_segment;
+use crate::ids::{CloudId, ConnectorId, JobId, Product, TenantId};
+
+/// Longest file-name part of an attachment key (S3 keys may be 1,024 bytes).
+const MAX_NAME_BYTES: usize = 180;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: String,
+}
+
+impl Layout {
+    pub fn new(
+        tenant: &TenantId,
+        product: Product,
+        cloud: &CloudId,
+        connector: &ConnectorId,
+    ) -> Layout {
+        Layout {
+            root: format!("{tenant}/{product}/{cloud}/{connector}/"),
+        }
+    }
+
+    /// The connector's whole prefix.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    pub fn item(&self, item_id: &str) -> String {
+        format!("{}items/{}.json", self.root, safe_key_segment(item_id, 128))
+    }
+
+    pub fn attachments_of(&self, item_id: &str) -> String {
+        format!(
+            "{}attachments/{}/",
+            self.root,
+            safe_key_segment(item_id, 128)
+        )
+    }
+
+    pub fn attachment(&self, item_id: &str, attachment_id: &str, filename: &str) -> String {
+        format!(
+            "{}{}-{}",
+            self.attachments_of(item_id),
+            safe_key_segment(attachment_id, 64),
+            safe_key_segment(filename, MAX_NAME_BYTES)
+        )
+    }
+
+    pub fn attachments_root(&self) -> String {
+        format!("{}attachments/", self.root)
+    }
+
+    pub fn manifest(&self, job: &JobId) -> String {
+        format!("{}manifests/{job}.json", self.root)
+    }
+
+    pub fn state(&self, job: &JobId) -> String {
+        format!("{}state/{job}/", self.root)
+    }
+
+    pub fn state_page(&self, job: &JobId, page: u32) -> String {
+        format!("{}page-{page:06}.json", self.state(job))
+    }
+}

@@ -1,0 +1,911 @@
+//! The export job machinery shared by Jira and Confluence: job creation (one running job per
+//! connector), a lease per job, a checkpoint after every batch, a pause before the Lambda
+//! deadline with an `ExportContinued` event, attachments streamed into S3, a manifest and an
+//! `ExportCompleted`/`ExportFailed` event at the end.
+//!
+//! Every S3 key is deterministic (item id, attachment id), attachments are written before
+//! their item, and the checkpoint moves only after both: a crash anywhere, or a re-delivered
+//! event, redoes at most one batch and ends with the same bucket content.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::RngCore;
+use reqwest::Method;
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::keys::Layout;
+use super::redact::NameBook;
+use super::source::{AttachmentRef, Ctx, Item, Source};
+use super::{ExportError, jira::Jira};
+use crate::atlassian::http::{HttpError, Idempotency};
+use crate::blob::{BlobError, BlobStore, Stored, metadata_value};
+use crate::events::{
+    Event, ExportCompleted, ExportContinued, ExportFailed, ExportRequested, RevocationReason,
+};
+use crate::ids::{JobId, Product, TenantId};
+use crate::secret::{ExposeSecret, Secret};
+use crate::store::StoreError;
+use crate::store::connectors::Connector;
+use crate::store::jobs::{Job, JobStatus, SKIPPED_INLINE, Skipped};
+use crate::vault::refresh::{Need, Obtained, TokenKeeper};
+
+/// Incremental runs look back this much further than the watermark (clock skew, Jira's
+/// eventual consistency).
+pub const INCREMENTAL_OVERLAP: time::Duration = time::Duration::minutes(10);
+/// Transient failures in a row before a job fails.
+pub const MAX_ERRORS_IN_A_ROW: u32 = 5;
+/// Attempts to copy one attachment when its download breaks midway.
+const ATTACHMENT_ATTEMPTS: u32 = 3;
+
+/// What one invocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed {
+        manifest: String,
+    },
+    Failed {
+        reason: String,
+    },
+    /// Paused before the deadline; `ExportContinued` was published.
+    Continued,
+    /// Another invocation holds the job's lease; nothing done.
+    Busy,
+    /// The job had already ended (a re-delivered event).
+    AlreadyFinished,
+    /// Another job of the connector is running; this request was refused.
+    AlreadyRunning {
+        job: JobId,
+    },
+}
+
+pub struct Exporter {
+    pub keeper: TokenKeeper,
+    pub blobs: BlobStore,
+    pub job_retention: Duration,
+    /// How long a job lease lasts: longer than one invocation.
+    pub lease_ttl: time::Duration,
+    /// Stop taking new batches when less than this is left before the deadline.
+    pub deadline_margin: Duration,
+    /// Items exported at once within a batch.
+    pub item_concurrency: usize,
+    /// Items per batch (and per checkpoint), at most the product's own limit.
+    pub batch_size: usize,
+    /// Jira evaluates the incremental bound `updated >= "-Nm"` against its own clock, so the
+    /// bound moves forward while a job runs; N includes this slack so that no page of a job
+    /// shorter than it misses an item changed since the watermark.
+    pub incremental_slack: time::Duration,
+}
+
+impl Exporter {
+    /// Build from validated config and the cold start's AWS clients.
+    pub async fn from_config(
+        config: &crate::config::Config,
+        aws: &crate::aws::AwsClients,
+    ) -> Result<Exporter, crate::error::StartupError> {
+        let keeper = TokenKeeper::from_config(config, aws).await?;
+        let bucket = config.bucket()?.to_owned();
+        Ok(Exporter {
+            keeper,
+            blobs: BlobStore::new(aws.s3.clone(), bucket, config.kms_key_id.clone()),
+            job_retention: config.job_retention,
+            lease_ttl: time::Duration::minutes(16),
+            deadline_margin: Duration::from_secs(60),
+            item_concurrency: 8,
+            batch_size: 100,
+            incremental_slack: time::Duration::hours(6),
+        })
+    }
+}
+
+/// A new job id: date (for humans) and 80 random bits.
+pub fn new_job_id() -> JobId {
+    let mut raw = [0u8; 10];
+    rand::rng().fill_bytes(&mut raw);
+    let now = OffsetDateTime::now_utc();
+    let id = format!(
+        "job-{}{:02}{:02}-{}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        hex::encode(raw)
+    );
+    JobId::parse(id).unwrap_or_else(|_| unreachable!("generated job ids are valid"))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The access token shared by a job's concurrent calls, renewed once when Atlassian says 401.
+struct Session {
+    token: Mutex<Secret>,
+}
+
+impl Session {
+    fn current(&self) -> Secret {
+        self.token
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+enum Step {
+    Done,
+    Paused,
+}
+
+impl Exporter {
+    /// `ExportRequested`: create the job (or resume it, if the event is a re-delivery) and run.
+    pub async fn requested(
+        &self,
+        ev: &ExportRequested,
+        deadline: Instant,
+    ) -> Result<Outcome, ExportError> {
+        let store = &self.keeper.store;
+        let connector = store
+            .get_connector(&ev.tenant, &ev.connector_id)
+            .await?
+            .ok_or_else(|| {
+                ExportError::Terminal(format!("connector {} not found", ev.connector_id))
+            })?;
+        let job_id = ev.job_id.clone().unwrap_or_else(new_job_id);
+        if let Some(job) = store.get_job(&ev.tenant, &job_id).await? {
+            return self.run(job, deadline).await;
+        }
+        let now = OffsetDateTime::now_utc();
+        let full_run = ev.full || connector.watermark.is_none();
+        let job = Job {
+            tenant: ev.tenant.clone(),
+            id: job_id.clone(),
+            connector_id: connector.id.clone(),
+            connection_id: connector.connection_id.clone(),
+            product: connector.product,
+            status: JobStatus::Running,
+            phase: "searching".into(),
+            full_run,
+            since: if full_run {
+                None
+            } else {
+                connector.watermark.map(|w| w - INCREMENTAL_OVERLAP)
+            },
+            checkpoint: Default::default(),
+            items_done: 0,
+            attachments_done: 0,
+            bytes_done: 0,
+            skipped_count: 0,
+            skipped: Vec::new(),
+            invocations: 0,
+            started_at: now,
+            updated_at: now,
+            finished_at: None,
+            failure_reason: None,
+        };
+        store.create_job(&job).await?;
+        match self.claim(&connector, &job_id).await? {
+            Some(other) if other != job_id => {
+                let mut job = job;
+                job.status = JobStatus::Failed;
+                job.phase = "done".into();
+                job.failure_reason = Some(format!(
+                    "another export of this connector is running ({other})"
+                ));
+                job.finished_at = Some(now);
+                store.finish_job(&job, None, self.job_retention).await?;
+                Ok(Outcome::AlreadyRunning { job: other })
+            }
+            _ => self.run(job, deadline).await,
+        }
+    }
+
+    /// Take the connector's running-job slot, clearing it first if its holder is gone or over.
+    async fn claim(
+        &self,
+        connector: &Connector,
+        job: &JobId,
+    ) -> Result<Option<JobId>, ExportError> {
+        let store = &self.keeper.store;
+        let holder = store
+            .claim_active_job(&connector.tenant, &connector.id, job)
+            .await?;
+        match &holder {
+            Some(other) if other != job => {
+                let alive = store
+                    .get_job(&connector.tenant, other)
+                    .await?
+                    .is_some_and(|j| j.status == JobStatus::Running);
+                if alive {
+                    return Ok(holder);
+                }
+                store
+                    .finish_active_job(&connector.tenant, &connector.id, other, None)
+                    .await?;
+                Ok(store
+                    .claim_active_job(&connector.tenant, &connector.id, job)
+                    .await?)
+            }
+            _ => Ok(holder),
+        }
+    }
+
+    /// `ExportContinued`: resume the job from its checkpoint.
+    pub async fn continued(
+        &self,
+        ev: &ExportContinued,
+        deadline: Instant,
+    ) -> Result<Outcome, ExportError> {
+        match self.keeper.store.get_job(&ev.tenant, &ev.job_id).await? {
+            Some(job) => self.run(job, deadline).await,
+            None => Ok(Outcome::AlreadyFinished),
+        }
+    }
+
+    async fn run(&self, mut job: Job, deadline: Instant) -> Result<Outcome, ExportError> {
+        if job.status != JobStatus::Running {
+            return Ok(Outcome::AlreadyFinished);
+        }
+        let store = &self.keeper.store;
+        let mut raw = [0u8; 16];
+        rand::rng().fill_bytes(&mut raw);
+        let owner = hex::encode(raw);
+        let now = OffsetDateTime::now_utc();
+        if !store
+            .take_job_lease(&job, &owner, now, now + self.lease_ttl)
+            .await?
+        {
+            return Ok(Outcome::Busy);
+        }
+        job.invocations += 1;
+        let span = tracing::info_span!("export", tenant = %job.tenant, job_id = %job.id, connector_id = %job.connector_id, product = %job.product);
+        let _entered = span.enter();
+        let result = self.drive(&mut job, &owner, deadline).await;
+        match result {
+            Ok(Step::Done) => self.complete(job, &owner).await,
+            Ok(Step::Paused) => {
+                job.checkpoint.errors_in_a_row = 0;
+                self.pause(&job, &owner).await?;
+                Ok(Outcome::Continued)
+            }
+            Err(ExportError::LeaseLost) => Ok(Outcome::Busy),
+            Err(e) if e.is_terminal() => self.fail(job, &owner, e.to_string()).await,
+            Err(e) => {
+                job.checkpoint.errors_in_a_row += 1;
+                tracing::warn!(error = %e, attempt = job.checkpoint.errors_in_a_row, "export hit a transient failure");
+                if job.checkpoint.errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
+                    return self
+                        .fail(
+                            job,
+                            &owner,
+                            format!("gave up after repeated failures; last: {e}"),
+                        )
+                        .await;
+                }
+                self.pause(&job, &owner).await?;
+                Ok(Outcome::Continued)
+            }
+        }
+    }
+
+    /// Save, let go of the job, and ask for a continuation.
+    async fn pause(&self, job: &Job, owner: &str) -> Result<(), ExportError> {
+        let store = &self.keeper.store;
+        store.save_job(job, owner).await.map_err(lost)?;
+        store.release_job_lease(job, owner).await?;
+        self.keeper
+            .events
+            .publish(&Event::ExportContinued(ExportContinued {
+                tenant: job.tenant.clone(),
+                job_id: job.id.clone(),
+            }))
+            .await
+            .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+        tracing::info!(items = job.items_done, bytes = job.bytes_done, phase = %job.phase, "export paused; continuation requested");
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        mut job: Job,
+        owner: &str,
+        reason: String,
+    ) -> Result<Outcome, ExportError> {
+        let store = &self.keeper.store;
+        job.status = JobStatus::Failed;
+        job.phase = "done".into();
+        job.failure_reason = Some(reason.clone());
+        job.finished_at = Some(OffsetDateTime::now_utc());
+        job.updated_at = OffsetDateTime::now_utc();
+        match store
+            .finish_job(&job, Some(owner), self.job_retention)
+            .await
+        {
+            Err(StoreError::Conflict(_)) => return Ok(Outcome::Busy),
+            other => other?,
+        }
+        store
+            .finish_active_job(&job.tenant, &job.connector_id, &job.id, None)
+            .await?;
+        tracing::warn!(reason = %reason, "export failed");
+        self.keeper
+            .events
+            .publish(&Event::ExportFailed(ExportFailed {
+                tenant: job.tenant.clone(),
+                connector_id: job.connector_id.clone(),
+                job_id: job.id.clone(),
+                reason: reason.clone(),
+            }))
+            .await
+            .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+        Ok(Outcome::Failed { reason })
+    }
+
+    async fn drive(
+        &self,
+        job: &mut Job,
+        owner: &str,
+        deadline: Instant,
+    ) -> Result<Step, ExportError> {
+        let store = &self.keeper.store;
+        let connector = store
+            .get_connector(&job.tenant, &job.connector_id)
+            .await?
+            .ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
+        let connection = store
+            .get_connection(&job.tenant, &job.connection_id)
+            .await?
+            .ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?;
+        let layout = Layout::new(
+            &job.tenant,
+            job.product,
+            &connection.cloud_id,
+            &job.connector_id,
+        );
+        let (token, _) = self
+            .keeper
+            .access_token(
+                &job.tenant,
+                &job.connection_id,
+                Need::AccessToken,
+                OffsetDateTime::now_utc(),
+            )
+            .await?;
+        let session = Session {
+            token: Mutex::new(token.token),
+        };
+        let ctx = Ctx {
+            http: &self.keeper.http,
+            urls: &self.keeper.urls,
+            cloud_id: &connection.cloud_id,
+        };
+        // A crashed invocation may have left multipart uploads behind; nobody else writes here.
+        self.blobs
+            .abort_uploads_under(&layout.attachments_root())
+            .await?;
+        match job.product {
+            Product::Jira => {
+                self.drive_source(
+                    &Jira, job, owner, &connector, &layout, &ctx, &session, deadline,
+                )
+                .await
+            }
+            Product::Confluence => Err(ExportError::Terminal(
+                "Confluence export is not available yet".into(),
+            )),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn drive_source<S: Source>(
+        &self,
+        source: &S,
+        job: &mut Job,
+        owner: &str,
+        connector: &Connector,
+        layout: &Layout,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        deadline: Instant,
+    ) -> Result<Step, ExportError> {
+        let store = &self.keeper.store;
+        // Derived from stored values only, so every invocation of the job builds the same query
+        // (a page cursor is valid only for the query that produced it).
+        let since_minutes = job.since.map(|s| {
+            ((job.started_at - s) + self.incremental_slack)
+                .whole_minutes()
+                .max(1)
+        });
+        let query = source.effective_query(&connector.query, since_minutes);
+        let mut names = NameBook::default();
+        loop {
+            if Instant::now() + self.deadline_margin >= deadline {
+                return Ok(Step::Paused);
+            }
+            let cp = &job.checkpoint;
+            if cp.page_ids.is_empty() && cp.search_done {
+                return Ok(Step::Done);
+            }
+            if cp.page_ids.is_empty() {
+                let cursor = cp.next_page.clone();
+                let (query, cursor) = (&query, cursor.as_deref());
+                let page = self
+                    .authed(job, session, |t| async move {
+                        source.page(ctx, &t, query, cursor).await
+                    })
+                    .await?;
+                let cp = &mut job.checkpoint;
+                cp.page_no += 1;
+                cp.search_done = page.next.is_none();
+                cp.next_page = page.next;
+                cp.page_ids = page.ids;
+                cp.done_in_page = 0;
+                cp.page_skipped.clear();
+                job.phase = "exporting".into();
+                if job.checkpoint.page_ids.is_empty() {
+                    self.close_page(job, layout, &[]).await?;
+                }
+                job.updated_at = OffsetDateTime::now_utc();
+                store.save_job(job, owner).await.map_err(lost)?;
+                continue;
+            }
+            let start = job.checkpoint.done_in_page;
+            let end =
+                (start + S::BATCH.min(self.batch_size.max(1))).min(job.checkpoint.page_ids.len());
+            let ids: Vec<String> = job.checkpoint.page_ids[start..end].to_vec();
+            let all_comments = connector.options.all_comments;
+            let batch = self
+                .authed(job, session, |t| {
+                    let ids = &ids;
+                    async move { source.fetch(ctx, &t, ids, all_comments).await }
+                })
+                .await?;
+            let mut items = batch.items;
+            for item in &mut items {
+                source.redact(&mut item.doc, &mut names);
+            }
+            let exported: Vec<Result<ItemResult, ExportError>> = futures::stream::iter(items)
+                .map(|item| {
+                    self.export_item(
+                        job,
+                        layout,
+                        ctx,
+                        session,
+                        item,
+                        connector.options.attachments,
+                    )
+                })
+                .buffer_unordered(self.item_concurrency.max(1))
+                .collect()
+                .await;
+            let mut skipped = batch.skipped;
+            for r in exported {
+                let r = r?;
+                job.items_done += 1;
+                job.attachments_done += r.attachments;
+                job.bytes_done += r.bytes;
+                skipped.extend(r.skipped);
+            }
+            job.skipped_count += skipped.len() as u64;
+            for s in &skipped {
+                if job.skipped.len() < SKIPPED_INLINE {
+                    job.skipped.push(s.clone());
+                }
+            }
+            job.checkpoint.page_skipped.extend(skipped);
+            job.checkpoint.done_in_page = end;
+            job.checkpoint.errors_in_a_row = 0;
+            if end >= job.checkpoint.page_ids.len() {
+                let ids = std::mem::take(&mut job.checkpoint.page_ids);
+                self.close_page(job, layout, &ids).await?;
+                job.checkpoint.done_in_page = 0;
+                job.checkpoint.page_skipped.clear();
+            }
+            job.updated_at = OffsetDateTime::now_utc();
+            store.save_job(job, owner).await.map_err(lost)?;
+            tracing::debug!(
+                items = job.items_done,
+                bytes = job.bytes_done,
+                "batch exported"
+            );
+        }
+    }
+
+    /// Record a finished page's exported ids and skips in the job's S3 state (the manifest is
+    /// built from these, so its item list is complete across any number of invocations).
+    async fn close_page(
+        &self,
+        job: &Job,
+        layout: &Layout,
+        ids: &[String],
+    ) -> Result<(), ExportError> {
+        let skipped: BTreeSet<&str> = job
+            .checkpoint
+            .page_skipped
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        let exported: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !skipped.contains(id))
+            .collect();
+        let body = json!({ "items": exported, "skipped": job.checkpoint.page_skipped });
+        self.blobs
+            .put_bytes(
+                &layout.state_page(&job.id, job.checkpoint.page_no),
+                Bytes::from(body.to_string()),
+                "application/json",
+                &[],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn export_item(
+        &self,
+        job: &Job,
+        layout: &Layout,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        mut item: Item,
+        with_attachments: bool,
+    ) -> Result<ItemResult, ExportError> {
+        let mut result = ItemResult::default();
+        if with_attachments {
+            for att in std::mem::take(&mut item.attachments) {
+                let key = layout.attachment(&item.id, &att.id, &att.filename);
+                match self.copy_attachment(job, ctx, session, &att, &key).await? {
+                    Ok(stored) => {
+                        result.attachments += 1;
+                        result.bytes += stored.bytes;
+                        mark_exported(&mut item.doc, &att.id, &key, &stored.sha256_hex);
+                    }
+                    Err(reason) => result.skipped.push(Skipped {
+                        id: format!("{}/attachment/{}", item.id, att.id),
+                        reason,
+                    }),
+                }
+            }
+        }
+        let body = serde_json::to_vec(&item.doc)
+            .map_err(|e| ExportError::Terminal(format!("item {}: {e}", item.id)))?;
+        result.bytes += body.len() as u64;
+        self.blobs
+            .put_bytes(
+                &layout.item(&item.id),
+                Bytes::from(body),
+                "application/json",
+                &[("item-id", &item.id)],
+            )
+            .await?;
+        Ok(result)
+    }
+
+    /// Stream one attachment into S3. `Ok(Err(reason))` when Atlassian refuses it (403/404):
+    /// recorded and skipped, the export goes on.
+    async fn copy_attachment(
+        &self,
+        job: &Job,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        att: &AttachmentRef,
+        key: &str,
+    ) -> Result<Result<Stored, String>, ExportError> {
+        let original = metadata_value(&att.filename);
+        let metadata = [
+            ("original-filename", original.as_str()),
+            ("attachment-id", att.id.as_str()),
+        ];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let download = self
+                .authed(job, session, |t| async move {
+                    let req = ctx
+                        .http
+                        .request(Method::GET, att.url.clone())
+                        .bearer_auth(t.expose_secret())
+                        .build()
+                        .map_err(|_| {
+                            ExportError::Terminal("attachment request could not be built".into())
+                        })?;
+                    ctx.http
+                        .send(
+                            "attachment.download",
+                            ctx.cloud_id.as_str(),
+                            Idempotency::Safe,
+                            req,
+                        )
+                        .await
+                        .map_err(ExportError::from)
+                })
+                .await;
+            let resp = match download {
+                Ok(resp) => resp,
+                Err(ExportError::Http(HttpError::Status { status, .. }))
+                    if matches!(status.as_u16(), 403 | 404 | 410) =>
+                {
+                    return Ok(Err(format!(
+                        "Atlassian answered {status} for the attachment"
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
+            match self
+                .blobs
+                .put_stream(
+                    key,
+                    resp.bytes_stream(),
+                    &att.mime_type,
+                    &metadata,
+                    att.size,
+                )
+                .await
+            {
+                Ok(stored) => return Ok(Ok(stored)),
+                Err(BlobError::Aws(e)) => return Err(ExportError::Store(StoreError::Aws(e))),
+                Err(e) if attempt < ATTACHMENT_ATTEMPTS => {
+                    tracing::info!(error = %e, attempt, "attachment download broke; retrying");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Call Atlassian with the session's token; on 401 renew it once (another caller may have
+    /// rotated it) and retry; a 401 on a token we just refreshed means access was revoked.
+    async fn authed<T, F, Fut>(
+        &self,
+        job: &Job,
+        session: &Session,
+        call: F,
+    ) -> Result<T, ExportError>
+    where
+        F: Fn(Secret) -> Fut,
+        Fut: Future<Output = Result<T, ExportError>>,
+    {
+        let token = session.current();
+        match call(token.clone()).await {
+            Err(ExportError::Unauthorized(_)) => {
+                let (fresh, obtained) = self.renew(job, session, &token).await?;
+                match call(fresh).await {
+                    Err(ExportError::Unauthorized(_)) if obtained == Obtained::Refreshed => {
+                        if let Some(conn) = self
+                            .keeper
+                            .store
+                            .get_connection(&job.tenant, &job.connection_id)
+                            .await?
+                        {
+                            self.keeper
+                                .revoke(
+                                    &conn,
+                                    RevocationReason::Unauthorized,
+                                    OffsetDateTime::now_utc(),
+                                )
+                                .await?;
+                        }
+                        Err(ExportError::Revoked)
+                    }
+                    Err(ExportError::Unauthorized(_)) => Err(ExportError::Revoked),
+                    other => other,
+                }
+            }
+            other => other,
+        }
+    }
+
+    async fn renew(
+        &self,
+        job: &Job,
+        session: &Session,
+        stale: &Secret,
+    ) -> Result<(Secret, Obtained), ExportError> {
+        let current = session.current();
+        if current.expose_secret() != stale.expose_secret() {
+            return Ok((current, Obtained::FromWinner));
+        }
+        // Ask for a token valid well past now: forces a refresh unless someone just did one.
+        let later = OffsetDateTime::now_utc() + time::Duration::hours(2);
+        let (fresh, obtained) = self
+            .keeper
+            .access_token(&job.tenant, &job.connection_id, Need::AccessToken, later)
+            .await?;
+        if let Ok(mut t) = session.token.lock() {
+            *t = fresh.token.clone();
+        }
+        Ok((fresh.token, obtained))
+    }
+
+    /// All pages done: write the manifest, clean up, move the watermark, announce it.
+    async fn complete(&self, mut job: Job, owner: &str) -> Result<Outcome, ExportError> {
+        let store = &self.keeper.store;
+        let connector = store
+            .get_connector(&job.tenant, &job.connector_id)
+            .await?
+            .ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
+        let connection = store
+            .get_connection(&job.tenant, &job.connection_id)
+            .await?
+            .ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?;
+        let layout = Layout::new(
+            &job.tenant,
+            job.product,
+            &connection.cloud_id,
+            &job.connector_id,
+        );
+        job.phase = "finishing".into();
+
+        let mut items: BTreeSet<String> = BTreeSet::new();
+        let mut skipped: Vec<Skipped> = Vec::new();
+        for key in self.blobs.list_keys(&layout.state(&job.id)).await? {
+            let Some(body) = self.blobs.get_bytes(&key).await? else {
+                continue;
+            };
+            let page: Value = serde_json::from_slice(&body).unwrap_or_default();
+            items.extend(
+                page["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned)),
+            );
+            if let Ok(s) = serde_json::from_value::<Vec<Skipped>>(page["skipped"].clone()) {
+                skipped.extend(s);
+            }
+        }
+        let removed: Vec<String> = match (&connector.last_full_job, job.full_run) {
+            (Some(prev), true) => self
+                .previous_items(&layout, prev)
+                .await?
+                .into_iter()
+                .filter(|id| !items.contains(id))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let finished = OffsetDateTime::now_utc();
+        let manifest = json!({
+            "job_id": job.id,
+            "tenant": job.tenant,
+            "connector_id": job.connector_id,
+            "connection_id": job.connection_id,
+            "product": job.product,
+            "cloud_id": connection.cloud_id,
+            "full_run": job.full_run,
+            "since": job.since.map(rfc3339),
+            "started_at": rfc3339(job.started_at),
+            "finished_at": rfc3339(finished),
+            "watermark": rfc3339(job.started_at),
+            "counts": {
+                "items": items.len(),
+                "attachments": job.attachments_done,
+                "bytes": job.bytes_done,
+                "skipped": skipped.len(),
+                "removed": removed.len(),
+            },
+            "items": items,
+            "removed": removed,
+            "skipped": skipped,
+            "layout": {
+                "items": format!("{}items/", layout.root()),
+                "attachments": layout.attachments_root(),
+            },
+        });
+        let manifest_key = layout.manifest(&job.id);
+        self.blobs
+            .put_bytes(
+                &manifest_key,
+                Bytes::from(manifest.to_string()),
+                "application/json",
+                &[],
+            )
+            .await?;
+        self.blobs.delete_prefix(&layout.state(&job.id)).await?;
+        self.blobs
+            .abort_uploads_under(&layout.attachments_root())
+            .await?;
+
+        job.status = JobStatus::Completed;
+        job.phase = "done".into();
+        job.finished_at = Some(finished);
+        job.updated_at = finished;
+        job.skipped_count = skipped.len() as u64;
+        match store
+            .finish_job(&job, Some(owner), self.job_retention)
+            .await
+        {
+            Err(StoreError::Conflict(_)) => return Ok(Outcome::Busy),
+            other => other?,
+        }
+        store
+            .finish_active_job(
+                &job.tenant,
+                &job.connector_id,
+                &job.id,
+                Some((job.started_at, job.full_run)),
+            )
+            .await?;
+        tracing::info!(
+            items = items.len() as u64,
+            attachments = job.attachments_done,
+            bytes = job.bytes_done,
+            skipped = skipped.len() as u64,
+            outcome = "completed",
+            "export completed"
+        );
+        self.keeper
+            .events
+            .publish(&Event::ExportCompleted(ExportCompleted {
+                tenant: job.tenant.clone(),
+                connector_id: job.connector_id.clone(),
+                job_id: job.id.clone(),
+                items: items.len() as u64,
+                attachments: job.attachments_done,
+                bytes: job.bytes_done,
+                skipped: skipped.len() as u64,
+                removed: removed.len() as u64,
+                manifest: manifest_key.clone(),
+            }))
+            .await
+            .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+        Ok(Outcome::Completed {
+            manifest: manifest_key,
+        })
+    }
+
+    async fn previous_items(
+        &self,
+        layout: &Layout,
+        job: &JobId,
+    ) -> Result<Vec<String>, ExportError> {
+        let Some(body) = self.blobs.get_bytes(&layout.manifest(job)).await? else {
+            return Ok(Vec::new());
+        };
+        let manifest: Value = serde_json::from_slice(&body).unwrap_or_default();
+        Ok(manifest["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect())
+    }
+}
+
+fn lost(e: StoreError) -> ExportError {
+    match e {
+        StoreError::Conflict(_) => ExportError::LeaseLost,
+        other => ExportError::Store(other),
+    }
+}
+
+#[derive(Default)]
+struct ItemResult {
+    attachments: u64,
+    bytes: u64,
+    skipped: Vec<Skipped>,
+}
+
+/// Note in the item's JSON where its attachment landed.
+fn mark_exported(doc: &mut Value, attachment_id: &str, key: &str, sha256: &str) {
+    let Some(list) = doc
+        .pointer_mut("/fields/attachment")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for a in list {
+        if a["id"].as_str() == Some(attachment_id) {
+            a["exportedKey"] = Value::String(key.to_owned());
+            a["sha256"] = Value::String(sha256.to_owned());
+        }
+    }
+}
+
+pub fn tenant_prefix(tenant: &TenantId) -> String {
+    format!("{tenant}/")
+}

@@ -1,0 +1,84 @@
+//! What the export machinery needs from a product. Two real implementations: Jira
+//! ([`super::jira`]) and Confluence.
+
+use serde_json::Value;
+
+use super::ExportError;
+use crate::atlassian::AtlassianUrls;
+use crate::atlassian::http::AtlassianHttp;
+use crate::ids::CloudId;
+use crate::secret::Secret;
+use crate::store::jobs::Skipped;
+
+/// One page of search results: item ids in order, and the cursor of the next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub ids: Vec<String>,
+    pub next: Option<String>,
+}
+
+/// An attachment to stream into S3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachmentRef {
+    pub id: String,
+    pub filename: String,
+    pub size: Option<u64>,
+    pub mime_type: String,
+    /// Where to download it through the API gateway (it may redirect to a media host).
+    pub url: url::Url,
+}
+
+/// One fetched item, not yet redacted.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    pub doc: Value,
+    pub attachments: Vec<AttachmentRef>,
+}
+
+/// A batch of fetched items, and the ids that could not be fetched.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub items: Vec<Item>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Per-job context for a source's calls.
+pub struct Ctx<'a> {
+    pub http: &'a AtlassianHttp,
+    pub urls: &'a AtlassianUrls,
+    pub cloud_id: &'a CloudId,
+}
+
+/// A product's side of an export.
+pub trait Source: Sync {
+    /// The query this job runs: the connector's query, narrowed to items changed since
+    /// `since_minutes` minutes ago for an incremental run.
+    fn effective_query(&self, query: &str, since_minutes: Option<i64>) -> String;
+
+    /// One page of ids.
+    fn page(
+        &self,
+        ctx: &Ctx<'_>,
+        token: &Secret,
+        query: &str,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page, ExportError>> + Send;
+
+    /// Full documents for `ids` (at most [`Source::BATCH`]), with all comments / bodies.
+    fn fetch(
+        &self,
+        ctx: &Ctx<'_>,
+        token: &Secret,
+        ids: &[String],
+        all_comments: bool,
+    ) -> impl Future<Output = Result<Batch, ExportError>> + Send;
+
+    /// Redact a document in place (PRIVACY.md P5).
+    fn redact(&self, doc: &mut Value, names: &mut super::redact::NameBook);
+
+    /// Items fetched per batch (and per checkpoint).
+    const BATCH: usize;
+    /// Ids per search page.
+    const PAGE_SIZE: usize;
+}

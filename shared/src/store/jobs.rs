@@ -1,0 +1,349 @@
+//! Export jobs: progress you can watch (phase, items, bytes), the checkpoint that lets an
+//! export of any size finish over several invocations, and a lease so two invocations never
+//! run the same job. Finished jobs carry a TTL (PRIVACY.md P9).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::attrs::{self, Item};
+use super::connectors::pk;
+use super::schema::{PK, SK, TTL};
+use super::{Store, StoreError};
+use crate::error::AwsError;
+use crate::ids::{ConnectionId, ConnectorId, JobId, Product, TenantId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Running,
+    Completed,
+    Failed,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+        }
+    }
+}
+
+impl std::str::FromStr for JobStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "running" => Ok(JobStatus::Running),
+            "completed" => Ok(JobStatus::Completed),
+            "failed" => Ok(JobStatus::Failed),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Where a job is in its result set. Saved after every batch, so a crash loses at most one
+/// batch of work, which is then redone with the same deterministic keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Pages of search results taken so far.
+    pub page_no: u32,
+    /// The cursor for the next page (Jira `nextPageToken`, Confluence `cursor` link).
+    pub next_page: Option<String>,
+    /// The ids of the current page, and how many of them are done.
+    pub page_ids: Vec<String>,
+    pub done_in_page: usize,
+    /// No more pages.
+    pub search_done: bool,
+    /// Items of the current page that were skipped, and why.
+    #[serde(default)]
+    pub page_skipped: Vec<Skipped>,
+    /// Transient failures in a row (reset by progress); the job fails after a few.
+    #[serde(default)]
+    pub errors_in_a_row: u32,
+}
+
+/// An item that was not exported, and why (no content, only ids and reasons).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub id: String,
+    pub reason: String,
+}
+
+/// How many skipped entries the job record keeps inline (all are in the job's S3 state).
+pub const SKIPPED_INLINE: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub tenant: TenantId,
+    pub id: JobId,
+    pub connector_id: ConnectorId,
+    pub connection_id: ConnectionId,
+    pub product: Product,
+    pub status: JobStatus,
+    /// `searching`, `exporting`, `finishing`, `done`.
+    pub phase: String,
+    /// Not incremental: exports everything and detects removed items.
+    pub full_run: bool,
+    /// Incremental lower bound used in the query.
+    pub since: Option<OffsetDateTime>,
+    pub checkpoint: Checkpoint,
+    pub items_done: u64,
+    pub attachments_done: u64,
+    pub bytes_done: u64,
+    pub skipped_count: u64,
+    pub skipped: Vec<Skipped>,
+    pub invocations: u32,
+    pub started_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
+    pub failure_reason: Option<String>,
+}
+
+fn sk(id: &JobId) -> String {
+    format!("JOB#{id}")
+}
+
+fn malformed(what: &str) -> StoreError {
+    StoreError::Malformed(what.to_owned())
+}
+
+fn id<T>(r: Result<T, crate::ids::InvalidId>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Malformed(e.to_string()))
+}
+
+fn job_from(item: &Item) -> Result<Job, StoreError> {
+    Ok(Job {
+        tenant: id(TenantId::parse(attrs::get_s(item, "tenant")?))?,
+        id: id(JobId::parse(attrs::get_s(item, "job_id")?))?,
+        connector_id: id(ConnectorId::parse(attrs::get_s(item, "connector_id")?))?,
+        connection_id: id(ConnectionId::parse(attrs::get_s(item, "connection_id")?))?,
+        product: attrs::parse(item, "product")?,
+        status: attrs::parse(item, "status")?,
+        phase: attrs::opt_s(item, "phase")
+            .unwrap_or("searching")
+            .to_owned(),
+        full_run: attrs::opt_n::<u8>(item, "full_run").unwrap_or(0) == 1,
+        since: attrs::opt_time(item, "since"),
+        checkpoint: attrs::opt_s(item, "checkpoint")
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| malformed("checkpoint"))?
+            .unwrap_or_default(),
+        items_done: attrs::opt_n(item, "items_done").unwrap_or(0),
+        attachments_done: attrs::opt_n(item, "attachments_done").unwrap_or(0),
+        bytes_done: attrs::opt_n(item, "bytes_done").unwrap_or(0),
+        skipped_count: attrs::opt_n(item, "skipped_count").unwrap_or(0),
+        skipped: attrs::opt_s(item, "skipped")
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| malformed("skipped"))?
+            .unwrap_or_default(),
+        invocations: attrs::opt_n(item, "invocations").unwrap_or(0),
+        started_at: attrs::get_time(item, "started_at")?,
+        updated_at: attrs::get_time(item, "updated_at")?,
+        finished_at: attrs::opt_time(item, "finished_at"),
+        failure_reason: attrs::opt_s(item, "failure_reason").map(str::to_owned),
+    })
+}
+
+fn conditional<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> bool {
+    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e)
+        == Some("ConditionalCheckFailedException")
+}
+
+impl Store {
+    /// Create the job unless it exists (a re-delivered request). Returns whether it was created.
+    pub async fn create_job(&self, job: &Job) -> Result<bool, StoreError> {
+        let result = self
+            .ddb
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, attrs::s(pk(&job.tenant)))
+            .item(SK, attrs::s(sk(&job.id)))
+            .item("tenant", attrs::s(job.tenant.as_str()))
+            .item("job_id", attrs::s(job.id.as_str()))
+            .item("connector_id", attrs::s(job.connector_id.as_str()))
+            .item("connection_id", attrs::s(job.connection_id.as_str()))
+            .item("product", attrs::s(job.product.as_str()))
+            .item("status", attrs::s(job.status.as_str()))
+            .item("phase", attrs::s(&job.phase))
+            .item("full_run", attrs::n(u8::from(job.full_run)))
+            .item("started_at", attrs::epoch(job.started_at))
+            .item("updated_at", attrs::epoch(job.updated_at))
+            .item("invocations", attrs::n(0))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        let created = match result {
+            Ok(_) => true,
+            Err(e) if conditional(&e) => false,
+            Err(e) => return Err(AwsError::new("dynamodb:PutItem(job)", &e).into()),
+        };
+        if created && let Some(since) = job.since {
+            self.ddb
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, attrs::s(pk(&job.tenant)))
+                .key(SK, attrs::s(sk(&job.id)))
+                .update_expression("SET since = :s")
+                .expression_attribute_values(":s", attrs::epoch(since))
+                .send()
+                .await
+                .map_err(|e| AwsError::new("dynamodb:UpdateItem(job since)", &e))?;
+        }
+        Ok(created)
+    }
+
+    pub async fn get_job(&self, tenant: &TenantId, id: &JobId) -> Result<Option<Job>, StoreError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(pk(tenant)))
+            .key(SK, attrs::s(sk(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("dynamodb:GetItem(job)", &e))?;
+        out.item.as_ref().map(job_from).transpose()
+    }
+
+    /// Take the job's lease (running jobs only). `Ok(false)` if another live invocation has it
+    /// or the job is no longer running.
+    pub async fn take_job_lease(
+        &self,
+        job: &Job,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(pk(&job.tenant)))
+            .key(SK, attrs::s(sk(&job.id)))
+            .update_expression("SET lease_owner = :o, lease_expires_at = :until, invocations = invocations + :one")
+            .condition_expression(
+                "#s = :running AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now OR lease_owner = :o)",
+            )
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":o", attrs::s(owner))
+            .expression_attribute_values(":until", attrs::epoch(until))
+            .expression_attribute_values(":now", attrs::epoch(now))
+            .expression_attribute_values(":running", attrs::s(JobStatus::Running.as_str()))
+            .expression_attribute_values(":one", attrs::n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional(&e) => Ok(false),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job lease)", &e).into()),
+        }
+    }
+
+    /// Save progress and checkpoint, only while we hold the lease (and the job still exists:
+    /// an erase stops a running export here). [`StoreError::Conflict`] otherwise.
+    pub async fn save_job(&self, job: &Job, owner: &str) -> Result<(), StoreError> {
+        let checkpoint =
+            serde_json::to_string(&job.checkpoint).map_err(|_| malformed("checkpoint"))?;
+        let skipped = serde_json::to_string(&job.skipped).map_err(|_| malformed("skipped"))?;
+        let mut update = attrs::Update::default();
+        update.set("phase", attrs::s(&job.phase));
+        update.set("checkpoint", attrs::s(checkpoint));
+        update.set("items_done", attrs::n(job.items_done));
+        update.set("attachments_done", attrs::n(job.attachments_done));
+        update.set("bytes_done", attrs::n(job.bytes_done));
+        update.set("skipped_count", attrs::n(job.skipped_count));
+        update.set("skipped", attrs::s(skipped));
+        update.set("updated_at", attrs::epoch(job.updated_at));
+        let (lease, o) = (update.name("lease_owner"), update.value(attrs::s(owner)));
+        let result = update
+            .apply(self.ddb.update_item().table_name(&self.table))
+            .key(PK, attrs::s(pk(&job.tenant)))
+            .key(SK, attrs::s(sk(&job.id)))
+            .condition_expression(format!("{lease} = {o}"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional(&e) => Err(StoreError::Conflict("save job progress")),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job progress)", &e).into()),
+        }
+    }
+
+    pub async fn release_job_lease(&self, job: &Job, owner: &str) -> Result<(), StoreError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(pk(&job.tenant)))
+            .key(SK, attrs::s(sk(&job.id)))
+            .update_expression("REMOVE lease_owner, lease_expires_at")
+            .condition_expression("lease_owner = :o")
+            .expression_attribute_values(":o", attrs::s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional(&e) => Ok(()),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job release)", &e).into()),
+        }
+    }
+
+    /// End the job (completed or failed), with its final progress; the record then expires
+    /// after `retention`. Conditional on our lease when `owner` is given.
+    pub async fn finish_job(
+        &self,
+        job: &Job,
+        owner: Option<&str>,
+        retention: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        let finished = job.finished_at.unwrap_or(job.updated_at);
+        let expires = finished
+            + time::Duration::seconds(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX / 4));
+        let skipped = serde_json::to_string(&job.skipped).map_err(|_| malformed("skipped"))?;
+        let mut update = attrs::Update::default();
+        update.set("status", attrs::s(job.status.as_str()));
+        update.set("phase", attrs::s(&job.phase));
+        update.set("items_done", attrs::n(job.items_done));
+        update.set("attachments_done", attrs::n(job.attachments_done));
+        update.set("bytes_done", attrs::n(job.bytes_done));
+        update.set("skipped_count", attrs::n(job.skipped_count));
+        update.set("skipped", attrs::s(skipped));
+        update.set("updated_at", attrs::epoch(job.updated_at));
+        update.set("finished_at", attrs::epoch(finished));
+        update.set(TTL, attrs::epoch(expires));
+        if let Some(reason) = &job.failure_reason {
+            update.set("failure_reason", attrs::s(reason));
+        }
+        update.remove("checkpoint");
+        update.remove("lease_owner");
+        update.remove("lease_expires_at");
+        let cond = match owner {
+            Some(owner) => {
+                let (lease, o) = (update.name("lease_owner"), update.value(attrs::s(owner)));
+                format!("{lease} = {o}")
+            }
+            None => {
+                let p = update.name(PK);
+                format!("attribute_exists({p})")
+            }
+        };
+        let result = update
+            .apply(self.ddb.update_item().table_name(&self.table))
+            .key(PK, attrs::s(pk(&job.tenant)))
+            .key(SK, attrs::s(sk(&job.id)))
+            .condition_expression(cond)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional(&e) => Err(StoreError::Conflict("finish job")),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job finish)", &e).into()),
+        }
+    }
+}
