@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::ExportError;
-use super::source::{AttachmentRef, Batch, Ctx, Item, Page, Source};
+use super::source::{AttachmentRef, Batch, Ctx, Item, Page, Source, split_order_by};
 use crate::atlassian::http::{HttpError, Idempotency};
 use crate::secret::{ExposeSecret, Secret};
 use crate::store::jobs::Skipped;
@@ -40,32 +40,6 @@ struct CommentPage {
     comments: Vec<Value>,
     #[serde(default)]
     total: Option<u64>,
-}
-
-/// Split a JQL at its trailing `ORDER BY` (outside quotes), case-insensitively.
-fn split_order_by(jql: &str) -> (&str, &str) {
-    let lower = jql.to_ascii_lowercase();
-    let mut in_quote: Option<char> = None;
-    let mut found = None;
-    let bytes: Vec<char> = lower.chars().collect();
-    let mut i = 0;
-    let mut byte_pos = 0;
-    while i < bytes.len() {
-        let c = bytes[i];
-        match in_quote {
-            Some(q) if c == q => in_quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => in_quote = Some(c),
-            None if lower[byte_pos..].starts_with("order by") => found = Some(byte_pos),
-            None => {}
-        }
-        byte_pos += c.len_utf8();
-        i += 1;
-    }
-    match found {
-        Some(at) => (jql[..at].trim(), jql[at..].trim()),
-        None => (jql.trim(), ""),
-    }
 }
 
 fn map_search_error(e: HttpError) -> ExportError {

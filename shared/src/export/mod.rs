@@ -4,6 +4,7 @@
 //! [`source::Source`]s; [`redact`] keeps account ids and profile data out (PRIVACY.md P5);
 //! [`keys`] is the S3 layout.
 
+pub mod confluence;
 mod error;
 pub mod jira;
 pub mod keys;

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
+use super::confluence::Confluence;
 use super::keys::Layout;
 use super::redact::NameBook;
 use super::source::{AttachmentRef, Ctx, Item, Source};
@@ -395,9 +396,19 @@ impl Exporter {
                 )
                 .await
             }
-            Product::Confluence => Err(ExportError::Terminal(
-                "Confluence export is not available yet".into(),
-            )),
+            Product::Confluence => {
+                self.drive_source(
+                    &Confluence,
+                    job,
+                    owner,
+                    &connector,
+                    &layout,
+                    &ctx,
+                    &session,
+                    deadline,
+                )
+                .await
+            }
         }
     }
 
@@ -422,7 +433,6 @@ impl Exporter {
                 .max(1)
         });
         let query = source.effective_query(&connector.query, since_minutes);
-        let mut names = NameBook::default();
         loop {
             if Instant::now() + self.deadline_margin >= deadline {
                 return Ok(Step::Paused);
@@ -467,7 +477,9 @@ impl Exporter {
                 .await?;
             let mut items = batch.items;
             for item in &mut items {
-                source.redact(&mut item.doc, &mut names);
+                // Names are learned from the document itself only, so an item's redacted form
+                // never depends on which items an invocation happened to see before it.
+                source.redact(&mut item.doc, &mut NameBook::default());
             }
             let exported: Vec<Result<ItemResult, ExportError>> = futures::stream::iter(items)
                 .map(|item| {
@@ -892,10 +904,13 @@ struct ItemResult {
 
 /// Note in the item's JSON where its attachment landed.
 fn mark_exported(doc: &mut Value, attachment_id: &str, key: &str, sha256: &str) {
-    let Some(list) = doc
-        .pointer_mut("/fields/attachment")
-        .and_then(Value::as_array_mut)
-    else {
+    // Jira lists attachments in `fields.attachment`, our Confluence items in `attachments`.
+    let list = if doc.pointer("/fields/attachment").is_some() {
+        "/fields/attachment"
+    } else {
+        "/attachments"
+    };
+    let Some(list) = doc.pointer_mut(list).and_then(Value::as_array_mut) else {
         return;
     };
     for a in list {

@@ -82,3 +82,24 @@ pub trait Source: Sync {
     /// Ids per search page.
     const PAGE_SIZE: usize;
 }
+
+/// Split a JQL or CQL query at its trailing `ORDER BY` (outside quotes), case-insensitively,
+/// so a restriction can be added before the ordering.
+pub fn split_order_by(query: &str) -> (&str, &str) {
+    let lower = query.to_ascii_lowercase();
+    let mut in_quote: Option<char> = None;
+    let mut found = None;
+    for (pos, c) in lower.char_indices() {
+        match in_quote {
+            Some(q) if c == q => in_quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => in_quote = Some(c),
+            None if lower[pos..].starts_with("order by") => found = Some(pos),
+            None => {}
+        }
+    }
+    match found {
+        Some(at) => (query[..at].trim(), query[at..].trim()),
+        None => (query.trim(), ""),
+    }
+}

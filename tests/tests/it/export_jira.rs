@@ -24,17 +24,24 @@ use crate::support::{LogCapture, fast_policy};
 
 const MIB: u64 = 1024 * 1024;
 
-struct Export {
-    w: World,
-    exporter: Exporter,
-    cloud: String,
-    project: String,
+pub(crate) struct Export {
+    pub(crate) w: World,
+    pub(crate) exporter: Exporter,
+    pub(crate) cloud: String,
+    pub(crate) project: String,
+    pub(crate) product: Product,
 }
 
 impl Export {
     async fn new(seed: SeedSpec) -> Export {
+        Export::for_product(seed, Product::Jira).await
+    }
+
+    pub(crate) async fn for_product(seed: SeedSpec, product: Product) -> Export {
         let w = World::with_fake(FakeConfig::default().with_sites(1, seed)).await;
-        let back = w.consent(&w.authorize("jira", None).await, true).await;
+        let back = w
+            .consent(&w.authorize(product.as_str(), None).await, true)
+            .await;
         assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
         let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
             .await
@@ -56,20 +63,28 @@ impl Export {
             incremental_slack: time::Duration::ZERO,
         };
         let cloud = w.site.cloud_ids()[0].clone();
-        let project = w
-            .site
-            .jira(&cloud)
-            .map(|j| j.projects()[0].key.clone())
-            .unwrap_or_default();
+        let project = match product {
+            Product::Jira => w
+                .site
+                .jira(&cloud)
+                .map(|j| j.projects()[0].key.clone())
+                .unwrap_or_default(),
+            Product::Confluence => w
+                .site
+                .confluence(&cloud)
+                .map(|c| c.spaces()[0].key.clone())
+                .unwrap_or_default(),
+        };
         Export {
             w,
             exporter,
             cloud,
             project,
+            product,
         }
     }
 
-    async fn connector(&self, id: &str, query: &str) -> Connector {
+    pub(crate) async fn connector(&self, id: &str, query: &str) -> Connector {
         let conn = self
             .w
             .store()
@@ -81,7 +96,7 @@ impl Export {
             tenant: tenant(),
             id: ConnectorId::parse(id).unwrap_or_else(|e| panic!("{e}")),
             connection_id: conn[0].id.clone(),
-            product: Product::Jira,
+            product: self.product,
             query: query.to_owned(),
             options: ConnectorOptions::default(),
             watermark: None,
@@ -98,7 +113,7 @@ impl Export {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn request(&self, connector: &Connector, job: &JobId) -> ExportRequested {
+    pub(crate) fn request(&self, connector: &Connector, job: &JobId) -> ExportRequested {
         ExportRequested {
             tenant: tenant(),
             connector_id: connector.id.clone(),
@@ -108,7 +123,7 @@ impl Export {
     }
 
     /// Run a job to its end with a generous deadline.
-    async fn run(&self, connector: &Connector) -> (JobId, Outcome) {
+    pub(crate) async fn run(&self, connector: &Connector) -> (JobId, Outcome) {
         let job = new_job_id();
         let mut outcome = self
             .exporter
@@ -121,7 +136,7 @@ impl Export {
         (job, outcome)
     }
 
-    async fn continued(&self, job: &JobId, deadline: Instant) -> Outcome {
+    pub(crate) async fn continued(&self, job: &JobId, deadline: Instant) -> Outcome {
         self.exporter
             .continued(
                 &ExportContinued {
@@ -136,8 +151,14 @@ impl Export {
 
     /// Every object under a connector's prefix: relative key → sha256 of its content (with the
     /// connector id normalised, since items record their attachments' keys).
-    async fn content(&self, connector: &Connector) -> BTreeMap<String, String> {
-        let prefix = format!("{}/jira/{}/{}/", tenant(), self.cloud, connector.id);
+    pub(crate) async fn content(&self, connector: &Connector) -> BTreeMap<String, String> {
+        let prefix = format!(
+            "{}/{}/{}/{}/",
+            tenant(),
+            self.product,
+            self.cloud,
+            connector.id
+        );
         let keys = self
             .exporter
             .blobs
@@ -165,7 +186,7 @@ impl Export {
         out
     }
 
-    async fn orphaned_uploads(&self) -> usize {
+    pub(crate) async fn orphaned_uploads(&self) -> usize {
         let out = self
             .w
             .aws
@@ -180,7 +201,7 @@ impl Export {
     }
 }
 
-fn far() -> Instant {
+pub(crate) fn far() -> Instant {
     Instant::now() + Duration::from_secs(3600)
 }
 

@@ -4,6 +4,7 @@
 mod blob;
 mod connect;
 mod emulator;
+mod export_confluence;
 mod export_jira;
 mod fake_site;
 mod http_layer;

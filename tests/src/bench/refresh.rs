@@ -1,0 +1,220 @@
+//! Issue 4: refresh throughput. N connections, each with its own token family from a real
+//! consent at the fake site, all due at once; `Refresher::run` (the function's code, in a child
+//! process) refreshes them. Figures: connections per second of `run`'s wall time, and the
+//! child's peak RSS. Set-up (consents, sealing, writing the items) is not measured.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use futures::StreamExt;
+use integration_tests::emulator::Emulator;
+use integration_tests::fake::{FakeAtlassian, FakeConfig, SeedSpec};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::report::{Row, Verdict, median, num};
+use crate::world::{Consenter, Deployment, Site, run_child, say, tenant};
+
+/// The token-refresh function's limits (infra/template.yaml): memory and timeout.
+const MEMORY_SIZE_MIB: f64 = 256.0;
+const TIMEOUT_SECS: f64 = 300.0;
+/// `token_refresh::DEADLINE_MARGIN`: no refresh starts in the last 30 s.
+const DEADLINE_MARGIN_SECS: f64 = 30.0;
+/// Consents made at once during set-up.
+const SETUP_CONCURRENCY: usize = 32;
+
+struct RunFigures {
+    rate: f64,
+    peak_mib: f64,
+    aws_requests: f64,
+    refreshed: f64,
+    secs: f64,
+    moto_cpu: Option<f64>,
+}
+
+pub async fn bench(emulator: &Emulator, connections: usize, runs: usize) -> Vec<Row> {
+    let fake = FakeAtlassian::start(FakeConfig::default().with_sites(1, SeedSpec::empty()))
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: fake site: {e}"));
+    let site = Site::first_of(&fake.info());
+    let dep = Deployment::new(emulator, "bench-refresh").await;
+    let consenter = Consenter::new(site.clone());
+
+    say(format!(
+        "refresh: creating {connections} connections (one consent, one token family, one sealed envelope each)"
+    ));
+    let started = Instant::now();
+    let done = AtomicUsize::new(0);
+    futures::stream::iter(0..connections)
+        .map(|i| {
+            let (consenter, dep, done) = (&consenter, &dep, &done);
+            async move {
+                consenter
+                    .connect(dep, &tenant(&format!("bench-{i:05}")))
+                    .await;
+                let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if n % 1000 == 0 {
+                    say(format!("refresh: {n} connections stored"));
+                }
+            }
+        })
+        .buffer_unordered(SETUP_CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+    let setup_secs = started.elapsed().as_secs_f64();
+    say(format!(
+        "refresh: set-up took {setup_secs:.1} s ({:.0} connections/s)",
+        connections as f64 / setup_secs
+    ));
+
+    let env = dep.function_env(&site.base);
+    let t0 = OffsetDateTime::now_utc();
+    let mut figures = Vec::new();
+    let mut details = Vec::new();
+    for run in 1..=runs {
+        // Each run looks one day further ahead, so every connection is due again (a refresh
+        // makes it due 45 minutes after the run's `now`).
+        let now = t0 + time::Duration::days(run as i64);
+        let served_before = fake.refresh_grants_served();
+        let child = run_child(
+            vec!["child-refresh".into(), now.unix_timestamp().to_string()],
+            env.clone(),
+        )
+        .await;
+        let served = fake.refresh_grants_served() - served_before;
+        let r = &child.result;
+        let secs = r["secs"].as_f64().unwrap_or(f64::NAN);
+        let refreshed = r["report"]["refreshed"].as_f64().unwrap_or(0.0);
+        let f = RunFigures {
+            rate: refreshed / secs,
+            peak_mib: r["memory"]["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
+            aws_requests: r["aws_requests"].as_f64().unwrap_or(f64::NAN),
+            refreshed,
+            secs,
+            moto_cpu: child.moto_cpu_secs,
+        };
+        say(format!(
+            "refresh run {run}/{runs}: {} refreshed in {:.1} s = {:.1} connections/s, peak RSS {:.1} MiB, report {}",
+            f.refreshed, f.secs, f.rate, f.peak_mib, r["report"]
+        ));
+        details.push(json!({
+            "run": run,
+            "secs": secs,
+            "connections_per_sec": f.rate,
+            "report": r["report"],
+            "refresh_grants_served_by_fake": served,
+            "aws_requests": f.aws_requests,
+            "moto_cpu_secs": f.moto_cpu,
+            "child_wall_secs": child.wall.as_secs_f64(),
+            "memory": r["memory"],
+            "rss_start_kib": r["rss_start_kib"],
+        }));
+        figures.push((f, r["report"].clone()));
+    }
+    fake.shutdown().await;
+
+    let all_refreshed = figures.iter().all(|(f, report)| {
+        f.refreshed as usize == connections && report["failed"] == 0 && report["deferred"] == 0
+    });
+    let rates: Vec<f64> = figures.iter().map(|(f, _)| f.rate).collect();
+    let peaks: Vec<f64> = figures.iter().map(|(f, _)| f.peak_mib).collect();
+    let rate = median(&rates);
+    let req_per_refresh = median(
+        &figures
+            .iter()
+            .map(|(f, _)| f.aws_requests / f.refreshed)
+            .collect::<Vec<_>>(),
+    );
+    let moto_rps = median(
+        &figures
+            .iter()
+            .map(|(f, _)| f.aws_requests / f.secs)
+            .collect::<Vec<_>>(),
+    );
+    let moto_cpu_per_refresh = median(
+        &figures
+            .iter()
+            .filter_map(|(f, _)| f.moto_cpu.map(|c| c / f.refreshed))
+            .collect::<Vec<_>>(),
+    );
+    let moto_busy = median(
+        &figures
+            .iter()
+            .filter_map(|(f, _)| f.moto_cpu.map(|c| c / f.secs))
+            .collect::<Vec<_>>(),
+    );
+    // What one 300 s invocation must sustain to refresh all N before its deadline margin.
+    let needed = connections as f64 / (TIMEOUT_SECS - DEADLINE_MARGIN_SECS);
+    let ceiling = moto_cpu_per_refresh.map(|c| 1.0 / c);
+    let mut bound = format!(
+        "emulator cost: {} AWS req/refresh, moto sustained {} req/s",
+        req_per_refresh.map_or("?".into(), |x| num(x, 2)),
+        moto_rps.map_or("?".into(), |x| num(x, 0)),
+    );
+    if let (Some(cpu), Some(ceil), Some(busy)) = (moto_cpu_per_refresh, ceiling, moto_busy) {
+        bound.push_str(&format!(
+            " using {} ms moto CPU/refresh ({}% of one core) ⇒ moto ceiling ≈ {} conn/s",
+            num(cpu * 1000.0, 1),
+            num(busy * 100.0, 0),
+            num(ceil, 0)
+        ));
+    }
+    bound.push_str(&format!(
+        "; target ≥ {} conn/s ({connections} in one {TIMEOUT_SECS:.0} s invocation)",
+        num(needed, 1)
+    ));
+    let (verdict, note) = match rate {
+        Some(r) if !all_refreshed => (
+            Verdict::Fail,
+            format!("not every connection was refreshed ({} conn/s)", num(r, 1)),
+        ),
+        Some(r) => {
+            let share = ceiling.map_or(String::new(), |c| {
+                format!("; {}% of the moto ceiling", num(100.0 * r / c, 0))
+            });
+            (
+                Verdict::of(r >= needed),
+                format!("{} vs ≥ {}{share}", num(r, 1), num(needed, 1)),
+            )
+        }
+        None => (Verdict::Fail, "no run finished".into()),
+    };
+    let throughput = Row {
+        id: "refresh.throughput".into(),
+        benchmark: format!(
+            "Refresh throughput: {connections} due connections, Refresher::run (concurrency 16)"
+        ),
+        value: rate,
+        unit: "connections/s".into(),
+        samples: rates,
+        figure: rate.map_or("—".into(), |r| format!("{} connections/s", num(r, 1))),
+        bound,
+        verdict,
+        note,
+        details: json!({
+            "connections": connections,
+            "setup_secs": setup_secs,
+            "aws_requests_per_refresh": req_per_refresh,
+            "moto_requests_per_sec": moto_rps,
+            "moto_cpu_secs_per_refresh": moto_cpu_per_refresh,
+            "moto_busy_fraction_of_one_core": moto_busy,
+            "moto_ceiling_connections_per_sec": ceiling,
+            "target_connections_per_sec": needed,
+            "runs": details,
+        }),
+    };
+    let peak = median(&peaks);
+    let rss = Row {
+        id: "refresh.peak_rss".into(),
+        benchmark: format!("Refresh peak RSS (token-refresh process, {connections} connections)"),
+        value: peak,
+        unit: "MiB".into(),
+        samples: peaks,
+        figure: peak.map_or("—".into(), |p| format!("{} MiB", num(p, 1))),
+        bound: format!("≤ {MEMORY_SIZE_MIB:.0} MiB (the function's MemorySize)"),
+        verdict: peak.map_or(Verdict::Fail, |p| Verdict::of(p <= MEMORY_SIZE_MIB)),
+        note: String::new(),
+        details: json!({ "measured": "VmHWM of the child process that ran cold start + Refresher::run" }),
+    };
+    vec![throughput, rss]
+}

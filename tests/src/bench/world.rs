@@ -1,0 +1,351 @@
+//! Set-up shared by the benchmarks: a deployment's resources in the emulator, connections made
+//! through a real consent at a fake site (in this process or another), connectors, and the
+//! child process that runs a function's code so its memory is measured alone.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use integration_tests::emulator::{Emulator, ResourceNames, provision};
+use integration_tests::fake;
+use serde_json::Value;
+use shared::atlassian::AtlassianUrls;
+use shared::atlassian::http::{AtlassianHttp, RetryPolicy};
+use shared::atlassian::oauth::{self, AppCredentials};
+use shared::aws::AwsClients;
+use shared::blob::BlobStore;
+use shared::config::{AppSettings, AtlassianSettings};
+use shared::ids::{CloudId, ConnectionId, ConnectorId, Product, TenantId};
+use shared::secret::secret;
+use shared::store::connectors::{Connector, ConnectorOptions};
+use shared::store::{Connection, NewConnection, Store, connection_id};
+use shared::vault::Vault;
+use time::OffsetDateTime;
+use url::Url;
+
+use crate::procfs;
+
+/// Scopes the bench's Jira app asks for (the function's defaults).
+const JIRA_SCOPES: &str = "read:jira-work read:jira-user offline_access";
+
+/// One deployment's resources in the emulator: table, bucket, KMS key, bus and the Jira app's
+/// client secret.
+pub struct Deployment {
+    pub endpoint: Url,
+    pub clients: AwsClients,
+    pub names: ResourceNames,
+    pub kms_key_id: String,
+    pub secret_name: String,
+}
+
+impl Deployment {
+    pub async fn new(emulator: &Emulator, label: &str) -> Deployment {
+        let clients = emulator.clients().await;
+        let names = ResourceNames::unique(label);
+        let kms_key_id = provision(&clients, &names)
+            .await
+            .unwrap_or_else(|e| panic!("bench set-up: {e}"));
+        let secret_name = format!("{}-jira", names.table);
+        clients
+            .secrets
+            .create_secret()
+            .name(&secret_name)
+            .secret_string(fake::JIRA_CLIENT_SECRET)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("bench set-up: create secret: {e:?}"));
+        Deployment {
+            endpoint: emulator.endpoint().clone(),
+            clients,
+            names,
+            kms_key_id,
+            secret_name,
+        }
+    }
+
+    pub fn store(&self) -> Store {
+        Store::new(self.clients.dynamodb.clone(), self.names.table.clone())
+    }
+
+    pub fn vault(&self) -> Vault {
+        Vault::new(self.clients.kms.clone(), self.kms_key_id.clone())
+    }
+
+    pub fn blobs(&self) -> BlobStore {
+        BlobStore::new(
+            self.clients.s3.clone(),
+            self.names.bucket.clone(),
+            self.kms_key_id.clone(),
+        )
+    }
+
+    /// The environment a function of this deployment gets (AWS credentials for the emulator
+    /// included), talking to the fake site at `site`.
+    pub fn function_env(&self, site: &Url) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+            ("TABLE_NAME", &self.names.table),
+            ("BUCKET_NAME", &self.names.bucket),
+            ("KMS_KEY_ID", &self.kms_key_id),
+            ("EVENT_BUS_NAME", &self.names.event_bus),
+            ("ATLASSIAN_AUTH_URL", site.as_str()),
+            ("ATLASSIAN_API_URL", site.as_str()),
+            ("JIRA_CLIENT_ID", fake::JIRA_CLIENT_ID),
+            ("JIRA_CLIENT_SECRET_NAME", &self.secret_name),
+            ("JIRA_SCOPES", JIRA_SCOPES),
+            ("RUST_LOG", "warn"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+}
+
+/// A fake site as the consenting user sees it.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub base: Url,
+    pub cloud_id: String,
+    pub url: String,
+}
+
+/// Makes connections by consenting at a fake site over HTTP (its consent form and token
+/// endpoint), so it works for a fake in this process and for the `fake-atlassian` process.
+pub struct Consenter {
+    site: Site,
+    browser: reqwest::Client,
+    http: AtlassianHttp,
+    urls: AtlassianUrls,
+    app: AppCredentials,
+    redirect: Url,
+}
+
+impl Consenter {
+    pub fn new(site: Site) -> Consenter {
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("bench set-up: http client: {e}"));
+        let http = AtlassianHttp::new(RetryPolicy::default(), 32)
+            .unwrap_or_else(|e| panic!("bench set-up: http client: {e}"));
+        let urls = AtlassianUrls::new(&AtlassianSettings {
+            auth_url: site.base.clone(),
+            api_url: site.base.clone(),
+            max_concurrency_per_site: 32,
+        });
+        let app = AppCredentials {
+            settings: AppSettings {
+                product: Product::Jira,
+                client_id: fake::JIRA_CLIENT_ID.into(),
+                client_secret_name: "unused".into(),
+                scopes: JIRA_SCOPES.into(),
+            },
+            client_secret: secret(fake::JIRA_CLIENT_SECRET),
+        };
+        let redirect = Url::parse(fake::DEFAULT_REDIRECT_URI)
+            .unwrap_or_else(|e| panic!("bench set-up: redirect URI: {e}"));
+        Consenter {
+            site,
+            browser,
+            http,
+            urls,
+            app,
+            redirect,
+        }
+    }
+
+    /// Accept the consent form and return the authorization code.
+    async fn consent(&self) -> String {
+        let form = [
+            ("audience", "api.atlassian.com"),
+            ("client_id", fake::JIRA_CLIENT_ID),
+            ("scope", JIRA_SCOPES),
+            ("redirect_uri", fake::DEFAULT_REDIRECT_URI),
+            ("response_type", "code"),
+            ("state", "bench"),
+            ("prompt", "consent"),
+            ("decision", "accept"),
+        ];
+        let url = self
+            .site
+            .base
+            .join("authorize/decision")
+            .unwrap_or_else(|e| panic!("bench set-up: {e}"));
+        let resp = self
+            .browser
+            .post(url)
+            .form(&form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("bench set-up: consent: {e}"));
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| Url::parse(v).ok())
+            .unwrap_or_else(|| panic!("bench set-up: consent answered {}", resp.status()));
+        location
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("bench set-up: consent gave no code"))
+    }
+
+    /// One consent → one new token family → one stored, sealed connection for `tenant`.
+    pub async fn connect(&self, dep: &Deployment, tenant: &TenantId) -> Connection {
+        let code = self.consent().await;
+        let grant = oauth::exchange_code(
+            &self.http,
+            &self.urls,
+            &self.app,
+            &secret(code),
+            &self.redirect,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: code exchange: {e}"));
+        let cloud_id = CloudId::parse(self.site.cloud_id.clone())
+            .unwrap_or_else(|e| panic!("bench set-up: cloud id: {e}"));
+        let id = connection_id(tenant, Product::Jira, &cloud_id);
+        let now = OffsetDateTime::now_utc();
+        let ctx = shared::vault::EnvelopeContext {
+            tenant: tenant.clone(),
+            connection: id.clone(),
+            product: Product::Jira,
+        };
+        let envelope = dep
+            .vault()
+            .seal(&ctx, &grant.tokens)
+            .await
+            .unwrap_or_else(|e| panic!("bench set-up: seal: {e}"));
+        let site_url =
+            Url::parse(&self.site.url).unwrap_or_else(|e| panic!("bench set-up: site URL: {e}"));
+        dep.store()
+            .upsert_connection(&NewConnection {
+                tenant: tenant.clone(),
+                id,
+                product: Product::Jira,
+                cloud_id,
+                site_url,
+                scope: grant.scope.clone(),
+                token_type: grant.token_type.clone(),
+                access_expires_at: now
+                    + time::Duration::seconds(i64::try_from(grant.expires_in).unwrap_or(3600)),
+                envelope,
+                now,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("bench set-up: store connection: {e}"))
+    }
+}
+
+pub fn tenant(name: &str) -> TenantId {
+    TenantId::parse(name).unwrap_or_else(|e| panic!("bench set-up: tenant {name}: {e}"))
+}
+
+/// A Jira connector over `connection` selecting `query`, never exported before (so its first
+/// export is a full one).
+pub async fn put_connector(
+    dep: &Deployment,
+    tenant: &TenantId,
+    connection: &ConnectionId,
+    id: &str,
+    query: &str,
+) -> Connector {
+    let now = OffsetDateTime::now_utc();
+    let c = Connector {
+        tenant: tenant.clone(),
+        id: ConnectorId::parse(id).unwrap_or_else(|e| panic!("bench set-up: connector id: {e}")),
+        connection_id: connection.clone(),
+        product: Product::Jira,
+        query: query.to_owned(),
+        options: ConnectorOptions::default(),
+        watermark: None,
+        active_job: None,
+        last_job: None,
+        last_full_job: None,
+        created_at: now,
+        updated_at: now,
+    };
+    dep.store()
+        .put_connector(&c)
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: store connector: {e}"))
+}
+
+/// What a child run reported, and the emulator's CPU time meanwhile.
+pub struct ChildRun {
+    pub result: Value,
+    /// CPU seconds moto used while the child ran (`None` if its process was not found).
+    pub moto_cpu_secs: Option<f64>,
+    pub wall: Duration,
+}
+
+/// The prefix of the line a child prints its result on.
+pub const RESULT_PREFIX: &str = "BENCH_RESULT ";
+
+/// Run this binary again as `bench <args>` with exactly `env` (plus PATH), wait for it without
+/// blocking the runtime (the fake site in this process keeps serving), and parse its result.
+pub async fn run_child(args: Vec<String>, env: Vec<(String, String)>) -> ChildRun {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("bench: own path: {e}"));
+    let ticks = procfs::clock_ticks();
+    let moto = procfs::moto_pid();
+    let cpu_before = moto.and_then(|p| procfs::cpu_secs(p, ticks));
+    let started = Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(exe);
+        cmd.args(&args)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.output()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("bench: child task: {e}"))
+    .unwrap_or_else(|e| panic!("bench: spawning a child run: {e}"));
+    let wall = started.elapsed();
+    let cpu_after = moto.and_then(|p| procfs::cpu_secs(p, ticks));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(RESULT_PREFIX))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "bench: the child run ({}) printed no result; its stdout:\n{stdout}",
+                output.status
+            )
+        });
+    ChildRun {
+        result,
+        moto_cpu_secs: cpu_before.zip(cpu_after).map(|(a, b)| b - a),
+        wall,
+    }
+}
+
+/// Progress for the person waiting (stderr; stdout carries the table).
+pub fn say(msg: impl AsRef<str>) {
+    eprintln!("bench: {}", msg.as_ref());
+}
+
+impl Site {
+    /// The first site of a fake (what `GET /__admin/info` and the binary's first line say).
+    pub fn first_of(info: &fake::AdminInfo) -> Site {
+        let site = info
+            .sites
+            .first()
+            .unwrap_or_else(|| panic!("bench set-up: the fake site has no sites"));
+        Site {
+            base: Url::parse(&info.base_url)
+                .unwrap_or_else(|e| panic!("bench set-up: fake base URL: {e}")),
+            cloud_id: site.cloud_id.clone(),
+            url: site.url.clone(),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! `bench` (`make bench`): throughput and memory of the refresh schedule and the export, against
+//! the AWS emulator and fake Atlassian sites this process starts itself.
+//!
+//! Every figure is the median of several runs, printed next to its bound or target in a
+//! markdown table on stdout and written to `artifacts/bench.json`. The measured work runs in a
+//! child process (`bench child-…`) built from the environment exactly like the function's cold
+//! start, so its peak RSS is the function's own. Progress goes to stderr.
+//!
+//! ```text
+//! bench [--only refresh,export,stream] [--connections N] [--runs N] [--stream-runs N]
+//!       [--stream-mib N] [--out PATH]
+//! ```
+
+#[path = "../bench/child.rs"]
+mod child;
+#[path = "../bench/export.rs"]
+mod export;
+#[path = "../bench/procfs.rs"]
+mod procfs;
+#[path = "../bench/refresh.rs"]
+mod refresh;
+#[path = "../bench/report.rs"]
+mod report;
+#[path = "../bench/stream.rs"]
+mod stream;
+#[path = "../bench/world.rs"]
+mod world;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use integration_tests::emulator::Emulator;
+use serde_json::json;
+
+use report::Row;
+use world::say;
+
+const USAGE: &str = "\
+bench: throughput and memory benchmarks (make bench)
+
+USAGE: bench [FLAGS]
+
+  --only LIST          which benchmarks, comma-separated: refresh, export, stream (default all)
+  --connections N      due connections in the refresh benchmark (default 10000)
+  --runs N             runs per refresh and export figure (default 3)
+  --stream-runs N      runs of the large-attachment stream (default 3)
+  --stream-mib N       size of the streamed attachment in MiB (default 2048)
+  --out PATH           the JSON report (default artifacts/bench.json in the workspace)
+  --help               this text";
+
+#[derive(Debug)]
+struct Options {
+    refresh: bool,
+    export: bool,
+    stream: bool,
+    connections: usize,
+    runs: usize,
+    stream_runs: usize,
+    stream_mib: u64,
+    out: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn parse(args: &[String]) -> Result<Option<Options>, String> {
+    let mut o = Options {
+        refresh: true,
+        export: true,
+        stream: true,
+        connections: 10_000,
+        runs: 3,
+        stream_runs: 3,
+        stream_mib: 2048,
+        out: workspace_root().join("artifacts/bench.json"),
+    };
+    let mut it = args.iter();
+    let number = |flag: &str, v: Option<&String>| -> Result<u64, String> {
+        let v = v.ok_or_else(|| format!("{flag} needs a value"))?;
+        match v.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{flag}: '{v}' is not a positive number")),
+        }
+    };
+    while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--only" => {
+                let list = it.next().ok_or("--only needs a value")?;
+                (o.refresh, o.export, o.stream) = (false, false, false);
+                for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    match name {
+                        "refresh" => o.refresh = true,
+                        "export" => o.export = true,
+                        "stream" => o.stream = true,
+                        other => return Err(format!("--only: unknown benchmark '{other}'")),
+                    }
+                }
+            }
+            "--connections" => o.connections = number(flag, it.next())? as usize,
+            "--runs" => o.runs = number(flag, it.next())? as usize,
+            "--stream-runs" => o.stream_runs = number(flag, it.next())? as usize,
+            "--stream-mib" => o.stream_mib = number(flag, it.next())?,
+            "--out" => o.out = PathBuf::from(it.next().ok_or("--out needs a value")?),
+            other => return Err(format!("unknown flag '{other}' (see --help)")),
+        }
+    }
+    Ok(Some(o))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // The measured side, started by the benchmarks below.
+    match args.first().map(String::as_str) {
+        Some("child-refresh") => {
+            let now = args
+                .get(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("bench child-refresh needs a unix time"));
+            child::refresh(now).await;
+            return ExitCode::SUCCESS;
+        }
+        Some("child-export") => {
+            let (Some(tenant), Some(connector)) = (args.get(1), args.get(2)) else {
+                panic!("bench child-export needs a tenant and a connector id");
+            };
+            child::export(tenant, connector).await;
+            return ExitCode::SUCCESS;
+        }
+        _ => {}
+    }
+    let options = match parse(&args) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("bench: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    run(options).await
+}
+
+async fn run(o: Options) -> ExitCode {
+    let started = Instant::now();
+    let load_start = procfs::loadavg();
+    say(format!(
+        "{} CPUs, load average {load_start}; starting the AWS emulator",
+        procfs::cpus()
+    ));
+    let emulator = match Emulator::start(0) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    let mut timings = serde_json::Map::new();
+    if o.refresh {
+        let t = Instant::now();
+        rows.extend(refresh::bench(&emulator, o.connections, o.runs).await);
+        timings.insert("refresh_secs".into(), t.elapsed().as_secs_f64().into());
+    }
+    if o.export {
+        let t = Instant::now();
+        rows.extend(export::bench(&emulator, o.runs).await);
+        timings.insert("export_secs".into(), t.elapsed().as_secs_f64().into());
+    }
+    if o.stream {
+        let t = Instant::now();
+        rows.extend(stream::bench(&emulator, o.stream_mib, o.stream_runs).await);
+        timings.insert("stream_secs".into(), t.elapsed().as_secs_f64().into());
+    }
+    rows.push(Row::not_measured(
+        "cold_start",
+        "Cold start of each function binary",
+        "issue #9",
+        "needs a local Lambda runtime emulator, which arrives with issue #9",
+    ));
+    emulator.stop();
+
+    let table = report::markdown(&rows);
+    println!("{table}");
+    let total = started.elapsed().as_secs_f64();
+    let doc = json!({
+        "generated_at": time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        "machine": {
+            "cpus": procfs::cpus(),
+            "loadavg_start": load_start,
+            "loadavg_end": procfs::loadavg(),
+        },
+        "settings": {
+            "connections": o.connections,
+            "runs": o.runs,
+            "stream_runs": o.stream_runs,
+            "stream_mib": o.stream_mib,
+        },
+        "timings": timings,
+        "total_secs": total,
+        "rows": rows,
+    });
+    match report::write_json(&o.out, &doc) {
+        Ok(()) => say(format!("wrote {} ({total:.0} s in all)", o.out.display())),
+        Err(e) => {
+            eprintln!("bench: writing {}: {e}", o.out.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn flags_select_and_size_the_benchmarks() {
+        let Ok(Some(o)) = parse(&args("--only export,stream --runs 5 --stream-mib 64")) else {
+            panic!("expected options");
+        };
+        assert!(!o.refresh && o.export && o.stream);
+        assert_eq!((o.runs, o.stream_mib), (5, 64));
+        assert!(parse(&args("--only nope")).is_err());
+        assert!(parse(&args("--runs 0")).is_err());
+        assert!(matches!(parse(&args("--help")), Ok(None)));
+    }
+}
