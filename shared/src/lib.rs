@@ -5,6 +5,7 @@ pub mod aws;
 pub mod blob;
 pub mod config;
 pub mod connect;
+pub mod erase;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -2,6 +2,7 @@
 //! expected failure is a 4xx with a message naming the field; no secret ever in a response.
 
 mod json;
+mod routes;
 
 use std::time::Instant;
 
@@ -9,7 +10,10 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use shared::connect::{ConnectService, StartError};
+use shared::erase::Eraser;
+use shared::events::EventBus;
 use shared::ids::{Product, TenantId};
+use shared::store::Store;
 use tracing::Instrument;
 use url::Url;
 
@@ -18,6 +22,14 @@ pub use json::{ApiError, MAX_BODY_BYTES};
 /// What the API serves; built once per cold start.
 pub struct Api {
     pub connect: ConnectService,
+    pub events: EventBus,
+    pub eraser: Eraser,
+}
+
+impl Api {
+    fn store(&self) -> &Store {
+        &self.connect.store
+    }
 }
 
 /// `POST /authorizations`.
@@ -79,11 +91,62 @@ type Handled = Result<Response<Body>, ApiError>;
 async fn dispatch(api: &Api, req: &Request) -> (&'static str, Handled) {
     let path = req.uri().path().trim_end_matches('/');
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    match (segments.as_slice(), req.method()) {
-        (["authorizations"], &Method::POST) => {
+    let m = req.method();
+    match segments.as_slice() {
+        ["authorizations"] if m == Method::POST => {
             ("POST /authorizations", create_authorization(api, req).await)
         }
-        (["authorizations"], _) => ("/authorizations", Err(ApiError::method_not_allowed("POST"))),
+        ["authorizations"] => ("/authorizations", Err(ApiError::method_not_allowed("POST"))),
+        ["connections"] if m == Method::GET => {
+            ("GET /connections", routes::list_connections(api, req).await)
+        }
+        ["connections"] => ("/connections", Err(ApiError::method_not_allowed("GET"))),
+        ["connections", id] if m == Method::GET => (
+            "GET /connections/{id}",
+            routes::get_connection(api, req, id).await,
+        ),
+        ["connections", id] if m == Method::DELETE => (
+            "DELETE /connections/{id}",
+            routes::erase_connection(api, req, id).await,
+        ),
+        ["connections", _] => (
+            "/connections/{id}",
+            Err(ApiError::method_not_allowed("GET, DELETE")),
+        ),
+        ["tenants", tenant] if m == Method::DELETE => (
+            "DELETE /tenants/{tenant}",
+            routes::erase_tenant(api, tenant).await,
+        ),
+        ["tenants", _] => (
+            "/tenants/{tenant}",
+            Err(ApiError::method_not_allowed("DELETE")),
+        ),
+        ["connectors", id] if m == Method::PUT => (
+            "PUT /connectors/{id}",
+            routes::put_connector(api, req, id).await,
+        ),
+        ["connectors", id] if m == Method::GET => (
+            "GET /connectors/{id}",
+            routes::get_connector(api, req, id).await,
+        ),
+        ["connectors", id] if m == Method::DELETE => (
+            "DELETE /connectors/{id}",
+            routes::delete_connector(api, req, id).await,
+        ),
+        ["connectors", _] => (
+            "/connectors/{id}",
+            Err(ApiError::method_not_allowed("GET, PUT, DELETE")),
+        ),
+        ["connectors", id, "exports"] if m == Method::POST => (
+            "POST /connectors/{id}/exports",
+            routes::start_export(api, req, id).await,
+        ),
+        ["connectors", _, "exports"] => (
+            "/connectors/{id}/exports",
+            Err(ApiError::method_not_allowed("POST")),
+        ),
+        ["jobs", id] if m == Method::GET => ("GET /jobs/{id}", routes::get_job(api, req, id).await),
+        ["jobs", _] => ("/jobs/{id}", Err(ApiError::method_not_allowed("GET"))),
         _ => ("unknown", Err(ApiError::not_found("no such route"))),
     }
 }

@@ -1,7 +1,11 @@
 use lambda_http::{Error, Request, run, service_fn};
 use shared::aws::AwsClients;
+use shared::blob::BlobStore;
 use shared::config::Config;
 use shared::connect::ConnectService;
+use shared::erase::Eraser;
+use shared::events::EventBus;
+use shared::store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -9,8 +13,19 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env()?;
     config.redirect_url()?;
     let aws = AwsClients::from_config(&config).await;
+    let eraser = Eraser {
+        store: Store::new(aws.dynamodb.clone(), config.table_name.clone()),
+        blobs: BlobStore::new(
+            aws.s3.clone(),
+            config.bucket()?.to_owned(),
+            config.kms_key_id.clone(),
+        ),
+    };
+    let events = EventBus::new(aws.eventbridge.clone(), config.event_bus_name.clone());
     let api = connectors_api::Api {
         connect: ConnectService::from_config(config, &aws).await?,
+        events,
+        eraser,
     };
     let api = &api;
     run(service_fn(move |req: Request| async move {

@@ -9,6 +9,23 @@
 //! Conditional writes guard every token update (`version`); transient items carry a TTL.
 
 mod attrs;
+
+/// Item accessors for modules outside the store (erase).
+pub mod attrs_public {
+    use super::attrs::{self, Item};
+    use super::schema::{PK, SK};
+
+    pub fn item_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+        attrs::opt_s(item, name)
+    }
+
+    pub fn keys_of(item: &Item) -> Option<(String, String)> {
+        Some((
+            attrs::opt_s(item, PK)?.to_owned(),
+            attrs::opt_s(item, SK)?.to_owned(),
+        ))
+    }
+}
 pub mod connections;
 pub mod connectors;
 pub mod jobs;
@@ -71,4 +88,78 @@ pub enum StoreError {
     /// A conditional write lost (someone else changed the item first).
     #[error("{0}: the item changed meanwhile")]
     Conflict(&'static str),
+}
+
+/// A tenant's items, for erase: everything under `TENANT#<tenant>`.
+impl Store {
+    pub async fn tenant_items(
+        &self,
+        tenant: &crate::ids::TenantId,
+    ) -> Result<Vec<attrs::Item>, StoreError> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .ddb
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", attrs::s(format!("TENANT#{tenant}")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| AwsError::new("dynamodb:Query(tenant)", &e))?;
+            found.extend(out.items().iter().cloned());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
+    }
+
+    /// Delete items by key, 25 at a time, retrying what DynamoDB leaves unprocessed.
+    pub async fn delete_items(&self, keys: &[(String, String)]) -> Result<u64, StoreError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let mut deleted = 0;
+        for chunk in keys.chunks(25) {
+            let mut requests: Vec<WriteRequest> = Vec::with_capacity(chunk.len());
+            for (pk, sk) in chunk {
+                let delete = DeleteRequest::builder()
+                    .key(schema::PK, attrs::s(pk))
+                    .key(schema::SK, attrs::s(sk))
+                    .build()
+                    .map_err(|e| StoreError::Malformed(e.to_string()))?;
+                requests.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            let mut pending = requests;
+            for _ in 0..8 {
+                if pending.is_empty() {
+                    break;
+                }
+                let out = self
+                    .ddb
+                    .batch_write_item()
+                    .request_items(&self.table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::new("dynamodb:BatchWriteItem(delete)", &e))?;
+                let left = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                deleted += (pending.len() - left.len()) as u64;
+                pending = left;
+                if !pending.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Conflict(
+                    "delete items: DynamoDB kept throttling",
+                ));
+            }
+        }
+        Ok(deleted)
+    }
 }

@@ -75,6 +75,18 @@ impl World {
             connect: ConnectService::from_config(config.clone(), &aws.clients)
                 .await
                 .unwrap_or_else(|e| panic!("{e}")),
+            events: shared::events::EventBus::new(
+                aws.clients.eventbridge.clone(),
+                aws.names.event_bus.clone(),
+            ),
+            eraser: shared::erase::Eraser {
+                store: Store::new(aws.clients.dynamodb.clone(), aws.names.table.clone()),
+                blobs: shared::blob::BlobStore::new(
+                    aws.clients.s3.clone(),
+                    aws.names.bucket.clone(),
+                    aws.kms_key_id.clone(),
+                ),
+            },
         };
         let callback = ConnectService::from_config(config.clone(), &aws.clients)
             .await
@@ -124,7 +136,16 @@ impl World {
 
     /// `POST /authorizations`, returning the consent URL.
     pub(crate) async fn authorize(&self, product: &str, return_url: Option<&str>) -> Url {
-        let mut body = serde_json::json!({ "tenant": "acme", "product": product });
+        self.authorize_for("acme", product, return_url).await
+    }
+
+    pub(crate) async fn authorize_for(
+        &self,
+        tenant: &str,
+        product: &str,
+        return_url: Option<&str>,
+    ) -> Url {
+        let mut body = serde_json::json!({ "tenant": tenant, "product": product });
         if let Some(r) = return_url {
             body["return_url"] = r.into();
         }

@@ -43,25 +43,7 @@ impl Export {
             .consent(&w.authorize(product.as_str(), None).await, true)
             .await;
         assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
-        let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
-        let exporter = Exporter {
-            keeper,
-            blobs: BlobStore::new(
-                w.aws.clients.s3.clone(),
-                w.aws.names.bucket.clone(),
-                w.aws.kms_key_id.clone(),
-            )
-            .with_part_size(5 * MIB as usize),
-            job_retention: Duration::from_secs(86400),
-            lease_ttl: time::Duration::seconds(2),
-            deadline_margin: Duration::from_millis(0),
-            item_concurrency: 4,
-            batch_size: 5,
-            incremental_slack: time::Duration::ZERO,
-        };
+        let exporter = exporter_for(&w).await;
         let cloud = w.site.cloud_ids()[0].clone();
         let project = match product {
             Product::Jira => w
@@ -198,6 +180,29 @@ impl Export {
             .await
             .unwrap_or_else(|e| panic!("{e:?}"));
         out.uploads().len()
+    }
+}
+
+/// An exporter over a world, tuned for tests: quick retries, 5-item batches, 2 s job leases.
+pub(crate) async fn exporter_for(w: &World) -> Exporter {
+    let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
+    Exporter {
+        keeper,
+        blobs: BlobStore::new(
+            w.aws.clients.s3.clone(),
+            w.aws.names.bucket.clone(),
+            w.aws.kms_key_id.clone(),
+        )
+        .with_part_size(5 * MIB as usize),
+        job_retention: Duration::from_secs(86400),
+        lease_ttl: time::Duration::seconds(2),
+        deadline_margin: Duration::from_millis(0),
+        item_concurrency: 4,
+        batch_size: 5,
+        incremental_slack: time::Duration::ZERO,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area. Real sockets only: the moto
 //! emulator for AWS and the fake Atlassian Cloud over HTTP.
 
+mod api;
 mod blob;
 mod connect;
 mod emulator;

@@ -1,0 +1,368 @@
+//! The routes beyond `POST /authorizations`. Every lookup is scoped by the tenant given in the
+//! request: an id of another tenant is simply not found (no existence leak).
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use shared::events::{Event, ExportRequested};
+use shared::export::runner::new_job_id;
+use shared::ids::{ConnectionId, ConnectorId, Cql, JobId, Jql, Product, TenantId};
+use shared::store::connectors::{Connector, ConnectorOptions};
+use shared::store::jobs::{Job, JobStatus};
+use shared::store::{Connection, ConnectionStatus};
+use time::OffsetDateTime;
+
+use crate::json::{self, ApiError};
+use crate::{Api, Handled};
+
+fn ts(t: OffsetDateTime) -> Value {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .map(Value::String)
+        .unwrap_or(Value::Null)
+}
+
+fn opt_ts(t: Option<OffsetDateTime>) -> Value {
+    t.map(ts).unwrap_or(Value::Null)
+}
+
+/// The tenant from `?tenant=`, required on every route but the tenant erase.
+fn tenant_param(req: &Request) -> Result<TenantId, ApiError> {
+    let query = req.uri().query().unwrap_or("");
+    let all: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == "tenant")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    match all.as_slice() {
+        [one] => TenantId::parse(one.as_str()).map_err(|e| ApiError::bad_request(e.to_string())),
+        [] => Err(ApiError::bad_request(
+            "tenant: the query parameter is required",
+        )),
+        _ => Err(ApiError::bad_request(
+            "tenant: give the query parameter once",
+        )),
+    }
+}
+
+/// An id from the path. One that cannot exist is "not found", not a validation error.
+fn path_id<T: std::str::FromStr>(raw: &str) -> Result<T, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::not_found("no such resource"))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable(e.to_string())
+}
+
+fn connection_view(c: &Connection) -> Value {
+    json!({
+        "id": c.id,
+        "tenant": c.tenant,
+        "product": c.product,
+        "cloud_id": c.cloud_id,
+        "site_url": c.site_url,
+        "status": c.status.as_str(),
+        "status_reason": c.status_reason,
+        "scopes": c.scope.split_whitespace().collect::<Vec<_>>(),
+        "token_type": c.token_type,
+        "access_expires_at": opt_ts(c.access_expires_at),
+        "last_refreshed_at": opt_ts(c.last_refreshed_at),
+        "consented_at": ts(c.consented_at),
+        "reconsent_due_at": ts(c.reconsent_due_at()),
+        "created_at": ts(c.created_at),
+        "updated_at": ts(c.updated_at),
+    })
+}
+
+fn job_view(j: &Job) -> Value {
+    json!({
+        "id": j.id,
+        "tenant": j.tenant,
+        "connector_id": j.connector_id,
+        "product": j.product,
+        "status": j.status.as_str(),
+        "phase": j.phase,
+        "full_run": j.full_run,
+        "items_done": j.items_done,
+        "attachments_done": j.attachments_done,
+        "bytes_done": j.bytes_done,
+        "skipped_count": j.skipped_count,
+        "skipped": j.skipped,
+        "invocations": j.invocations,
+        "started_at": ts(j.started_at),
+        "updated_at": ts(j.updated_at),
+        "finished_at": opt_ts(j.finished_at),
+        "failure_reason": j.failure_reason,
+    })
+}
+
+fn connector_view(c: &Connector, last_job: Option<&Job>) -> Value {
+    json!({
+        "id": c.id,
+        "tenant": c.tenant,
+        "connection_id": c.connection_id,
+        "product": c.product,
+        "query": c.query,
+        "options": c.options,
+        "watermark": opt_ts(c.watermark),
+        "active_job": c.active_job,
+        "last_job": last_job.map(job_view),
+        "created_at": ts(c.created_at),
+        "updated_at": ts(c.updated_at),
+    })
+}
+
+pub async fn list_connections(api: &Api, req: &Request) -> Handled {
+    let tenant = tenant_param(req)?;
+    let conns = api
+        .store()
+        .list_connections(&tenant)
+        .await
+        .map_err(unavailable)?;
+    json::respond(
+        StatusCode::OK,
+        &json!({ "connections": conns.iter().map(connection_view).collect::<Vec<_>>() }),
+    )
+}
+
+async fn load_connection(api: &Api, tenant: &TenantId, raw: &str) -> Result<Connection, ApiError> {
+    let id = path_id::<ConnectionId>(raw)?;
+    api.store()
+        .get_connection(tenant, &id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::not_found("no such connection"))
+}
+
+pub async fn get_connection(api: &Api, req: &Request, raw: &str) -> Handled {
+    let tenant = tenant_param(req)?;
+    let conn = load_connection(api, &tenant, raw).await?;
+    json::respond(StatusCode::OK, &connection_view(&conn))
+}
+
+pub async fn erase_connection(api: &Api, req: &Request, raw: &str) -> Handled {
+    let tenant = tenant_param(req)?;
+    let id = path_id::<ConnectionId>(raw)?;
+    let erased = api
+        .eraser
+        .erase_connection(&tenant, &id)
+        .await
+        .map_err(unavailable)?;
+    json::respond(StatusCode::OK, &json!({ "erased": erased }))
+}
+
+pub async fn erase_tenant(api: &Api, raw: &str) -> Handled {
+    let tenant = TenantId::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let erased = api
+        .eraser
+        .erase_tenant(&tenant)
+        .await
+        .map_err(unavailable)?;
+    json::respond(StatusCode::OK, &json!({ "erased": erased }))
+}
+
+/// `PUT /connectors/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorInput {
+    tenant: TenantId,
+    connection_id: ConnectionId,
+    product: Product,
+    query: String,
+    #[serde(default)]
+    options: ConnectorOptions,
+}
+
+pub async fn put_connector(api: &Api, req: &Request, raw: &str) -> Handled {
+    let id = ConnectorId::parse(raw).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let input: ConnectorInput = json::body(req)?;
+    let query = match input.product {
+        Product::Jira => Jql::parse(input.query).map(|q| q.as_str().to_owned()),
+        Product::Confluence => Cql::parse(input.query).map(|q| q.as_str().to_owned()),
+    }
+    .map_err(|e| ApiError::bad_request(format!("query: {}", e.reason)))?;
+    let conn = api
+        .store()
+        .get_connection(&input.tenant, &input.connection_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| {
+            ApiError::bad_request("connection_id: no such connection for this tenant")
+        })?;
+    if conn.product != input.product {
+        return Err(ApiError::bad_request(format!(
+            "product: the connection is a {} connection",
+            conn.product
+        )));
+    }
+    let existing = api
+        .store()
+        .get_connector(&input.tenant, &id)
+        .await
+        .map_err(unavailable)?;
+    let now = OffsetDateTime::now_utc();
+    let connector = Connector {
+        tenant: input.tenant,
+        id,
+        connection_id: input.connection_id,
+        product: input.product,
+        query,
+        options: input.options,
+        watermark: None,
+        active_job: None,
+        last_job: None,
+        last_full_job: None,
+        created_at: existing.as_ref().map_or(now, |e| e.created_at),
+        updated_at: now,
+    };
+    let stored = api
+        .store()
+        .put_connector(&connector)
+        .await
+        .map_err(unavailable)?;
+    let status = if existing.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    json::respond(status, &connector_view(&stored, None))
+}
+
+async fn load_connector(api: &Api, tenant: &TenantId, raw: &str) -> Result<Connector, ApiError> {
+    let id = path_id::<ConnectorId>(raw)?;
+    api.store()
+        .get_connector(tenant, &id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::not_found("no such connector"))
+}
+
+pub async fn get_connector(api: &Api, req: &Request, raw: &str) -> Handled {
+    let tenant = tenant_param(req)?;
+    let connector = load_connector(api, &tenant, raw).await?;
+    let last = match &connector.last_job {
+        Some(job) => api
+            .store()
+            .get_job(&tenant, job)
+            .await
+            .map_err(unavailable)?,
+        None => None,
+    };
+    json::respond(StatusCode::OK, &connector_view(&connector, last.as_ref()))
+}
+
+pub async fn delete_connector(api: &Api, req: &Request, raw: &str) -> Handled {
+    let tenant = tenant_param(req)?;
+    let connector = load_connector(api, &tenant, raw).await?;
+    let items = api
+        .store()
+        .tenant_items(&tenant)
+        .await
+        .map_err(unavailable)?;
+    let doomed: Vec<(String, String)> = items
+        .iter()
+        .filter(|i| {
+            use shared::store::attrs_public::item_s;
+            let sk = item_s(i, "sk").unwrap_or_default();
+            (sk.starts_with("JOB#") || sk.starts_with("CONNECTOR#"))
+                && item_s(i, "connector_id") == Some(connector.id.as_str())
+        })
+        .filter_map(shared::store::attrs_public::keys_of)
+        .collect();
+    let removed_items = api
+        .store()
+        .delete_items(&doomed)
+        .await
+        .map_err(unavailable)?;
+    let mut removed_objects = 0;
+    if let Some(conn) = api
+        .store()
+        .get_connection(&tenant, &connector.connection_id)
+        .await
+        .map_err(unavailable)?
+    {
+        let prefix = format!(
+            "{}/{}/{}/{}/",
+            tenant, conn.product, conn.cloud_id, connector.id
+        );
+        removed_objects = api
+            .eraser
+            .blobs
+            .delete_prefix(&prefix)
+            .await
+            .map_err(unavailable)?;
+    }
+    json::respond(
+        StatusCode::OK,
+        &json!({ "erased": { "items": removed_items, "objects": removed_objects } }),
+    )
+}
+
+/// `POST /connectors/{id}/exports` body (optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportInput {
+    #[serde(default)]
+    full: bool,
+}
+
+pub async fn start_export(api: &Api, req: &Request, raw: &str) -> Handled {
+    let tenant = tenant_param(req)?;
+    let input: ExportInput = match req.body() {
+        Body::Empty => ExportInput::default(),
+        Body::Text(t) if t.trim().is_empty() => ExportInput::default(),
+        _ => json::body(req)?,
+    };
+    let connector = load_connector(api, &tenant, raw).await?;
+    let conn = api
+        .store()
+        .get_connection(&tenant, &connector.connection_id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| ApiError::conflict("the connector's connection no longer exists"))?;
+    if conn.status == ConnectionStatus::Revoked {
+        return Err(ApiError::conflict(
+            "the connection was revoked; the customer must connect again",
+        ));
+    }
+    if let Some(active) = &connector.active_job {
+        let running = api
+            .store()
+            .get_job(&tenant, active)
+            .await
+            .map_err(unavailable)?;
+        if running.is_some_and(|j| j.status == JobStatus::Running) {
+            return Err(ApiError::conflict(format!(
+                "an export of this connector is already running: {active}"
+            )));
+        }
+    }
+    let job_id = new_job_id();
+    let event = Event::ExportRequested(ExportRequested {
+        tenant,
+        connector_id: connector.id.clone(),
+        job_id: Some(job_id.clone()),
+        full: input.full,
+    });
+    api.events.publish(&event).await.map_err(unavailable)?;
+    json::respond(
+        StatusCode::ACCEPTED,
+        &json!({ "job_id": job_id, "status": "requested" }),
+    )
+}
+
+pub async fn get_job(api: &Api, req: &Request, raw: &str) -> Handled {
+    let tenant = tenant_param(req)?;
+    let id = path_id::<JobId>(raw)?;
+    let job = api
+        .store()
+        .get_job(&tenant, &id)
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "no such job (a job appears once the export function has picked up the request)",
+            )
+        })?;
+    json::respond(StatusCode::OK, &job_view(&job))
+}
