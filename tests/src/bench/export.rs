@@ -278,7 +278,16 @@ pub async fn bench(emulator: &Emulator, runs: usize) -> Vec<Row> {
             _ => Verdict::Fail,
         },
         note: match ratio {
-            Some(r) if all_items => format!("wall/bound = {}", num(r, 2)),
+            Some(r) if all_items => match (wall, base_wall, bound) {
+                (Some(w), Some(b0), Some(lb)) => format!(
+                    "wall/bound = {}; without latency the same export takes {} s (emulator-bound), the latency adds {} s = {}× its bound",
+                    num(r, 2),
+                    num(b0, 1),
+                    num(w - b0, 1),
+                    num((w - b0) / lb, 2)
+                ),
+                _ => format!("wall/bound = {}", num(r, 2)),
+            },
             Some(r) => format!("wall/bound = {}; items or attachments missing", num(r, 2)),
             None => "no run finished".into(),
         },
@@ -335,7 +344,7 @@ pub async fn bench(emulator: &Emulator, runs: usize) -> Vec<Row> {
     let peak = median(&peaks);
     rows.push(Row {
         id: "export.peak_rss".into(),
-        benchmark: "Export peak RSS (export process, runs above)".into(),
+        benchmark: "Export peak RSS (export process, every export run above)".into(),
         value: peak,
         unit: "MiB".into(),
         samples: peaks,

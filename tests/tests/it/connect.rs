@@ -39,6 +39,8 @@ impl World {
 
     pub(crate) async fn with_fake(fake_config: FakeConfig) -> World {
         LogCapture::global();
+        crate::support::remember_secret(fake::JIRA_CLIENT_SECRET);
+        crate::support::remember_secret(fake::CONFLUENCE_CLIENT_SECRET);
         let site = FakeAtlassian::start(fake_config)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
@@ -153,8 +155,10 @@ impl World {
             .api(Method::POST, "/authorizations", Some(&body.to_string()))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{json}");
-        Url::parse(json["authorize_url"].as_str().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}"))
+        let url = Url::parse(json["authorize_url"].as_str().unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        crate::support::remember_secret(&param(&url, "state"));
+        url
     }
 
     /// The browser arriving at the callback with `url`'s query.
@@ -168,10 +172,16 @@ impl World {
     }
 
     pub(crate) async fn consent(&self, authorize_url: &Url, accept: bool) -> Url {
-        self.site
+        let back = self
+            .site
             .consent(authorize_url, accept)
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let code = param(&back, "code");
+        if !code.is_empty() {
+            crate::support::remember_secret(&code);
+        }
+        back
     }
 }
 

@@ -79,12 +79,40 @@ pub async fn jira_tokens(site: &FakeAtlassian, http: &AtlassianHttp) -> TokenGra
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
+/// Where the whole suite's log lines and the secret values the tests used are written, for the
+/// privacy scan `make test` runs after the tests (`scan-logs`, PRIVACY.md P7).
+pub fn privacy_dir() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("privacy")
+}
+
+fn append(file: &str, bytes: &[u8]) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _g = LOCK.lock();
+    let dir = privacy_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join(format!("{file}-{}.txt", std::process::id()));
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(bytes);
+    }
+}
+
+/// Record a secret value a test used (a state, a code, a client secret): the privacy scan
+/// fails if it appears in any log line of the suite.
+pub fn remember_secret(value: &str) {
+    append("secrets", format!("{value}\n").as_bytes());
+}
+
 impl Write for LogCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
             .lock()
             .map_err(|_| std::io::Error::other("poisoned"))?
             .extend_from_slice(buf);
+        append("logs", buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
