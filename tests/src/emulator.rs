@@ -497,43 +497,65 @@ pub struct EventQueue {
 
 impl TestAws {
     pub async fn capture_events(&self) -> EventQueue {
-        let sdk = Emulator::shared().sdk_config().await;
+        EventQueue::create(&self.clients, Emulator::shared(), &self.names)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl EventQueue {
+    /// A queue receiving every event of our source on the resources' bus.
+    pub async fn create(
+        clients: &AwsClients,
+        emulator: &Emulator,
+        names: &ResourceNames,
+    ) -> Result<EventQueue, EmulatorError> {
+        let sdk = emulator.sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let name = format!("{}-events", self.names.table);
+        let name = format!("{}-events", names.table);
         let url = sqs
             .create_queue()
             .queue_name(&name)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("create queue: {}", sdk_detail(e)))
+            .map_err(sdk_detail)
+            .map_err(provision_err("event queue"))?
             .queue_url
-            .unwrap_or_else(|| panic!("no queue url"));
+            .ok_or_else(|| EmulatorError::Provision {
+                what: "event queue",
+                detail: "no queue url".into(),
+            })?;
         let arn = format!("arn:aws:sqs:us-east-1:123456789012:{name}");
-        self.clients
+        clients
             .eventbridge
             .put_rule()
             .name(&name)
-            .event_bus_name(&self.names.event_bus)
+            .event_bus_name(&names.event_bus)
             .event_pattern(serde_json::json!({ "source": [shared::events::SOURCE] }).to_string())
             .send()
             .await
-            .unwrap_or_else(|e| panic!("put rule: {}", sdk_detail(e)));
-        self.clients
+            .map_err(sdk_detail)
+            .map_err(provision_err("event rule"))?;
+        clients
             .eventbridge
             .put_targets()
             .rule(&name)
-            .event_bus_name(&self.names.event_bus)
+            .event_bus_name(&names.event_bus)
             .targets(
                 aws_sdk_eventbridge::types::Target::builder()
                     .id("queue")
                     .arn(arn)
                     .build()
-                    .unwrap_or_else(|e| panic!("target: {e}")),
+                    .map_err(|e| EmulatorError::Provision {
+                        what: "event target",
+                        detail: e.to_string(),
+                    })?,
             )
             .send()
             .await
-            .unwrap_or_else(|e| panic!("put targets: {}", sdk_detail(e)));
-        EventQueue { sqs, url }
+            .map_err(sdk_detail)
+            .map_err(provision_err("event target"))?;
+        Ok(EventQueue { sqs, url })
     }
 }
 

@@ -166,8 +166,7 @@ pub async fn bench(emulator: &Emulator, connections: usize, runs: usize) -> Vec<
         req_per_refresh.map_or("?".into(), |x| num(x, 2)),
         moto_rps.map_or("?".into(), |x| num(x, 0)),
     );
-    if let (Some(per_req), Some(ceil), Some(busy)) = (moto_cpu_per_request, ceiling, moto_busy)
-    {
+    if let (Some(per_req), Some(ceil), Some(busy)) = (moto_cpu_per_request, ceiling, moto_busy) {
         bound.push_str(&format!(
             " at {} ms moto CPU/req, {}% of one core ⇒ moto ceiling ≈ {} conn/s",
             num(per_req * 1000.0, 1),
