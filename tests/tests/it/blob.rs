@@ -532,8 +532,8 @@ async fn dropping_an_upload_midway_aborts_it() {
         }
         signal = upload_exists => assert!(signal.is_ok()),
     }
-    assert_eq!(uploads_under(&aws, "acme/").await.len(), 1);
-
+    // The upload existed when the future was dropped (the source saw it); dropping it schedules
+    // the abort at once, so it may already be gone here: only its eventual absence is asserted.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !uploads_under(&aws, "acme/").await.is_empty() {
         assert!(
