@@ -38,10 +38,12 @@ PRIVACY_DIR = $${CARGO_TARGET_DIR:-target}/tmp/privacy
 
 # After the tests, the privacy scan reads every log line the suite wrote and fails on any
 # secret, token or account id in them (PRIVACY.md P7; tests/src/bin/scan-logs.rs).
+# (scan-logs is built by `cargo test --workspace` with the workspace's features; `cargo run -p`
+# would resolve them differently and rebuild the AWS SDK.)
 test: venv lint lint-infra
 	@rm -rf $(PRIVACY_DIR)
 	cargo test --workspace -- --test-threads=$(TEST_THREADS)
-	cargo run --quiet -p integration-tests --bin scan-logs -- $(PRIVACY_DIR)
+	$${CARGO_TARGET_DIR:-target}/debug/scan-logs $(PRIVACY_DIR)
 
 # The whole system on this machine: emulator, fake Atlassian Cloud, the four functions' handlers,
 # walking connect → export → refresh (tests/src/bin/local.rs). Logs go to local.log.
