@@ -61,6 +61,23 @@ pub const ALLOWED_FIELDS: &[&str] = &[
 
 pub const REDACTED: &str = "[redacted]";
 
+/// The correlation id of a request: the Lambda request id when it is a plain token, otherwise
+/// a fresh random one. Shown to users on error pages and logged with every line of a request.
+pub fn correlation_id(request_id: Option<&str>) -> String {
+    request_id
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            let mut raw = [0u8; 8];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
+            hex::encode(raw)
+        })
+}
+
 /// The default filter: `RUST_LOG` if set, else `info` for us and `warn` for the noisy
 /// dependencies (the AWS SDK and hyper log request details at debug).
 fn filter() -> EnvFilter {

@@ -103,18 +103,7 @@ pub fn parse_query(raw: Option<&str>) -> Result<Callback, QueryProblem> {
 }
 
 fn correlation_id(req: &Request) -> String {
-    req.lambda_context_ref()
-        .map(|c| c.request_id.clone())
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= 64
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        .unwrap_or_else(|| {
-            let mut raw = [0u8; 8];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut raw);
-            hex::encode(raw)
-        })
+    shared::telemetry::correlation_id(req.lambda_context_ref().map(|c| c.request_id.as_str()))
 }
 
 /// Handle one browser request. Always returns a response.

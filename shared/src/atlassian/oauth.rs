@@ -165,16 +165,15 @@ pub async fn exchange_code(
         code: code.expose_secret(),
         redirect_uri: redirect_uri.as_str(),
     };
-    let req = http
-        .request(Method::POST, urls.token())
-        .json(&body)
-        .build()
-        .map_err(|_| OAuthError::Incomplete("request"))?;
-    let resp = http
-        .send("oauth.token.code", AUTH_SITE, Idempotency::Once, req)
-        .await
-        .map_err(|e| OAuthError::from_http("authorization_code", e))?;
-    resp.json::<TokenResponse>().await?.into_grant()
+    token_grant(
+        http,
+        urls,
+        &body,
+        "oauth.token.code",
+        "authorization_code",
+        Idempotency::Once,
+    )
+    .await
 }
 
 /// Trade a refresh token for a new pair. Atlassian rotates refresh tokens: the returned one
@@ -192,15 +191,35 @@ pub async fn refresh(
         client_secret: app.client_secret.expose_secret(),
         refresh_token: refresh_token.expose_secret(),
     };
+    token_grant(
+        http,
+        urls,
+        &body,
+        "oauth.token.refresh",
+        "refresh_token",
+        Idempotency::Safe,
+    )
+    .await
+}
+
+/// POST a grant to the token endpoint and read the token response.
+async fn token_grant(
+    http: &AtlassianHttp,
+    urls: &AtlassianUrls,
+    body: &impl Serialize,
+    endpoint: &'static str,
+    grant: &'static str,
+    idempotency: Idempotency,
+) -> Result<TokenGrant, OAuthError> {
     let req = http
         .request(Method::POST, urls.token())
-        .json(&body)
+        .json(body)
         .build()
         .map_err(|_| OAuthError::Incomplete("request"))?;
     let resp = http
-        .send("oauth.token.refresh", AUTH_SITE, Idempotency::Safe, req)
+        .send(endpoint, AUTH_SITE, idempotency, req)
         .await
-        .map_err(|e| OAuthError::from_http("refresh_token", e))?;
+        .map_err(|e| OAuthError::from_http(grant, e))?;
     resp.json::<TokenResponse>().await?.into_grant()
 }
 
