@@ -63,7 +63,10 @@ struct Options {
 }
 
 fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    tests
+        .parent()
+        .map_or_else(|| tests.join(".."), PathBuf::from)
 }
 
 fn parse(args: &[String]) -> Result<Option<Options>, String> {
@@ -186,9 +189,16 @@ async fn run(o: Options) -> ExitCode {
     ));
     emulator.stop();
 
-    let table = report::markdown(&rows);
-    println!("{table}");
     let total = started.elapsed().as_secs_f64();
+    let load_end = procfs::loadavg();
+    println!("{}", report::markdown(&rows));
+    println!(
+        "Medians of the runs shown; {} CPUs, load average {load_start} at the start and {load_end} at the end \
+         (anything else running on the machine slows moto, the bottleneck); {total:.0} s in all; \
+         details in {}.",
+        procfs::cpus(),
+        o.out.display()
+    );
     let doc = json!({
         "generated_at": time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
@@ -196,7 +206,7 @@ async fn run(o: Options) -> ExitCode {
         "machine": {
             "cpus": procfs::cpus(),
             "loadavg_start": load_start,
-            "loadavg_end": procfs::loadavg(),
+            "loadavg_end": load_end,
         },
         "settings": {
             "connections": o.connections,
