@@ -10,12 +10,13 @@ STAMP   := $(VENV)/.installed-$(shell sha256sum $(REQS) 2>/dev/null | cut -c1-16
 # Integration tests are I/O bound (emulator, fake site): run more of them than there are cores.
 TEST_THREADS ?= 8
 
-.PHONY: help venv test local fmt lint unit it clean
+.PHONY: help venv chromium test local fmt lint unit it clean
 
 help:
 	@echo "make local   run the whole system locally (connect, export, refresh) and print where the data landed"
 	@echo "make test    fmt check, clippy -D warnings, every unit and integration test"
 	@echo "make venv    the Python venv with the pinned AWS emulator (moto)"
+	@echo "make chromium   headless Chromium for the browser test (Debian's package, if none is installed)"
 	@echo "make fmt     format the code"
 	@echo "make it T=name   run the integration tests whose name contains 'name'"
 
@@ -26,6 +27,18 @@ $(STAMP): $(REQS)
 	$(VENV)/bin/pip install --disable-pip-version-check --quiet -r $(REQS)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# The browser test (tests/tests/it/browser.rs) drives headless Chromium over the DevTools
+# protocol. Installs Debian's package when no Chromium is on PATH (CHROMIUM names another binary).
+CHROMIUM_NAMES := chromium chromium-browser google-chrome-stable google-chrome
+
+chromium:
+	@if [ -n "$${CHROMIUM:-}" ] && command -v "$$CHROMIUM" >/dev/null 2>&1; then exit 0; fi; \
+	for name in $(CHROMIUM_NAMES); do command -v $$name >/dev/null 2>&1 && exit 0; done; \
+	command -v apt-get >/dev/null 2>&1 || { echo "no Chromium found and no apt-get to install it: install Chromium, or set CHROMIUM to its binary"; exit 1; }; \
+	sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	echo "installing Chromium for the browser test (apt-get install chromium)"; \
+	$$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends chromium
 
 fmt:
 	cargo fmt --all
@@ -40,13 +53,15 @@ PRIVACY_DIR = $${CARGO_TARGET_DIR:-target}/tmp/privacy
 # secret, token or account id in them (PRIVACY.md P7; tests/src/bin/scan-logs.rs).
 # (scan-logs is built by `cargo test --workspace` with the workspace's features; `cargo run -p`
 # would resolve them differently and rebuild the AWS SDK.)
-test: venv lint lint-infra
+test: venv chromium lint lint-infra
 	@rm -rf $(PRIVACY_DIR)
 	cargo test --workspace -- --test-threads=$(TEST_THREADS)
 	$${CARGO_TARGET_DIR:-target}/debug/scan-logs $(PRIVACY_DIR)
 
 # The whole system on this machine: emulator, fake Atlassian Cloud, the four functions' handlers,
-# walking connect → export → refresh (tests/src/bin/local.rs). Logs go to local.log.
+# walking connect → export → refresh (tests/src/bin/local.rs). Logs go to local.log. With
+# ATLASSIAN_JIRA_CLIENT_ID/_SECRET (and/or the CONFLUENCE pair) set it connects a real site
+# instead: README, "make local against a real Atlassian site".
 local: venv
 	cargo build -q -p integration-tests --bin local
 	$${CARGO_TARGET_DIR:-target}/debug/local 2> local.log
@@ -54,7 +69,7 @@ local: venv
 unit:
 	cargo test --workspace --lib --bins
 
-it: venv
+it: venv chromium
 	cargo test -p integration-tests --test it -- --test-threads=$(TEST_THREADS) $(T)
 
 clean:

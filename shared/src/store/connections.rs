@@ -323,6 +323,43 @@ impl Store {
         }
     }
 
+    /// The schedule's shortcut: take the refresh lease on a connection only if it is due at
+    /// `now`, on the schedule (not revoked) and nobody holds the lease, and return it as
+    /// leased, in one conditional write instead of a read and a write. `Ok(None)` when any of
+    /// that is not so (the caller then reads it to see why).
+    pub async fn lease_if_due(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectionId,
+        owner: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<Connection>, StoreError> {
+        let result = self
+            .ddb
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(conn_pk(tenant)))
+            .key(SK, attrs::s(conn_sk(id)))
+            .update_expression("SET lease_owner = :owner, lease_expires_at = :until")
+            .condition_expression(
+                "attribute_exists(#b) AND #d <= :now AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now)",
+            )
+            .expression_attribute_names("#b", REFRESH_BUCKET)
+            .expression_attribute_names("#d", REFRESH_DUE_AT)
+            .expression_attribute_values(":owner", attrs::s(owner))
+            .expression_attribute_values(":until", attrs::epoch(now + ttl))
+            .expression_attribute_values(":now", attrs::epoch(now))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => out.attributes.as_ref().map(connection_from).transpose(),
+            Err(e) if is_conditional_failure(&e) => Ok(None),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(lease if due)", &e).into()),
+        }
+    }
+
     /// Store a refreshed pair, only if the item is still at the version read and we still hold
     /// the lease; releases the lease and clears failures. [`StoreError::Conflict`] otherwise.
     pub async fn store_refreshed(

@@ -148,6 +148,17 @@ impl TokenKeeper {
         now: OffsetDateTime,
     ) -> Result<(AccessToken, Obtained), TokenError> {
         let owner = lease_owner();
+        if need == Need::ScheduledRefresh {
+            // The common case on the schedule (due, nobody refreshing): lease and read in one
+            // conditional write. Anything else goes the long way below.
+            if let Some(conn) = self
+                .store
+                .lease_if_due(tenant, id, &owner, now, LEASE_TTL)
+                .await?
+            {
+                return self.refresh_holding_lease(conn, &owner, now).await;
+            }
+        }
         for _ in 0..MAX_ROUNDS {
             let conn = self.load(tenant, id).await?;
             if !needs_refresh(&conn, need, now) {

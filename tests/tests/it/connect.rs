@@ -38,6 +38,12 @@ impl World {
     }
 
     pub(crate) async fn with_fake(fake_config: FakeConfig) -> World {
+        World::with_redirect(fake_config, fake::DEFAULT_REDIRECT_URI).await
+    }
+
+    /// As [`World::with_fake`], with `redirect_url` as the functions' callback URL (the fake's
+    /// apps must have it registered: [`FakeConfig::with_redirect_uri`]).
+    pub(crate) async fn with_redirect(fake_config: FakeConfig, redirect_url: &str) -> World {
         LogCapture::global();
         crate::support::remember_secret(fake::JIRA_CLIENT_SECRET);
         crate::support::remember_secret(fake::CONFLUENCE_CLIENT_SECRET);
@@ -63,10 +69,7 @@ impl World {
                 "CONFLUENCE_CLIENT_SECRET_NAME".to_owned(),
                 confluence_secret,
             ),
-            (
-                "OAUTH_REDIRECT_URL".to_owned(),
-                fake::DEFAULT_REDIRECT_URI.to_owned(),
-            ),
+            ("OAUTH_REDIRECT_URL".to_owned(), redirect_url.to_owned()),
             (
                 "ALLOWED_RETURN_URLS".to_owned(),
                 "https://platform.example.com/connect".to_owned(),

@@ -3,11 +3,13 @@
 
 mod api;
 mod blob;
+mod browser;
 mod connect;
 mod emulator;
 mod export_confluence;
 mod export_jira;
 mod fake_site;
 mod http_layer;
+mod make_local;
 mod refresh;
 mod support;

@@ -66,13 +66,18 @@ async fn fifty_concurrent_refreshers_refresh_exactly_once_per_round() {
         let conn = current(&w).await;
         let now = expiring(&conn);
         let served_before = w.site.refresh_grants_served();
+        // Half are exporters needing a token, half the schedule (which takes its lease in
+        // one conditional write): both kinds race for the same lease.
         let tasks: Vec<_> = (0..50)
-            .map(|_| {
+            .map(|i| {
                 let keeper = keeper.clone();
                 let (t, id) = (conn.tenant.clone(), conn.id.clone());
-                tokio::spawn(
-                    async move { keeper.access_token(&t, &id, Need::AccessToken, now).await },
-                )
+                let need = if i % 2 == 0 {
+                    Need::AccessToken
+                } else {
+                    Need::ScheduledRefresh
+                };
+                tokio::spawn(async move { keeper.access_token(&t, &id, need, now).await })
             })
             .collect();
         let mut tokens = Vec::new();
@@ -338,6 +343,61 @@ async fn due_selection_reads_exactly_the_due_connections() {
             .all(|(t, _)| *t == TenantId::parse("bulk").unwrap_or_else(|e| panic!("{e}")))
     );
     let _ = ConnectionId::parse("x");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_schedules_one_write_lease_is_taken_only_when_due_unleased_and_not_revoked() {
+    let (w, keeper, conn) = connected().await;
+    let store = w.store();
+    let due_at = conn
+        .refresh_due_at
+        .unwrap_or_else(|| panic!("not scheduled"));
+    let ttl = Duration::minutes(2);
+    let lease = |owner: &'static str, now: OffsetDateTime| {
+        let (store, conn) = (&store, &conn);
+        async move {
+            store
+                .lease_if_due(&conn.tenant, &conn.id, owner, now, ttl)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    };
+
+    assert!(
+        lease("aaaa1111", due_at - Duration::seconds(1))
+            .await
+            .is_none(),
+        "not due yet"
+    );
+    let leased = lease("aaaa1111", due_at)
+        .await
+        .unwrap_or_else(|| panic!("due and unleased: the lease is granted"));
+    assert_eq!(leased.version, conn.version, "returned as stored");
+    assert!(
+        lease("bbbb2222", due_at).await.is_none(),
+        "another holder's lease is respected"
+    );
+    assert!(
+        lease("bbbb2222", due_at + ttl + Duration::seconds(1))
+            .await
+            .is_some(),
+        "an expired lease is taken over"
+    );
+    keeper
+        .revoke(
+            &current(&w).await,
+            shared::events::RevocationReason::InvalidGrant,
+            due_at,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        lease("cccc3333", due_at + Duration::days(1))
+            .await
+            .is_none(),
+        "a revoked connection is off the schedule"
+    );
+    assert_eq!(w.site.refresh_grants_served(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

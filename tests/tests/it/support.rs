@@ -106,6 +106,11 @@ pub fn remember_secret(value: &str) {
     append("secrets", format!("{value}\n").as_bytes());
 }
 
+/// Hand log lines another process wrote (a child's JSON logs) to the privacy scan.
+pub fn remember_log_lines(bytes: &[u8]) {
+    append("logs", bytes);
+}
+
 impl Write for LogCapture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
