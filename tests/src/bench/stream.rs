@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use integration_tests::emulator::Emulator;
 use integration_tests::fake::AdminInfo;
 use serde_json::json;
+use shared::ids::Product;
 
 use crate::report::{Row, Verdict, median, num};
 use crate::world::{Consenter, Deployment, Site, put_connector, run_child, say, tenant};
@@ -101,7 +102,7 @@ pub async fn bench(emulator: &Emulator, attachment_mib: u64, runs: usize) -> Vec
         .unwrap_or_else(|e| panic!("bench set-up: {e}"));
     let site = Site::first_of(&fake.info);
     let dep = Deployment::new(emulator, "bench-stream").await;
-    let connection = Consenter::new(site.clone())
+    let connection = Consenter::new(site.clone(), Product::Jira)
         .connect(&dep, &tenant(TENANT))
         .await;
     let env = dep.function_env(&site.base);
@@ -112,7 +113,15 @@ pub async fn bench(emulator: &Emulator, attachment_mib: u64, runs: usize) -> Vec
     let mut details = Vec::new();
     for run in 1..=runs {
         let id = format!("bench-stream-{run}");
-        put_connector(&dep, &tenant(TENANT), &connection.id, &id, QUERY).await;
+        put_connector(
+            &dep,
+            &tenant(TENANT),
+            &connection.id,
+            &id,
+            Product::Jira,
+            QUERY,
+        )
+        .await;
         let child = run_child(
             vec!["child-export".into(), TENANT.into(), id.clone()],
             env.clone(),

@@ -24,17 +24,32 @@ use url::Url;
 
 use crate::procfs;
 
-/// Scopes the bench's Jira app asks for (the function's defaults).
+/// Scopes the bench's apps ask for (the functions' defaults).
 const JIRA_SCOPES: &str = "read:jira-work read:jira-user offline_access";
+const CONFLUENCE_SCOPES: &str =
+    "read:confluence-content.all read:confluence-space.summary search:confluence offline_access";
 
-/// One deployment's resources in the emulator: table, bucket, KMS key, bus and the Jira app's
-/// client secret.
+/// The fake's app for `product`: client id, secret and scopes.
+fn app_of(product: Product) -> (&'static str, &'static str, &'static str) {
+    match product {
+        Product::Jira => (fake::JIRA_CLIENT_ID, fake::JIRA_CLIENT_SECRET, JIRA_SCOPES),
+        Product::Confluence => (
+            fake::CONFLUENCE_CLIENT_ID,
+            fake::CONFLUENCE_CLIENT_SECRET,
+            CONFLUENCE_SCOPES,
+        ),
+    }
+}
+
+/// One deployment's resources in the emulator: table, bucket, KMS key, bus and the two apps'
+/// client secrets.
 pub struct Deployment {
     pub endpoint: Url,
     pub clients: AwsClients,
     pub names: ResourceNames,
     pub kms_key_id: String,
-    pub secret_name: String,
+    pub jira_secret_name: String,
+    pub confluence_secret_name: String,
 }
 
 impl Deployment {
@@ -44,21 +59,28 @@ impl Deployment {
         let kms_key_id = provision(&clients, &names)
             .await
             .unwrap_or_else(|e| panic!("bench set-up: {e}"));
-        let secret_name = format!("{}-jira", names.table);
-        clients
-            .secrets
-            .create_secret()
-            .name(&secret_name)
-            .secret_string(fake::JIRA_CLIENT_SECRET)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("bench set-up: create secret: {e:?}"));
+        let mut secret_names = Vec::new();
+        for product in [Product::Jira, Product::Confluence] {
+            let name = format!("{}-{}", names.table, product.as_str());
+            clients
+                .secrets
+                .create_secret()
+                .name(&name)
+                .secret_string(app_of(product).1)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("bench set-up: create secret: {e:?}"));
+            secret_names.push(name);
+        }
+        let confluence_secret_name = secret_names.pop().unwrap_or_default();
+        let jira_secret_name = secret_names.pop().unwrap_or_default();
         Deployment {
             endpoint: emulator.endpoint().clone(),
             clients,
             names,
             kms_key_id,
-            secret_name,
+            jira_secret_name,
+            confluence_secret_name,
         }
     }
 
@@ -93,8 +115,14 @@ impl Deployment {
             ("ATLASSIAN_AUTH_URL", site.as_str()),
             ("ATLASSIAN_API_URL", site.as_str()),
             ("JIRA_CLIENT_ID", fake::JIRA_CLIENT_ID),
-            ("JIRA_CLIENT_SECRET_NAME", &self.secret_name),
+            ("JIRA_CLIENT_SECRET_NAME", &self.jira_secret_name),
             ("JIRA_SCOPES", JIRA_SCOPES),
+            ("CONFLUENCE_CLIENT_ID", fake::CONFLUENCE_CLIENT_ID),
+            (
+                "CONFLUENCE_CLIENT_SECRET_NAME",
+                &self.confluence_secret_name,
+            ),
+            ("CONFLUENCE_SCOPES", CONFLUENCE_SCOPES),
             ("RUST_LOG", "warn"),
         ]
         .into_iter()
@@ -115,6 +143,7 @@ pub struct Site {
 /// endpoint), so it works for a fake in this process and for the `fake-atlassian` process.
 pub struct Consenter {
     site: Site,
+    product: Product,
     browser: reqwest::Client,
     http: AtlassianHttp,
     urls: AtlassianUrls,
@@ -123,7 +152,7 @@ pub struct Consenter {
 }
 
 impl Consenter {
-    pub fn new(site: Site) -> Consenter {
+    pub fn new(site: Site, product: Product) -> Consenter {
         let browser = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -135,19 +164,21 @@ impl Consenter {
             api_url: site.base.clone(),
             max_concurrency_per_site: 32,
         });
+        let (client_id, client_secret, scopes) = app_of(product);
         let app = AppCredentials {
             settings: AppSettings {
-                product: Product::Jira,
-                client_id: fake::JIRA_CLIENT_ID.into(),
+                product,
+                client_id: client_id.into(),
                 client_secret_name: "unused".into(),
-                scopes: JIRA_SCOPES.into(),
+                scopes: scopes.into(),
             },
-            client_secret: secret(fake::JIRA_CLIENT_SECRET),
+            client_secret: secret(client_secret),
         };
         let redirect = Url::parse(fake::DEFAULT_REDIRECT_URI)
             .unwrap_or_else(|e| panic!("bench set-up: redirect URI: {e}"));
         Consenter {
             site,
+            product,
             browser,
             http,
             urls,
@@ -158,10 +189,11 @@ impl Consenter {
 
     /// Accept the consent form and return the authorization code.
     async fn consent(&self) -> String {
+        let (client_id, _, scopes) = app_of(self.product);
         let form = [
             ("audience", "api.atlassian.com"),
-            ("client_id", fake::JIRA_CLIENT_ID),
-            ("scope", JIRA_SCOPES),
+            ("client_id", client_id),
+            ("scope", scopes),
             ("redirect_uri", fake::DEFAULT_REDIRECT_URI),
             ("response_type", "code"),
             ("state", "bench"),
@@ -205,52 +237,88 @@ impl Consenter {
         )
         .await
         .unwrap_or_else(|e| panic!("bench set-up: code exchange: {e}"));
-        let cloud_id = CloudId::parse(self.site.cloud_id.clone())
-            .unwrap_or_else(|e| panic!("bench set-up: cloud id: {e}"));
-        let id = connection_id(tenant, Product::Jira, &cloud_id);
-        let now = OffsetDateTime::now_utc();
-        let ctx = shared::vault::EnvelopeContext {
-            tenant: tenant.clone(),
-            connection: id.clone(),
-            product: Product::Jira,
-        };
-        let envelope = dep
-            .vault()
-            .seal(&ctx, &grant.tokens)
-            .await
-            .unwrap_or_else(|e| panic!("bench set-up: seal: {e}"));
-        let site_url =
-            Url::parse(&self.site.url).unwrap_or_else(|e| panic!("bench set-up: site URL: {e}"));
-        dep.store()
-            .upsert_connection(&NewConnection {
-                tenant: tenant.clone(),
-                id,
-                product: Product::Jira,
-                cloud_id,
-                site_url,
-                scope: grant.scope.clone(),
-                token_type: grant.token_type.clone(),
-                access_expires_at: now
-                    + time::Duration::seconds(i64::try_from(grant.expires_in).unwrap_or(3600)),
-                envelope,
-                now,
-            })
-            .await
-            .unwrap_or_else(|e| panic!("bench set-up: store connection: {e}"))
+        store_connection(dep, &self.site, self.product, tenant, grant).await
     }
+}
+
+/// One new token family minted inside the in-process `fake` (no HTTP round trips: for set-ups
+/// of thousands of connections) → one stored, sealed Jira connection for `tenant`.
+pub async fn connect_minted(
+    fake: &fake::FakeAtlassian,
+    site: &Site,
+    dep: &Deployment,
+    tenant: &TenantId,
+) -> Connection {
+    let (client_id, _, scopes) = app_of(Product::Jira);
+    let scopes: Vec<&str> = scopes.split(' ').collect();
+    let minted = fake
+        .mint_grant(client_id, &scopes)
+        .unwrap_or_else(|e| panic!("bench set-up: mint a grant: {e}"));
+    let grant = oauth::TokenGrant {
+        tokens: shared::vault::TokenPair {
+            access_token: secret(minted.access_token),
+            refresh_token: minted.refresh_token.map(secret),
+        },
+        expires_in: minted.expires_in,
+        scope: minted.scope,
+        token_type: "Bearer".into(),
+    };
+    store_connection(dep, site, Product::Jira, tenant, grant).await
+}
+
+/// Seal `grant` and store it as `tenant`'s connection to `site`, as the callback does.
+async fn store_connection(
+    dep: &Deployment,
+    site: &Site,
+    product: Product,
+    tenant: &TenantId,
+    grant: oauth::TokenGrant,
+) -> Connection {
+    let cloud_id = CloudId::parse(site.cloud_id.clone())
+        .unwrap_or_else(|e| panic!("bench set-up: cloud id: {e}"));
+    let id = connection_id(tenant, product, &cloud_id);
+    let now = OffsetDateTime::now_utc();
+    let ctx = shared::vault::EnvelopeContext {
+        tenant: tenant.clone(),
+        connection: id.clone(),
+        product,
+    };
+    let envelope = dep
+        .vault()
+        .seal(&ctx, &grant.tokens)
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: seal: {e}"));
+    let site_url = Url::parse(&site.url).unwrap_or_else(|e| panic!("bench set-up: site URL: {e}"));
+    dep.store()
+        .upsert_connection(&NewConnection {
+            tenant: tenant.clone(),
+            id,
+            product,
+            cloud_id,
+            site_url,
+            scope: grant.scope.clone(),
+            token_type: grant.token_type.clone(),
+            access_expires_at: now
+                + time::Duration::seconds(i64::try_from(grant.expires_in).unwrap_or(3600)),
+            envelope,
+            now,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: store connection: {e}"))
 }
 
 pub fn tenant(name: &str) -> TenantId {
     TenantId::parse(name).unwrap_or_else(|e| panic!("bench set-up: tenant {name}: {e}"))
 }
 
-/// A Jira connector over `connection` selecting `query`, never exported before (so its first
-/// export is a full one).
+/// A `product` connector over `connection` selecting `query`, never exported before (so its
+/// first export is a full one).
 pub async fn put_connector(
     dep: &Deployment,
     tenant: &TenantId,
     connection: &ConnectionId,
     id: &str,
+    product: Product,
     query: &str,
 ) -> Connector {
     let now = OffsetDateTime::now_utc();
@@ -258,7 +326,7 @@ pub async fn put_connector(
         tenant: tenant.clone(),
         id: ConnectorId::parse(id).unwrap_or_else(|e| panic!("bench set-up: connector id: {e}")),
         connection_id: connection.clone(),
-        product: Product::Jira,
+        product,
         query: query.to_owned(),
         options: ConnectorOptions::default(),
         watermark: None,
