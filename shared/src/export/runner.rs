@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use super::confluence::Confluence;
 use super::keys::Layout;
 use super::redact::NameBook;
-use super::source::{AttachmentRef, Ctx, Item, Source};
+use super::source::{AttachmentRef, Batch, Ctx, Item, Source};
 use super::{ExportError, jira::Jira};
 use crate::atlassian::http::{HttpError, Idempotency};
 use crate::blob::{BlobError, BlobStore, Stored, metadata_value};
@@ -433,6 +433,9 @@ impl Exporter {
                 .max(1)
         });
         let query = source.effective_query(&connector.query, since_minutes);
+        // The next batch of the current page, fetched while the previous one was written:
+        // ((page number, first index), result).
+        let mut prefetched: Option<((u32, usize), Result<Batch, ExportError>)> = None;
         loop {
             if Instant::now() + self.deadline_margin >= deadline {
                 return Ok(Step::Paused);
@@ -464,24 +467,25 @@ impl Exporter {
                 store.save_job(job, owner).await.map_err(lost)?;
                 continue;
             }
+            let batch_size = S::BATCH.min(self.batch_size.max(1));
+            let page_len = job.checkpoint.page_ids.len();
             let start = job.checkpoint.done_in_page;
-            let end =
-                (start + S::BATCH.min(self.batch_size.max(1))).min(job.checkpoint.page_ids.len());
-            let ids: Vec<String> = job.checkpoint.page_ids[start..end].to_vec();
+            let end = (start + batch_size).min(page_len);
             let all_comments = connector.options.all_comments;
-            let batch = self
-                .authed(job, session, |t| {
-                    let ids = &ids;
-                    async move { source.fetch(ctx, &t, ids, all_comments).await }
-                })
-                .await?;
-            let mut items = batch.items;
-            for item in &mut items {
-                // Names are learned from the document itself only, so an item's redacted form
-                // never depends on which items an invocation happened to see before it.
-                source.redact(&mut item.doc, &mut NameBook::default());
-            }
-            let exported: Vec<Result<ItemResult, ExportError>> = futures::stream::iter(items)
+            let at = (job.checkpoint.page_no, start);
+            let batch = match prefetched.take() {
+                Some((from, fetched)) if from == at => fetched?,
+                _ => {
+                    let ids = &job.checkpoint.page_ids[start..end];
+                    self.fetch_batch(source, job, ctx, session, ids, all_comments)
+                        .await?
+                }
+            };
+            // While this batch is written, the next one of the page is fetched: Atlassian's
+            // latency and S3's overlap instead of adding up. The checkpoint still moves one
+            // whole batch at a time; a prefetched batch not used (a pause) is just dropped.
+            let next = &job.checkpoint.page_ids[end..(end + batch_size).min(page_len)];
+            let export = futures::stream::iter(batch.items)
                 .map(|item| {
                     self.export_item(
                         job,
@@ -493,8 +497,19 @@ impl Exporter {
                     )
                 })
                 .buffer_unordered(self.item_concurrency.max(1))
-                .collect()
-                .await;
+                .collect::<Vec<Result<ItemResult, ExportError>>>();
+            let prefetch = async {
+                if next.is_empty() {
+                    None
+                } else {
+                    Some(
+                        self.fetch_batch(source, job, ctx, session, next, all_comments)
+                            .await,
+                    )
+                }
+            };
+            let (exported, next_batch) = futures::join!(export, prefetch);
+            prefetched = next_batch.map(|b| ((job.checkpoint.page_no, end), b));
             let mut skipped = batch.skipped;
             for r in exported {
                 let r = r?;
@@ -526,6 +541,29 @@ impl Exporter {
                 "batch exported"
             );
         }
+    }
+
+    /// Full, redacted documents for `ids`.
+    async fn fetch_batch<S: Source>(
+        &self,
+        source: &S,
+        job: &Job,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        ids: &[String],
+        all_comments: bool,
+    ) -> Result<Batch, ExportError> {
+        let mut batch = self
+            .authed(job, session, |t| async move {
+                source.fetch(ctx, &t, ids, all_comments).await
+            })
+            .await?;
+        for item in &mut batch.items {
+            // Names are learned from the document itself only, so an item's redacted form
+            // never depends on which items an invocation happened to see before it.
+            source.redact(&mut item.doc, &mut NameBook::default());
+        }
+        Ok(batch)
     }
 
     /// Record a finished page's exported ids and skips in the job's S3 state (the manifest is
