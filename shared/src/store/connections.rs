@@ -500,12 +500,15 @@ impl Store {
 
     /// The grant is dead: delete the token envelope (PRIVACY.md P9, P10), mark the connection
     /// revoked and take it off the refresh schedule. Unconditional: revocation wins.
+    /// `Ok(true)` if this call revoked it, `Ok(false)` if it was revoked already (two callers
+    /// racing, e.g. the schedule's `invalid_grant` and an export's 401: only the first
+    /// announces it).
     pub async fn mark_revoked(
         &self,
         conn: &Connection,
         reason: &str,
         now: OffsetDateTime,
-    ) -> Result<Connection, StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut update = attrs::Update::default();
         update.set("status", attrs::s(ConnectionStatus::Revoked.as_str()));
         update.set("status_reason", attrs::s(reason));
@@ -529,11 +532,16 @@ impl Store {
             .key(PK, attrs::s(conn_pk(&conn.tenant)))
             .key(SK, attrs::s(conn_sk(&conn.id)))
             .condition_expression(format!("attribute_exists({exists})"))
-            .return_values(ReturnValue::AllNew)
+            .return_values(ReturnValue::AllOld)
             .send()
             .await;
         match result {
-            Ok(out) => connection_from(&out.attributes.unwrap_or_default()),
+            Ok(out) => Ok(out
+                .attributes
+                .as_ref()
+                .and_then(|old| old.get("status"))
+                .and_then(|v| v.as_s().ok())
+                .is_none_or(|old| old != ConnectionStatus::Revoked.as_str())),
             Err(e) if is_conditional_failure(&e) => {
                 Err(StoreError::Conflict("mark revoked: connection is gone"))
             }

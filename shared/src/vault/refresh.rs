@@ -311,7 +311,9 @@ impl TokenKeeper {
             }
         };
         match self.store.mark_revoked(conn, text, now).await {
-            Ok(_) => {}
+            Ok(true) => {}
+            // Someone else revoked it first and announced it.
+            Ok(false) => return Ok(()),
             Err(StoreError::Conflict(_)) => return Err(TokenError::NotFound),
             Err(e) => return Err(e.into()),
         }

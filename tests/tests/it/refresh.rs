@@ -229,6 +229,19 @@ async fn revocation_at_atlassian_deletes_the_tokens_and_announces_it_once() {
         )
         .await;
     assert!(matches!(token, Err(TokenError::Revoked)));
+
+    // A late second revoker (an export that saw a 401 with the connection as it was before)
+    // changes nothing and announces nothing: the event is published once.
+    refresher
+        .keeper
+        .revoke(
+            &conn,
+            shared::events::RevocationReason::Unauthorized,
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(events.drain().await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
