@@ -12,7 +12,7 @@ use shared::ids::TenantId;
 use tokio::time::Instant;
 
 use crate::connect::{World, dump};
-use crate::export_jira::{exporter_for, far};
+use crate::export_harness::{exporter_for, far};
 
 /// A world with two tenants, each with a Jira connection.
 async fn two_tenants() -> (World, String, String) {

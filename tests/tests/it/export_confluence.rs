@@ -1,20 +1,19 @@
 //! Issue 6: Confluence export. CQL → pages with bodies, versions, ancestors and attachments in
 //! S3, redacted, resumable — on the same machinery as Jira's.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use integration_tests::fake::{self, ContentKind, SeedSpec};
+use integration_tests::fake::{self, ContentKind, PageInfo, SeedSpec};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use shared::events::ExportContinued;
-use shared::export::redact::find_account_ids;
 use shared::export::runner::{Outcome, new_job_id};
 use shared::ids::Product;
 use tokio::time::Instant;
 
 use crate::connect::tenant;
-use crate::export_jira::Export;
-
-const MIB: u64 = 1024 * 1024;
+use crate::export_harness::{Export, MIB};
 
 async fn confluence(seed: SeedSpec) -> Export {
     Export::for_product(seed, Product::Confluence).await
@@ -136,33 +135,9 @@ async fn mentions_become_display_names_and_no_account_id_remains() {
     let (_, outcome) = x.run(&connector).await;
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
 
-    let mut corpus = String::new();
-    for key in x
-        .exporter
-        .blobs
-        .list_keys(&format!("{}/", tenant()))
-        .await
-        .unwrap_or_default()
-    {
-        if key.ends_with(".json") {
-            let body = x
-                .exporter
-                .blobs
-                .get_bytes(&key)
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            corpus.push_str(&String::from_utf8_lossy(&body));
-        }
-    }
-    corpus.push_str(&String::from_utf8_lossy(&crate::connect::dump(
-        &x.w.aws.scan_table().await,
-    )));
-    for id in x.w.site.account_ids() {
-        assert!(!corpus.contains(id.as_str()), "account id {id} leaked");
-    }
-    assert_eq!(find_account_ids(&corpus), Vec::<String>::new());
+    let corpus = x.stored_and_logged_text().await;
+
+    x.assert_no_account_id_in(&corpus);
     assert!(
         !corpus.contains("ri:account-id"),
         "a storage-format user mention survived"
@@ -187,13 +162,7 @@ async fn continuations_under_injected_faults_give_the_same_content() {
     let (_, done) = x.run(&clean).await;
     assert!(matches!(done, Outcome::Completed { .. }));
 
-    x.w.site.inject(
-        fake::Fault::status("/ex/confluence/", 429)
-            .retry_after(0)
-            .probability(0.1),
-    );
-    x.w.site
-        .inject(fake::Fault::status("/ex/confluence/", 502).probability(0.1));
+    x.inject_429_and_5xx(0.2);
     let rough = x.connector("wiki-rough", &query).await;
     let job = new_job_id();
     let mut outcome = x
@@ -270,4 +239,185 @@ async fn the_next_run_exports_only_changed_pages() {
             .unwrap_or_else(|| panic!("no job"));
     assert!(!record.full_run);
     assert_eq!(record.items_done, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn crashes_at_random_points_under_20_percent_429_and_5xx_give_the_same_content() {
+    let x = confluence(SeedSpec::small().with_confluence_attachment_of(12 * MIB))
+        .await
+        .with_batch_size(1);
+    let query = format!("space = {}", x.project);
+    let clean = x.connector("wiki-clean", &query).await;
+    let effort = x.measured_run(&clean).await;
+    let crashy = x.connector("wiki-crashy", &query).await;
+    x.inject_429_and_5xx(0.2);
+
+    let crashed = x.run_crashing(&crashy, 20, &effort).await;
+
+    x.w.site.clear_faults();
+    let answered = |status| {
+        x.w.site
+            .requests()
+            .iter()
+            .filter(|r| r.path.starts_with("/ex/confluence/") && r.status == Some(status))
+            .count()
+    };
+    assert!(answered(429) > 0 && answered(502) > 0, "the faults fired");
+    assert_eq!(crashed.crashes, 20);
+    assert!(
+        crashed.mid_upload > 0,
+        "no crash interrupted an attachment upload: {crashed:?}"
+    );
+    assert_eq!(x.content(&crashy).await, x.content(&clean).await);
+    assert_eq!(
+        x.orphaned_uploads().await,
+        0,
+        "a multipart upload was orphaned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_full_scale_exactly_the_selected_space_lands_with_ancestors_names_and_identical_attachments()
+ {
+    let x = confluence(SeedSpec::large().without_forbidden())
+        .await
+        .with_production_batches();
+    let wiki =
+        x.w.site
+            .confluence(&x.cloud)
+            .unwrap_or_else(|| panic!("no confluence"));
+    let largest = wiki
+        .attachments()
+        .into_iter()
+        .max_by_key(|a| a.size)
+        .unwrap_or_else(|| panic!("no attachments"));
+    let space = wiki
+        .page(&largest.container)
+        .unwrap_or_else(|| panic!("no page {}", largest.container))
+        .space_key;
+    let query = format!("space = {space}");
+    let connector = x.connector("wiki-scale", &query).await;
+
+    let (_, outcome) = x.run(&connector).await;
+
+    let selected: Vec<PageInfo> = wiki
+        .search(&query)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|c| matches!(c.kind, ContentKind::Page | ContentKind::BlogPost))
+        .map(|c| {
+            wiki.page(&c.id)
+                .unwrap_or_else(|| panic!("no page {}", c.id))
+        })
+        .collect();
+    assert!(
+        wiki.pages().len() > selected.len(),
+        "the fake must hold pages outside the query"
+    );
+    let items = x.items(&connector).await;
+    assert_eq!(
+        items.keys().collect::<BTreeSet<_>>(),
+        selected.iter().map(|p| &p.id).collect::<BTreeSet<_>>(),
+        "exactly the pages the CQL selects"
+    );
+    let mut nested = 0;
+    let mut attachments = Vec::new();
+    for page in &selected {
+        let doc = &items[&page.id].doc;
+        let ancestors: Vec<&str> = doc["ancestors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["id"].as_str())
+            .collect();
+        assert_eq!(ancestors, page.ancestor_ids, "ancestors of {}", page.id);
+        nested += usize::from(ancestors.len() > 1);
+        let body = xml_text(doc["body"]["storage"]["value"].as_str().unwrap_or_default());
+        let owner = wiki
+            .creator(&page.id)
+            .unwrap_or_else(|| panic!("no creator of {}", page.id));
+        assert!(
+            body.contains(&format!("@{}", owner.display_name)),
+            "the owner mention of {} reads as a display name",
+            page.id
+        );
+        for id in &page.attachment_ids {
+            let att = wiki
+                .attachment(id)
+                .unwrap_or_else(|| panic!("no attachment {id}"));
+            let key = doc["attachments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["id"] == id.as_str())
+                .and_then(|a| a["exportedKey"].as_str())
+                .unwrap_or_else(|| panic!("attachment {id} of page {} not exported", page.id))
+                .to_owned();
+            attachments.push((att, key));
+        }
+    }
+    assert!(nested > 0, "the selection must hold a nested page tree");
+    assert!(
+        wiki.attachments().len() > attachments.len(),
+        "the fake must hold attachments outside the query"
+    );
+    let names: BTreeSet<&str> = attachments
+        .iter()
+        .map(|(a, _)| a.filename.as_str())
+        .collect();
+    for hostile in fake::HOSTILE_FILENAMES {
+        assert!(names.contains(hostile), "{hostile:?} is not selected");
+    }
+    for (att, key) in &attachments {
+        assert_eq!(
+            x.stored_digest(key).await,
+            (att.size, att.sha256_hex()),
+            "content of attachment {} ({:?})",
+            att.id,
+            att.filename
+        );
+    }
+    assert!(
+        attachments.iter().any(|(a, _)| a.id == largest.id),
+        "the site's largest attachment is selected"
+    );
+    assert_eq!(
+        x.attachment_objects(&connector)
+            .await
+            .into_keys()
+            .collect::<BTreeSet<_>>(),
+        attachments.iter().map(|(_, k)| k.clone()).collect(),
+        "no attachment object but those of the selected pages"
+    );
+    let manifest = x.manifest(&outcome).await;
+    let bytes = attachments.iter().map(|(a, _)| a.size).sum::<u64>()
+        + items.values().map(|i| i.bytes).sum::<u64>();
+    assert_eq!(
+        manifest["counts"],
+        json!({
+            "items": selected.len(),
+            "attachments": attachments.len(),
+            "bytes": bytes,
+            "skipped": 0,
+            "removed": 0,
+        })
+    );
+    assert_eq!(x.orphaned_uploads().await, 0);
+    let corpus = x.stored_and_logged_text().await;
+    x.assert_no_account_id_in(&corpus);
+    assert!(
+        !corpus.contains("ri:account-id"),
+        "a storage-format user mention survived"
+    );
+}
+
+/// The text of a storage-format (XHTML) fragment, with XML's character references decoded.
+fn xml_text(xhtml: &str) -> String {
+    xhtml
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
 }

@@ -1,218 +1,28 @@
 //! Issue 5: Jira export. JQL → issues, comments and attachments in S3, redacted, resumable.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use integration_tests::fake::{self, FakeConfig, SeedSpec};
-use lambda_http::http::StatusCode;
-use rand::{Rng, SeedableRng};
+use integration_tests::fake::{self, SeedSpec};
+use serde_json::json;
 use sha2::{Digest, Sha256};
-use shared::atlassian::http::AtlassianHttp;
-use shared::blob::BlobStore;
-use shared::events::{ExportContinued, ExportRequested};
-use shared::export::redact::find_account_ids;
-use shared::export::runner::{Exporter, Outcome, new_job_id};
-use shared::ids::{ConnectorId, JobId, Product};
-use shared::store::connectors::{Connector, ConnectorOptions};
+use shared::events::ExportRequested;
+use shared::export::runner::{Outcome, new_job_id};
+use shared::ids::Product;
+use shared::store::ConnectionStatus;
 use shared::store::jobs::JobStatus;
-use shared::vault::refresh::TokenKeeper;
-use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::connect::{World, tenant};
-use crate::support::{LogCapture, fast_policy};
+use crate::connect::tenant;
+use crate::export_harness::{Export, MIB, far};
 
-const MIB: u64 = 1024 * 1024;
-
-pub(crate) struct Export {
-    pub(crate) w: World,
-    pub(crate) exporter: Exporter,
-    pub(crate) cloud: String,
-    pub(crate) project: String,
-    pub(crate) product: Product,
-}
-
-impl Export {
-    async fn new(seed: SeedSpec) -> Export {
-        Export::for_product(seed, Product::Jira).await
-    }
-
-    pub(crate) async fn for_product(seed: SeedSpec, product: Product) -> Export {
-        let w = World::with_fake(FakeConfig::default().with_sites(1, seed)).await;
-        let back = w
-            .consent(&w.authorize(product.as_str(), None).await, true)
-            .await;
-        assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
-        let exporter = exporter_for(&w).await;
-        let cloud = w.site.cloud_ids()[0].clone();
-        let project = match product {
-            Product::Jira => w
-                .site
-                .jira(&cloud)
-                .map(|j| j.projects()[0].key.clone())
-                .unwrap_or_default(),
-            Product::Confluence => w
-                .site
-                .confluence(&cloud)
-                .map(|c| c.spaces()[0].key.clone())
-                .unwrap_or_default(),
-        };
-        Export {
-            w,
-            exporter,
-            cloud,
-            project,
-            product,
-        }
-    }
-
-    pub(crate) async fn connector(&self, id: &str, query: &str) -> Connector {
-        let conn = self
-            .w
-            .store()
-            .list_connections(&tenant())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let now = OffsetDateTime::now_utc();
-        let c = Connector {
-            tenant: tenant(),
-            id: ConnectorId::parse(id).unwrap_or_else(|e| panic!("{e}")),
-            connection_id: conn[0].id.clone(),
-            product: self.product,
-            query: query.to_owned(),
-            options: ConnectorOptions::default(),
-            watermark: None,
-            active_job: None,
-            last_job: None,
-            last_full_job: None,
-            created_at: now,
-            updated_at: now,
-        };
-        self.w
-            .store()
-            .put_connector(&c)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    pub(crate) fn request(&self, connector: &Connector, job: &JobId) -> ExportRequested {
-        ExportRequested {
-            tenant: tenant(),
-            connector_id: connector.id.clone(),
-            job_id: Some(job.clone()),
-            full: false,
-        }
-    }
-
-    /// Run a job to its end with a generous deadline.
-    pub(crate) async fn run(&self, connector: &Connector) -> (JobId, Outcome) {
-        let job = new_job_id();
-        let mut outcome = self
-            .exporter
-            .requested(&self.request(connector, &job), far())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        while outcome == Outcome::Continued {
-            outcome = self.continued(&job, far()).await;
-        }
-        (job, outcome)
-    }
-
-    pub(crate) async fn continued(&self, job: &JobId, deadline: Instant) -> Outcome {
-        self.exporter
-            .continued(
-                &ExportContinued {
-                    tenant: tenant(),
-                    job_id: job.clone(),
-                },
-                deadline,
-            )
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Every object under a connector's prefix: relative key → sha256 of its content (with the
-    /// connector id normalised, since items record their attachments' keys).
-    pub(crate) async fn content(&self, connector: &Connector) -> BTreeMap<String, String> {
-        let prefix = format!(
-            "{}/{}/{}/{}/",
-            tenant(),
-            self.product,
-            self.cloud,
-            connector.id
-        );
-        let keys = self
-            .exporter
-            .blobs
-            .list_keys(&prefix)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let mut out = BTreeMap::new();
-        for key in keys {
-            let rel = key[prefix.len()..].to_owned();
-            if rel.starts_with("manifests/") {
-                continue;
-            }
-            let body = self
-                .exporter
-                .blobs
-                .get_bytes(&key)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"))
-                .unwrap_or_default();
-            let body = String::from_utf8(body.to_vec())
-                .map(|s| s.replace(connector.id.as_str(), "CONNECTOR").into_bytes())
-                .unwrap_or_else(|e| e.into_bytes());
-            out.insert(rel, hex::encode(Sha256::digest(&body)));
-        }
-        out
-    }
-
-    pub(crate) async fn orphaned_uploads(&self) -> usize {
-        let out = self
-            .w
-            .aws
-            .clients
-            .s3
-            .list_multipart_uploads()
-            .bucket(&self.w.aws.names.bucket)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        out.uploads().len()
-    }
-}
-
-/// An exporter over a world, tuned for tests: quick retries, 5-item batches, 2 s job leases.
-pub(crate) async fn exporter_for(w: &World) -> Exporter {
-    let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
-    Exporter {
-        keeper,
-        blobs: BlobStore::new(
-            w.aws.clients.s3.clone(),
-            w.aws.names.bucket.clone(),
-            w.aws.kms_key_id.clone(),
-        )
-        .with_part_size(5 * MIB as usize),
-        job_retention: Duration::from_secs(86400),
-        lease_ttl: time::Duration::seconds(2),
-        deadline_margin: Duration::from_millis(0),
-        item_concurrency: 4,
-        batch_size: 5,
-        incremental_slack: time::Duration::ZERO,
-    }
-}
-
-pub(crate) fn far() -> Instant {
-    Instant::now() + Duration::from_secs(3600)
+async fn jira(seed: SeedSpec) -> Export {
+    Export::for_product(seed, Product::Jira).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_delivers_exactly_the_selected_issues_with_all_comments_and_attachments() {
-    let x = Export::new(SeedSpec::small().with_jira_attachment_of(12 * MIB)).await;
+    let x = jira(SeedSpec::small().with_jira_attachment_of(12 * MIB)).await;
     let query = format!("project = {}", x.project);
     let connector = x.connector("jira-main", &query).await;
 
@@ -326,43 +136,16 @@ async fn export_delivers_exactly_the_selected_issues_with_all_comments_and_attac
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_account_id_remains_in_the_bucket_the_table_or_the_logs() {
-    let x = Export::new(SeedSpec::small()).await;
+    let x = jira(SeedSpec::small()).await;
     let connector = x
         .connector("jira-scan", &format!("project = {}", x.project))
         .await;
     let (_, outcome) = x.run(&connector).await;
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
 
-    let account_ids = x.w.site.account_ids();
-    assert!(!account_ids.is_empty());
-    let mut corpus = String::new();
-    let keys = x
-        .exporter
-        .blobs
-        .list_keys(&format!("{}/", tenant()))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    for key in &keys {
-        let body = x
-            .exporter
-            .blobs
-            .get_bytes(key)
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        if key.ends_with(".json") {
-            corpus.push_str(&String::from_utf8_lossy(&body));
-        }
-    }
-    corpus.push_str(&String::from_utf8_lossy(&crate::connect::dump(
-        &x.w.aws.scan_table().await,
-    )));
-    corpus.push_str(&LogCapture::global().text());
-    for id in &account_ids {
-        assert!(!corpus.contains(id.as_str()), "account id {id} leaked");
-    }
-    assert_eq!(find_account_ids(&corpus), Vec::<String>::new());
+    let corpus = x.stored_and_logged_text().await;
+
+    x.assert_no_account_id_in(&corpus);
     let names: Vec<String> =
         x.w.site
             .users()
@@ -377,20 +160,21 @@ async fn no_account_id_remains_in_the_bucket_the_table_or_the_logs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tiny_deadlines_force_continuations_and_give_the_same_content() {
-    let x = Export::new(SeedSpec::small().with_jira_attachment_of(12 * MIB)).await;
+    let x = jira(SeedSpec::small().with_jira_attachment_of(12 * MIB)).await;
     let query = format!("project = {}", x.project);
     let clean = x.connector("jira-clean", &query).await;
+    let started = Instant::now();
     let (_, done) = x.run(&clean).await;
     assert!(matches!(done, Outcome::Completed { .. }));
+    // Each invocation gets a sixth of what the whole export took uninterrupted, however fast
+    // or loaded this machine is.
+    let budget = (started.elapsed() / 6).max(Duration::from_millis(1));
 
     let paused = x.connector("jira-paused", &query).await;
     let job = new_job_id();
     let mut outcome = x
         .exporter
-        .requested(
-            &x.request(&paused, &job),
-            Instant::now() + Duration::from_millis(300),
-        )
+        .requested(&x.request(&paused, &job), Instant::now() + budget)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut invocations = 1;
@@ -407,9 +191,7 @@ async fn tiny_deadlines_force_continuations_and_give_the_same_content() {
             JobStatus::Running,
             "progress is visible while running"
         );
-        outcome = x
-            .continued(&job, Instant::now() + Duration::from_millis(300))
-            .await;
+        outcome = x.continued(&job, Instant::now() + budget).await;
         invocations += 1;
         assert!(invocations < 500, "the export never finished");
     }
@@ -423,52 +205,21 @@ async fn tiny_deadlines_force_continuations_and_give_the_same_content() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crashes_at_random_points_then_redelivery_give_the_same_content() {
-    let x = Export::new(SeedSpec::small().with_jira_attachment_of(12 * MIB)).await;
+    let x = jira(SeedSpec::small().with_jira_attachment_of(12 * MIB))
+        .await
+        .with_batch_size(1);
     let query = format!("project = {}", x.project);
     let clean = x.connector("jira-clean", &query).await;
-    x.run(&clean).await;
-
+    let effort = x.measured_run(&clean).await;
     let crashy = x.connector("jira-crashy", &query).await;
-    let job = new_job_id();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(20);
-    let mut first = true;
-    let mut crashes = 0;
-    loop {
-        let budget = Duration::from_millis(rng.random_range(30..400));
-        let attempt = async {
-            if first {
-                x.exporter.requested(&x.request(&crashy, &job), far()).await
-            } else {
-                x.exporter
-                    .continued(
-                        &ExportContinued {
-                            tenant: tenant(),
-                            job_id: job.clone(),
-                        },
-                        far(),
-                    )
-                    .await
-            }
-        };
-        match tokio::time::timeout(budget, attempt).await {
-            Err(_) if crashes < 20 => {
-                crashes += 1;
-                first = false;
-                // The crashed invocation's lease must lapse before the re-delivery can run.
-                tokio::time::sleep(Duration::from_millis(2100)).await;
-            }
-            Err(_) => {
-                let o = x.continued(&job, far()).await;
-                if matches!(o, Outcome::Completed { .. }) {
-                    break;
-                }
-            }
-            Ok(Ok(Outcome::Completed { .. })) => break,
-            Ok(Ok(_)) => first = false,
-            Ok(Err(e)) => panic!("{e}"),
-        }
-    }
-    assert_eq!(crashes, 20);
+
+    let crashed = x.run_crashing(&crashy, 20, &effort).await;
+
+    assert_eq!(crashed.crashes, 20);
+    assert!(
+        crashed.mid_upload > 0,
+        "no crash interrupted an attachment upload: {crashed:?}"
+    );
     assert_eq!(x.content(&crashy).await, x.content(&clean).await);
     assert_eq!(
         x.orphaned_uploads().await,
@@ -479,18 +230,12 @@ async fn crashes_at_random_points_then_redelivery_give_the_same_content() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn injected_429_and_5xx_give_the_same_content() {
-    let x = Export::new(SeedSpec::small()).await;
+    let x = jira(SeedSpec::small()).await;
     let query = format!("project = {}", x.project);
     let clean = x.connector("jira-clean", &query).await;
     x.run(&clean).await;
 
-    x.w.site.inject(
-        fake::Fault::status("/ex/jira/", 429)
-            .retry_after(0)
-            .probability(0.1),
-    );
-    x.w.site
-        .inject(fake::Fault::status("/ex/jira/", 503).probability(0.1));
+    x.inject_429_and_5xx(0.2);
     let faulty = x.connector("jira-faulty", &query).await;
     let (_, outcome) = x.run(&faulty).await;
     x.w.site.clear_faults();
@@ -501,7 +246,7 @@ async fn injected_429_and_5xx_give_the_same_content() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invalid_jql_fails_the_job_with_atlassians_message() {
-    let x = Export::new(SeedSpec::small()).await;
+    let x = jira(SeedSpec::small()).await;
     let events = x.w.aws.capture_events().await;
     let connector = x.connector("jira-bad", "project = ").await;
 
@@ -535,7 +280,7 @@ async fn an_invalid_jql_fails_the_job_with_atlassians_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_next_run_exports_only_what_changed_and_a_full_run_lists_removed_issues() {
-    let x = Export::new(SeedSpec::small()).await;
+    let x = jira(SeedSpec::small()).await;
     let query = format!("project = {}", x.project);
     let connector = x.connector("jira-incr", &query).await;
     let (first, _) = x.run(&connector).await;
@@ -602,7 +347,7 @@ async fn the_next_run_exports_only_what_changed_and_a_full_run_lists_removed_iss
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_revoked_connection_fails_the_export_as_revoked() {
-    let x = Export::new(SeedSpec::small()).await;
+    let x = jira(SeedSpec::small()).await;
     let connector = x
         .connector("jira-revoked", &format!("project = {}", x.project))
         .await;
@@ -614,4 +359,165 @@ async fn a_revoked_connection_fails_the_export_as_revoked() {
         panic!("{outcome:?}")
     };
     assert!(reason.contains("revoked"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_401_right_after_a_successful_refresh_revokes_the_connection_and_fails_the_job() {
+    let x = jira(SeedSpec::small()).await;
+    let events = x.w.aws.capture_events().await;
+    let connector = x
+        .connector("jira-refused", &format!("project = {}", x.project))
+        .await;
+    // The site refuses every API call with 401, while the refresh grant still succeeds.
+    x.w.site.inject(fake::Fault::status("/ex/jira/", 401));
+
+    let (job, outcome) = x.run(&connector).await;
+
+    let Outcome::Failed { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("revoked"), "{reason}");
+    assert_eq!(x.job(&job).await.status, JobStatus::Failed);
+    assert_eq!(
+        x.w.site.refresh_grants_served(),
+        1,
+        "the refused token was refreshed once"
+    );
+    assert_eq!(
+        x.w.site.hits("/ex/jira/"),
+        2,
+        "one call with the old token, one with the fresh one"
+    );
+    let connection =
+        x.w.store()
+            .get_connection(&tenant(), &connector.connection_id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("the connection is gone"));
+    assert_eq!(connection.status, ConnectionStatus::Revoked);
+    let table = x.w.aws.scan_table().await;
+    let item = table
+        .iter()
+        .find(|i| {
+            i.get("connection_id").and_then(|v| v.as_s().ok())
+                == Some(&connector.connection_id.to_string())
+        })
+        .unwrap_or_else(|| panic!("no connection item"));
+    for attr in ["token_ciphertext", "token_key"] {
+        assert!(!item.contains_key(attr), "{attr} survived revocation");
+    }
+    let revoked: Vec<_> = events
+        .drain()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "ConnectionRevoked")
+        .collect();
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(
+        revoked[0].1["connection_id"],
+        connector.connection_id.as_str()
+    );
+    assert_eq!(revoked[0].1["reason"], "unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_full_scale_exactly_the_selected_issues_and_their_attachments_land_byte_identical() {
+    let x = jira(SeedSpec::large().without_forbidden())
+        .await
+        .with_production_batches();
+    let query = format!("project = {}", x.project);
+    let connector = x.connector("jira-scale", &query).await;
+
+    let (_, outcome) = x.run(&connector).await;
+
+    let site = x.w.site.jira(&x.cloud).unwrap_or_else(|| panic!("no jira"));
+    let selected = site.search(&query).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        site.issues().len() > selected.len(),
+        "the fake must hold issues outside the query"
+    );
+    let items = x.items(&connector).await;
+    assert_eq!(
+        items.keys().collect::<BTreeSet<_>>(),
+        selected.iter().map(|i| &i.id).collect::<BTreeSet<_>>(),
+        "exactly the issues the JQL selects"
+    );
+    let mut attachments = Vec::new();
+    for issue in &selected {
+        let doc = &items[&issue.id].doc;
+        assert_eq!(doc["key"], issue.key.as_str());
+        let comments = doc["fields"]["comment"]["comments"]
+            .as_array()
+            .map_or(0, Vec::len);
+        assert_eq!(comments, issue.comment_count, "comments of {}", issue.key);
+        for id in &issue.attachment_ids {
+            let att = site
+                .attachment(id)
+                .unwrap_or_else(|| panic!("no attachment {id}"));
+            let key = doc["fields"]["attachment"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["id"] == id.as_str())
+                .and_then(|a| a["exportedKey"].as_str())
+                .unwrap_or_else(|| panic!("attachment {id} of {} not exported", issue.key))
+                .to_owned();
+            attachments.push((att, key));
+        }
+    }
+    assert!(
+        selected.iter().any(|i| i.comment_count > 20),
+        "the selection must have issues with more than 20 comments"
+    );
+    let sizes: Vec<u64> = attachments.iter().map(|(a, _)| a.size).collect();
+    assert_eq!(
+        sizes.iter().min(),
+        Some(&0),
+        "an empty attachment is selected"
+    );
+    assert_eq!(
+        sizes.iter().max(),
+        site.attachments().iter().map(|a| a.size).max().as_ref(),
+        "the site's largest attachment is selected"
+    );
+    for (att, key) in &attachments {
+        assert_eq!(
+            x.stored_digest(key).await,
+            (att.size, att.sha256_hex()),
+            "content of attachment {} ({:?})",
+            att.id,
+            att.filename
+        );
+    }
+    assert_eq!(
+        x.attachment_objects(&connector)
+            .await
+            .into_keys()
+            .collect::<BTreeSet<_>>(),
+        attachments.iter().map(|(_, k)| k.clone()).collect(),
+        "no attachment object but those of the selected issues"
+    );
+    let manifest = x.manifest(&outcome).await;
+    assert_eq!(
+        manifest["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect::<BTreeSet<_>>(),
+        selected.iter().map(|i| i.id.as_str()).collect(),
+    );
+    let bytes = sizes.iter().sum::<u64>() + items.values().map(|i| i.bytes).sum::<u64>();
+    assert_eq!(
+        manifest["counts"],
+        json!({
+            "items": selected.len(),
+            "attachments": attachments.len(),
+            "bytes": bytes,
+            "skipped": 0,
+            "removed": 0,
+        })
+    );
+    assert_eq!(x.orphaned_uploads().await, 0);
+    x.assert_no_account_id_in(&x.stored_and_logged_text().await);
 }

@@ -117,6 +117,9 @@ fn attach(state: &mut ConfluenceState, spec: &SeedSpec, seed: u64, users: usize)
     let mut rng = SeedRng::derive(seed, "confluence-attachments", 0);
     let hostile: HashSet<&str> = seed::HOSTILE_FILENAMES.iter().copied().collect();
     let named = hostile.len() + 1;
+    // Three to a page, on pages at least seven apart and spread over every space's pages; the
+    // hostile names come first, so they land in the first space.
+    let stride = (3 * candidates.len() / spec.confluence_attachments.max(1)).max(7);
     let mut add =
         |state: &mut ConfluenceState, title: String, size: u64, forbidden: bool, slot: usize| {
             let page = candidates[slot % candidates.len()];
@@ -148,7 +151,7 @@ fn attach(state: &mut ConfluenceState, spec: &SeedSpec, seed: u64, users: usize)
             seed::attachment_filename(j, false),
             size,
             forbidden,
-            (j / 3) * 7 + 1,
+            (j / 3) * stride + 1,
         );
     }
     for (k, size) in spec.confluence_large_attachments.iter().enumerate() {
@@ -214,6 +217,23 @@ mod tests {
                 .attachments
                 .iter()
                 .any(|a| a.size == 200 * 1024 * 1024)
+        );
+    }
+
+    #[test]
+    fn large_seed_puts_hostile_names_and_large_files_in_the_first_space_and_spreads_the_rest() {
+        let state = generate(&SeedSpec::large(), 3, &ctx());
+        let space_of = |a: &Attachment| state.pages[a.page].space;
+        let hostile: HashSet<&str> = seed::HOSTILE_FILENAMES.iter().copied().collect();
+        for a in &state.attachments {
+            if hostile.contains(a.title.as_str()) || a.size >= 20 * 1024 * 1024 {
+                assert_eq!(space_of(a), 0, "{:?} is not in the first space", a.title);
+            }
+        }
+        let outside = state.attachments.iter().filter(|a| space_of(a) != 0);
+        assert!(
+            outside.count() > 50,
+            "the other spaces hold attachments too"
         );
     }
 }

@@ -19,6 +19,7 @@ use super::attachment::AttachmentInfo;
 use super::error::FakeError;
 use super::seed::SeedSpec;
 use super::site::SiteContext;
+use super::users::UserInfo;
 
 pub(crate) use api::router;
 
@@ -269,6 +270,15 @@ impl ConfluenceData {
     pub fn page(&self, id: &str) -> Option<PageInfo> {
         let state = self.read();
         state.find(id).map(|i| state.info(i))
+    }
+
+    /// Who created a page: its `history.createdBy`, and the user its body's "Owner:" line
+    /// mentions.
+    pub fn creator(&self, page_id: &str) -> Option<UserInfo> {
+        let state = self.read();
+        state
+            .find(page_id)
+            .map(|i| self.ctx.users.get(state.pages[i].creator).clone())
     }
 
     /// What CQL search returns for `cql`, in order. `Err` carries the 400 message.

@@ -1,0 +1,540 @@
+//! The export harness the Jira and Confluence tests share: a world with one consented site, an
+//! exporter tuned for tests, ways to drive a job (to its end, or crashing at random points),
+//! and readers of what landed in the bucket, the table and the logs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::StreamExt;
+use integration_tests::fake::{FakeConfig, Fault, SeedSpec};
+use lambda_http::http::StatusCode;
+use rand::{Rng, SeedableRng};
+use sha2::{Digest, Sha256};
+use shared::atlassian::http::AtlassianHttp;
+use shared::blob::BlobStore;
+use shared::events::{ExportContinued, ExportRequested};
+use shared::export::redact::find_account_ids;
+use shared::export::runner::{Exporter, Outcome, new_job_id};
+use shared::ids::{ConnectorId, JobId, Product};
+use shared::store::connectors::{Connector, ConnectorOptions};
+use shared::store::jobs::Job;
+use shared::vault::refresh::TokenKeeper;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use crate::connect::{World, tenant};
+use crate::support::{LogCapture, fast_policy};
+
+pub(crate) const MIB: u64 = 1024 * 1024;
+
+/// How long the exporter's job lease lasts in tests (see [`exporter_for`]).
+const LEASE_TTL: Duration = Duration::from_secs(2);
+
+pub(crate) struct Export {
+    pub(crate) w: World,
+    pub(crate) exporter: Exporter,
+    pub(crate) cloud: String,
+    pub(crate) project: String,
+    pub(crate) product: Product,
+}
+
+impl Export {
+    pub(crate) async fn for_product(seed: SeedSpec, product: Product) -> Export {
+        let w = World::with_fake(FakeConfig::default().with_sites(1, seed)).await;
+        let back = w
+            .consent(&w.authorize(product.as_str(), None).await, true)
+            .await;
+        assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
+        let exporter = exporter_for(&w).await;
+        let cloud = w.site.cloud_ids()[0].clone();
+        let project = match product {
+            Product::Jira => w
+                .site
+                .jira(&cloud)
+                .map(|j| j.projects()[0].key.clone())
+                .unwrap_or_default(),
+            Product::Confluence => w
+                .site
+                .confluence(&cloud)
+                .map(|c| c.spaces()[0].key.clone())
+                .unwrap_or_default(),
+        };
+        Export {
+            w,
+            exporter,
+            cloud,
+            project,
+            product,
+        }
+    }
+
+    /// Items per batch, and so per checkpoint (at most the product's own limit).
+    pub(crate) fn with_batch_size(mut self, items: usize) -> Export {
+        self.exporter.batch_size = items;
+        self
+    }
+
+    /// Batches and concurrency as in production (the products' own batch limits, 8 items at
+    /// once), for runs of thousands of items.
+    pub(crate) fn with_production_batches(mut self) -> Export {
+        self.exporter.batch_size = 100;
+        self.exporter.item_concurrency = 8;
+        self
+    }
+
+    pub(crate) async fn connector(&self, id: &str, query: &str) -> Connector {
+        let conn = self
+            .w
+            .store()
+            .list_connections(&tenant())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let now = OffsetDateTime::now_utc();
+        let c = Connector {
+            tenant: tenant(),
+            id: ConnectorId::parse(id).unwrap_or_else(|e| panic!("{e}")),
+            connection_id: conn[0].id.clone(),
+            product: self.product,
+            query: query.to_owned(),
+            options: ConnectorOptions::default(),
+            watermark: None,
+            active_job: None,
+            last_job: None,
+            last_full_job: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.w
+            .store()
+            .put_connector(&c)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub(crate) fn request(&self, connector: &Connector, job: &JobId) -> ExportRequested {
+        ExportRequested {
+            tenant: tenant(),
+            connector_id: connector.id.clone(),
+            job_id: Some(job.clone()),
+            full: false,
+        }
+    }
+
+    /// Run a job to its end with a generous deadline.
+    pub(crate) async fn run(&self, connector: &Connector) -> (JobId, Outcome) {
+        let job = new_job_id();
+        let mut outcome = self
+            .exporter
+            .requested(&self.request(connector, &job), far())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        while outcome == Outcome::Continued {
+            outcome = self.continued(&job, far()).await;
+        }
+        (job, outcome)
+    }
+
+    /// Run a job to completion and say what it took.
+    pub(crate) async fn measured_run(&self, connector: &Connector) -> Effort {
+        let started = Instant::now();
+        let (job, outcome) = self.run(connector).await;
+        assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+        Effort {
+            took: started.elapsed(),
+            items: self.job(&job).await.items_done,
+        }
+    }
+
+    pub(crate) async fn continued(&self, job: &JobId, deadline: Instant) -> Outcome {
+        self.exporter
+            .continued(
+                &ExportContinued {
+                    tenant: tenant(),
+                    job_id: job.clone(),
+                },
+                deadline,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Run a job whose invocations crash (are dropped mid-flight) at `crashes` random points
+    /// of its progress, then let it finish. The points are distinct item counts drawn (seeded)
+    /// from what an uninterrupted run of the same job exported (`clean`), leaving out the last
+    /// two: crash `i` comes once the job's record shows that many items done, after a random
+    /// part of half an average item's time. So the crashes are spread over the whole export,
+    /// between and within items, however fast or loaded this machine is (with one item per
+    /// batch, see [`Export::with_batch_size`], each item done is a checkpoint). Until one
+    /// crash has hit an open multipart upload, a crash also comes as soon as one is open, so
+    /// at least one lands inside an attachment upload. Each crashed event is delivered again
+    /// once the crashed invocation's lease has lapsed, as Lambda's retries would.
+    pub(crate) async fn run_crashing(
+        &self,
+        connector: &Connector,
+        crashes: usize,
+        clean: &Effort,
+    ) -> Crashes {
+        let items = clean.items as usize;
+        assert!(
+            items >= crashes + 2,
+            "{items} items leave no room for {crashes} crash points"
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(20);
+        let mut points: Vec<u64> = rand::seq::index::sample(&mut rng, items - 1, crashes)
+            .into_iter()
+            .map(|i| i as u64)
+            .collect();
+        points.sort_unstable();
+        let half_item = (clean.took.as_micros() / (2 * items as u128)).max(1) as u64;
+        let job = new_job_id();
+        let mut report = Crashes::default();
+        let mut created = false;
+        loop {
+            let deadline = far();
+            let invocation = async {
+                if created {
+                    let ev = ExportContinued {
+                        tenant: tenant(),
+                        job_id: job.clone(),
+                    };
+                    self.exporter.continued(&ev, deadline).await
+                } else {
+                    // A re-delivered `ExportRequested` resumes the job it created.
+                    let ev = self.request(connector, &job);
+                    self.exporter.requested(&ev, deadline).await
+                }
+            };
+            let finished = match points.get(report.crashes) {
+                Some(&point) => {
+                    let after = Duration::from_micros(rng.random_range(0..half_item));
+                    let hunt_upload = report.mid_upload == 0;
+                    let crash = async {
+                        loop {
+                            if self.items_done(&job).await >= point {
+                                tokio::time::sleep(after).await;
+                                return;
+                            }
+                            if hunt_upload && self.open_uploads().await > 0 {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                    };
+                    tokio::pin!(invocation);
+                    tokio::select! {
+                        outcome = &mut invocation => Some(outcome),
+                        () = crash => {
+                            // Looked at while the invocation is frozen, before it is dropped.
+                            report.mid_upload += usize::from(self.open_uploads().await > 0);
+                            None
+                        }
+                    }
+                    // The invocation is dropped here: a crash.
+                }
+                None => Some(invocation.await),
+            };
+            let Some(outcome) = finished else {
+                report.crashes += 1;
+                tokio::time::sleep(LEASE_TTL + Duration::from_millis(100)).await;
+                continue;
+            };
+            match outcome.unwrap_or_else(|e| panic!("{e}")) {
+                Outcome::Completed { .. } | Outcome::AlreadyFinished => break,
+                Outcome::Continued => created = true,
+                // The lease of a crashed invocation had not lapsed yet: deliver again.
+                Outcome::Busy => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        let record = self.job(&job).await;
+        assert_eq!(
+            record.status,
+            shared::store::jobs::JobStatus::Completed,
+            "{:?}",
+            record.failure_reason
+        );
+        report
+    }
+
+    /// Items a job's record shows done (0 before it exists).
+    async fn items_done(&self, job: &JobId) -> u64 {
+        self.w
+            .store()
+            .get_job(&tenant(), job)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map_or(0, |j| j.items_done)
+    }
+
+    /// From now on, a share `p` of the product's API calls answers 429 (`Retry-After: 0`) or
+    /// 502, half each.
+    pub(crate) fn inject_429_and_5xx(&self, p: f64) {
+        let prefix = format!("/ex/{}/", self.product);
+        let half = p / 2.0;
+        self.w
+            .site
+            .inject(Fault::status(&prefix, 429).retry_after(0).probability(half));
+        // Drawn only for calls the first rule let through.
+        self.w
+            .site
+            .inject(Fault::status(&prefix, 502).probability(half / (1.0 - half)));
+    }
+
+    /// A job's record.
+    pub(crate) async fn job(&self, job: &JobId) -> Job {
+        self.w
+            .store()
+            .get_job(&tenant(), job)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no job {job}"))
+    }
+
+    /// A connector's S3 prefix: `{tenant}/{product}/{cloudId}/{connector}/`.
+    pub(crate) fn prefix(&self, connector: &Connector) -> String {
+        format!(
+            "{}/{}/{}/{}/",
+            tenant(),
+            self.product,
+            self.cloud,
+            connector.id
+        )
+    }
+
+    /// Every object under a connector's prefix: relative key → sha256 of its content (with the
+    /// connector id normalised, since items record their attachments' keys).
+    pub(crate) async fn content(&self, connector: &Connector) -> BTreeMap<String, String> {
+        let prefix = self.prefix(connector);
+        let keys = self
+            .exporter
+            .blobs
+            .list_keys(&prefix)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = BTreeMap::new();
+        for key in keys {
+            let rel = key[prefix.len()..].to_owned();
+            if rel.starts_with("manifests/") {
+                continue;
+            }
+            let body = self.object(&key).await.unwrap_or_default();
+            let body = String::from_utf8(body)
+                .map(|s| s.replace(connector.id.as_str(), "CONNECTOR").into_bytes())
+                .unwrap_or_else(|e| e.into_bytes());
+            out.insert(rel, hex::encode(Sha256::digest(&body)));
+        }
+        out
+    }
+
+    /// An object's bytes, `None` if there is no such key.
+    pub(crate) async fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.exporter
+            .blobs
+            .get_bytes(key)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|b| b.to_vec())
+    }
+
+    /// Every exported item document of a connector, by item id.
+    pub(crate) async fn items(&self, connector: &Connector) -> BTreeMap<String, Item> {
+        let prefix = format!("{}items/", self.prefix(connector));
+        let keys = self
+            .exporter
+            .blobs
+            .list_keys(&prefix)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut out = BTreeMap::new();
+        for (key, body) in keys.iter().zip(self.objects(&keys).await) {
+            let doc: serde_json::Value =
+                serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{key} is not JSON: {e}"));
+            let id = key[prefix.len()..].trim_end_matches(".json").to_owned();
+            out.insert(
+                id,
+                Item {
+                    doc,
+                    bytes: body.len() as u64,
+                },
+            );
+        }
+        out
+    }
+
+    /// The bytes of each of `keys` (empty for a missing one), in order, read 8 at a time.
+    async fn objects(&self, keys: &[String]) -> Vec<Vec<u8>> {
+        futures::stream::iter(keys)
+            .map(|key| async move { self.object(key).await.unwrap_or_default() })
+            .buffered(8)
+            .collect()
+            .await
+    }
+
+    /// Every attachment object of a connector: key → size.
+    pub(crate) async fn attachment_objects(&self, connector: &Connector) -> BTreeMap<String, u64> {
+        let prefix = format!("{}attachments/", self.prefix(connector));
+        let mut out = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .w
+                .aws
+                .clients
+                .s3
+                .list_objects_v2()
+                .bucket(&self.w.aws.names.bucket)
+                .prefix(&prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            for o in page.contents() {
+                if let Some(key) = o.key() {
+                    out.insert(key.to_owned(), o.size().unwrap_or(0).max(0) as u64);
+                }
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return out,
+            }
+        }
+    }
+
+    /// Size and SHA-256 (hex) of a stored object, read as a stream: a 200 MiB attachment is
+    /// never held in memory.
+    pub(crate) async fn stored_digest(&self, key: &str) -> (u64, String) {
+        let mut body = self
+            .w
+            .aws
+            .clients
+            .s3
+            .get_object()
+            .bucket(&self.w.aws.names.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"))
+            .body;
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e}"))
+        {
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        (size, hex::encode(hasher.finalize()))
+    }
+
+    /// The manifest a completed job wrote.
+    pub(crate) async fn manifest(&self, outcome: &Outcome) -> serde_json::Value {
+        let Outcome::Completed { manifest } = outcome else {
+            panic!("the job did not complete: {outcome:?}")
+        };
+        let body = self
+            .object(manifest)
+            .await
+            .unwrap_or_else(|| panic!("no manifest at {manifest}"));
+        serde_json::from_slice(&body).unwrap_or_else(|e| panic!("manifest: {e}"))
+    }
+
+    /// What the privacy scan reads (PRIVACY.md P5): every JSON object in the bucket under the
+    /// tenant, every attribute of every table item, and every log line captured so far.
+    pub(crate) async fn stored_and_logged_text(&self) -> String {
+        let mut corpus = String::new();
+        let keys = self
+            .exporter
+            .blobs
+            .list_keys(&format!("{}/", tenant()))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let json: Vec<String> = keys.into_iter().filter(|k| k.ends_with(".json")).collect();
+        for body in self.objects(&json).await {
+            corpus.push_str(&String::from_utf8_lossy(&body));
+        }
+        corpus.push_str(&String::from_utf8_lossy(&crate::connect::dump(
+            &self.w.aws.scan_table().await,
+        )));
+        corpus.push_str(&LogCapture::global().text());
+        corpus
+    }
+
+    /// Fail if any seeded account id, or anything shaped like one, is in `corpus`.
+    pub(crate) fn assert_no_account_id_in(&self, corpus: &str) {
+        let account_ids = self.w.site.account_ids();
+        assert!(!account_ids.is_empty(), "the scan would be vacuous");
+        for id in &account_ids {
+            assert!(!corpus.contains(id.as_str()), "account id {id} leaked");
+        }
+        assert_eq!(find_account_ids(corpus), Vec::<String>::new());
+    }
+
+    /// Multipart uploads left open in the bucket (after a job: orphaned).
+    pub(crate) async fn orphaned_uploads(&self) -> usize {
+        self.open_uploads().await
+    }
+
+    async fn open_uploads(&self) -> usize {
+        let out = self
+            .w
+            .aws
+            .clients
+            .s3
+            .list_multipart_uploads()
+            .bucket(&self.w.aws.names.bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        out.uploads().len()
+    }
+}
+
+/// What an uninterrupted run of a job took.
+pub(crate) struct Effort {
+    pub(crate) took: Duration,
+    /// Items it exported.
+    pub(crate) items: u64,
+}
+
+/// What [`Export::run_crashing`] did.
+#[derive(Debug, Default)]
+pub(crate) struct Crashes {
+    pub(crate) crashes: usize,
+    /// Crashes that dropped an invocation while one of its multipart uploads was open.
+    pub(crate) mid_upload: usize,
+}
+
+/// One exported item: its document and the size of its object.
+pub(crate) struct Item {
+    pub(crate) doc: serde_json::Value,
+    pub(crate) bytes: u64,
+}
+
+/// An exporter over a world, tuned for tests: quick retries, 5-item batches, 2 s job leases.
+pub(crate) async fn exporter_for(w: &World) -> Exporter {
+    let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
+    Exporter {
+        keeper,
+        blobs: BlobStore::new(
+            w.aws.clients.s3.clone(),
+            w.aws.names.bucket.clone(),
+            w.aws.kms_key_id.clone(),
+        )
+        .with_part_size(5 * MIB as usize),
+        job_retention: Duration::from_secs(86400),
+        lease_ttl: time::Duration::seconds(LEASE_TTL.as_secs() as i64),
+        deadline_margin: Duration::from_millis(0),
+        item_concurrency: 4,
+        batch_size: 5,
+        incremental_slack: time::Duration::ZERO,
+    }
+}
+
+pub(crate) fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
