@@ -135,9 +135,12 @@ deploy: venv
 .PHONY: bench
 BENCH_FLAGS ?=
 
-# Throughput and memory of the refresh schedule and the export (a 2 GiB attachment included),
+# Throughput and memory of the refresh schedule (10,000 connections), the Jira and Confluence
+# exports (a 2 GiB attachment included) and the cold start of each function binary, in a
 # release build, against an emulator and fake sites it starts itself: a markdown table on
 # stdout and artifacts/bench.json. Not part of `make test`. `make bench BENCH_FLAGS=--help`.
 bench: venv
-	cargo build --release -p integration-tests --bin bench --bin fake-atlassian
-	cargo run --release -p integration-tests --bin bench -- $(BENCH_FLAGS)
+	cargo build --release -p integration-tests --bin bench --bin fake-atlassian \
+		-p oauth-callback -p connectors-api -p token-refresh -p export \
+		--bin oauth-callback --bin connectors-api --bin token-refresh --bin export
+	$${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_FLAGS)

@@ -7,12 +7,14 @@
 //! start, so its peak RSS is the function's own. Progress goes to stderr.
 //!
 //! ```text
-//! bench [--only refresh,export,stream] [--connections N] [--runs N] [--stream-runs N]
-//!       [--stream-mib N] [--out PATH]
+//! bench [--only refresh,export,stream,coldstart] [--connections N] [--runs N]
+//!       [--stream-runs N] [--stream-mib N] [--coldstart-runs N] [--out PATH]
 //! ```
 
 #[path = "../bench/child.rs"]
 mod child;
+#[path = "../bench/coldstart.rs"]
+mod coldstart;
 #[path = "../bench/export.rs"]
 mod export;
 #[path = "../bench/procfs.rs"]
@@ -41,12 +43,15 @@ bench: throughput and memory benchmarks (make bench)
 
 USAGE: bench [FLAGS]
 
-  --only LIST          which benchmarks, comma-separated: refresh, export, stream (default all)
+  --only LIST          which benchmarks, comma-separated: refresh, export, stream, coldstart
+                       (default all)
   --connections N      due connections in the refresh benchmark (default 10000, the issue's
                        size: against moto, about 5 minutes a run plus 3 minutes of set-up)
   --runs N             runs per refresh and export figure (default 3)
   --stream-runs N      runs of the large-attachment stream (default 3)
   --stream-mib N       size of the streamed attachment in MiB (default 2048)
+  --coldstart-runs N   cold starts measured per function binary (default 7; the release
+                       binaries must be built: make bench does)
   --out PATH           the JSON report (default artifacts/bench.json in the workspace)
   --help               this text";
 
@@ -55,6 +60,8 @@ struct Options {
     refresh: bool,
     export: bool,
     stream: bool,
+    coldstart: bool,
+    coldstart_runs: usize,
     connections: usize,
     runs: usize,
     stream_runs: usize,
@@ -74,6 +81,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         refresh: true,
         export: true,
         stream: true,
+        coldstart: true,
+        coldstart_runs: 7,
         connections: 10_000,
         runs: 3,
         stream_runs: 3,
@@ -93,12 +102,13 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--help" | "-h" => return Ok(None),
             "--only" => {
                 let list = it.next().ok_or("--only needs a value")?;
-                (o.refresh, o.export, o.stream) = (false, false, false);
+                (o.refresh, o.export, o.stream, o.coldstart) = (false, false, false, false);
                 for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     match name {
                         "refresh" => o.refresh = true,
                         "export" => o.export = true,
                         "stream" => o.stream = true,
+                        "coldstart" => o.coldstart = true,
                         other => return Err(format!("--only: unknown benchmark '{other}'")),
                     }
                 }
@@ -107,6 +117,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--runs" => o.runs = number(flag, it.next())? as usize,
             "--stream-runs" => o.stream_runs = number(flag, it.next())? as usize,
             "--stream-mib" => o.stream_mib = number(flag, it.next())?,
+            "--coldstart-runs" => o.coldstart_runs = number(flag, it.next())? as usize,
             "--out" => o.out = PathBuf::from(it.next().ok_or("--out needs a value")?),
             other => return Err(format!("unknown flag '{other}' (see --help)")),
         }
@@ -186,12 +197,11 @@ async fn run(o: Options) -> ExitCode {
         rows.extend(stream::bench(&emulator, o.stream_mib, o.stream_runs).await);
         timings.insert("stream_secs".into(), t.elapsed().as_secs_f64().into());
     }
-    rows.push(Row::not_measured(
-        "cold_start",
-        "Cold start of each function binary",
-        "issue #9",
-        "needs a local Lambda runtime emulator, which arrives with issue #9",
-    ));
+    if o.coldstart {
+        let t = Instant::now();
+        rows.extend(coldstart::bench(&emulator, o.coldstart_runs).await);
+        timings.insert("coldstart_secs".into(), t.elapsed().as_secs_f64().into());
+    }
     emulator.stop();
 
     let total = started.elapsed().as_secs_f64();
@@ -218,6 +228,7 @@ async fn run(o: Options) -> ExitCode {
             "runs": o.runs,
             "stream_runs": o.stream_runs,
             "stream_mib": o.stream_mib,
+            "coldstart_runs": o.coldstart_runs,
         },
         "timings": timings,
         "total_secs": total,
@@ -246,7 +257,7 @@ mod tests {
         let Ok(Some(o)) = parse(&args("--only export,stream --runs 5 --stream-mib 64")) else {
             panic!("expected options");
         };
-        assert!(!o.refresh && o.export && o.stream);
+        assert!(!o.refresh && o.export && o.stream && !o.coldstart);
         assert_eq!((o.runs, o.stream_mib), (5, 64));
         assert!(parse(&args("--only nope")).is_err());
         assert!(parse(&args("--runs 0")).is_err());
