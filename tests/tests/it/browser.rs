@@ -14,10 +14,9 @@ use integration_tests::fake::{self, FakeConfig, SeedSpec};
 use integration_tests::http_functions::HttpFunctions;
 use lambda_http::http::Method;
 use shared::connect::ConnectService;
-use shared::store::connections::CONNECTION_ATTRIBUTES;
 use url::Url;
 
-use crate::connect::{World, contains, dump, param};
+use crate::connect::{World, assert_one_sealed_connection, param};
 
 /// How long one page may take to load (everything is on loopback).
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -163,29 +162,7 @@ async fn a_browser_clicks_accept_and_lands_on_the_success_page() {
             .is_some_and(|u| u.starts_with("https://fake-site-1.atlassian.net")),
         "{json}"
     );
-    let items = w.aws.scan_table().await;
-    let conn_items: Vec<_> = items
-        .iter()
-        .filter(|i| i.contains_key("token_ciphertext"))
-        .collect();
-    assert_eq!(conn_items.len(), 1);
-    for name in conn_items[0].keys() {
-        assert!(
-            CONNECTION_ATTRIBUTES.contains(&name.as_str()),
-            "unexpected attribute {name}"
-        );
-    }
-    let bytes = dump(&items);
-    for prefix in [
-        fake::ACCESS_TOKEN_PREFIX,
-        fake::REFRESH_TOKEN_PREFIX,
-        fake::CODE_PREFIX,
-    ] {
-        assert!(
-            !contains(&bytes, prefix),
-            "the table holds a plain token or code ({prefix}…)"
-        );
-    }
+    assert_one_sealed_connection(&w).await;
     for png in ["consent.png", "connected.png"] {
         let size = std::fs::metadata(dir.join(png)).map_or(0, |m| m.len());
         assert!(size > 1000, "{png} is {size} bytes");

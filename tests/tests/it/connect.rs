@@ -212,6 +212,35 @@ fn html(resp: &Response<Body>) -> String {
 }
 
 /// Every byte of every attribute of every item, for leak scans.
+/// The table holds exactly one connection, with only the attributes PRIVACY.md P1 allows,
+/// and no token or authorization code in plain text anywhere. Returns the table's dump.
+pub(crate) async fn assert_one_sealed_connection(w: &World) -> Vec<u8> {
+    let items = w.aws.scan_table().await;
+    let conn_items: Vec<_> = items
+        .iter()
+        .filter(|i| i.contains_key("token_ciphertext"))
+        .collect();
+    assert_eq!(conn_items.len(), 1);
+    for name in conn_items[0].keys() {
+        assert!(
+            CONNECTION_ATTRIBUTES.contains(&name.as_str()),
+            "unexpected attribute {name}"
+        );
+    }
+    let bytes = dump(&items);
+    for prefix in [
+        fake::ACCESS_TOKEN_PREFIX,
+        fake::REFRESH_TOKEN_PREFIX,
+        fake::CODE_PREFIX,
+    ] {
+        assert!(
+            !contains(&bytes, prefix),
+            "the table holds a plain token or code ({prefix}…)"
+        );
+    }
+    bytes
+}
+
 pub(crate) fn dump(items: &[HashMap<String, AttributeValue>]) -> Vec<u8> {
     fn walk(v: &AttributeValue, out: &mut Vec<u8>) {
         match v {
@@ -265,27 +294,7 @@ async fn consent_stores_an_encrypted_connection_and_redirects_back() {
     let id = ConnectionId::parse(param(&to, "connection")).unwrap_or_else(|e| panic!("{e}"));
 
     // The table holds ciphertext only, and only the attributes PRIVACY.md P1 allows.
-    let items = w.aws.scan_table().await;
-    let conn_items: Vec<_> = items
-        .iter()
-        .filter(|i| i.contains_key("token_ciphertext"))
-        .collect();
-    assert_eq!(conn_items.len(), 1);
-    for name in conn_items[0].keys() {
-        assert!(
-            CONNECTION_ATTRIBUTES.contains(&name.as_str()),
-            "unexpected attribute {name}"
-        );
-    }
-    let bytes = dump(&items);
-    assert!(
-        !contains(&bytes, fake::ACCESS_TOKEN_PREFIX),
-        "an access token is stored in plaintext"
-    );
-    assert!(
-        !contains(&bytes, fake::REFRESH_TOKEN_PREFIX),
-        "a refresh token is stored in plaintext"
-    );
+    let bytes = assert_one_sealed_connection(&w).await;
 
     // The vault gives back the fake site's tokens, and they work there.
     let conn = w

@@ -472,6 +472,29 @@ impl Export {
     }
 
     /// Multipart uploads left open in the bucket (after a job: orphaned).
+    /// After [`Export::run_crashing`]: every crash happened, one of them inside an open
+    /// attachment upload, and `crashy` ended with exactly `clean`'s content and no multipart
+    /// upload left behind.
+    pub(crate) async fn assert_recovered(
+        &self,
+        crashed: &Crashes,
+        crashes: usize,
+        crashy: &Connector,
+        clean: &Connector,
+    ) {
+        assert_eq!(crashed.crashes, crashes);
+        assert!(
+            crashed.mid_upload > 0,
+            "no crash interrupted an attachment upload: {crashed:?}"
+        );
+        assert_eq!(self.content(crashy).await, self.content(clean).await);
+        assert_eq!(
+            self.orphaned_uploads().await,
+            0,
+            "a multipart upload was orphaned"
+        );
+    }
+
     pub(crate) async fn orphaned_uploads(&self) -> usize {
         self.open_uploads().await
     }

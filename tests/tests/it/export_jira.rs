@@ -215,17 +215,7 @@ async fn crashes_at_random_points_then_redelivery_give_the_same_content() {
 
     let crashed = x.run_crashing(&crashy, 20, &effort).await;
 
-    assert_eq!(crashed.crashes, 20);
-    assert!(
-        crashed.mid_upload > 0,
-        "no crash interrupted an attachment upload: {crashed:?}"
-    );
-    assert_eq!(x.content(&crashy).await, x.content(&clean).await);
-    assert_eq!(
-        x.orphaned_uploads().await,
-        0,
-        "a multipart upload was orphaned"
-    );
+    x.assert_recovered(&crashed, 20, &crashy, &clean).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
