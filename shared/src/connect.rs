@@ -1,8 +1,11 @@
 //! Flow 1 of ARCHITECTURE.md: connect a customer's Atlassian site.
 //!
 //! [`ConnectService::start`] records a single-use state and returns the consent URL;
-//! [`ConnectService::complete`] consumes the state, exchanges the code, reads which sites the
-//! grant covers and stores one encrypted connection per site.
+//! [`ConnectService::complete`] consumes the state, exchanges the code, stores the grant (one
+//! token family, sealed) and connects only the site the customer chose: the one the platform
+//! named, the only one granted, or the one(s) the user picks on the callback's chooser page
+//! ([`ConnectService::choose`]). accessible-resources is cumulative — it lists every site this
+//! user ever granted the app, for any customer — so it is never connected wholesale.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,14 +18,16 @@ use crate::atlassian::http::AtlassianHttp;
 use crate::atlassian::oauth::{self, AppCredentials, OAuthError};
 use crate::config::{Config, ConfigError};
 use crate::error::AwsError;
-use crate::ids::{CloudId, Product, TenantId};
+use crate::ids::{CloudId, GrantId, Product, TenantId};
 use crate::secret::{ExposeSecret, Secret, secret};
-use crate::store::Connection;
+use crate::store::choices::{OfferedSite, PendingChoice};
+use crate::store::grants::{UNATTACHED_LIFETIME, new_grant_id};
 use crate::store::states::STATE_LIFETIME;
 use crate::store::{
-    ConsumeStateError, NewConnection, PendingAuthorization, Store, StoreError, connection_id,
+    Connection, ConsumeStateError, NewConnection, NewGrant, PendingAuthorization, Store,
+    StoreError, connection_id,
 };
-use crate::vault::{Vault, VaultError};
+use crate::vault::{EnvelopeContext, Vault, VaultError};
 
 /// Both apps' credentials, loaded once per cold start.
 #[derive(Debug, Clone, Default)]
@@ -101,13 +106,31 @@ pub enum CallbackParams {
     },
 }
 
-/// A completed consent.
+/// A completed consent: the chosen sites are connected to the consent's grant.
 #[derive(Debug)]
 pub struct Connected {
     pub tenant: TenantId,
     pub product: Product,
+    pub grant_id: GrantId,
     pub connections: Vec<Connection>,
     pub return_url: Option<Url>,
+}
+
+/// The grant lists several sites and the platform named none: the user picks on a page.
+#[derive(Debug)]
+pub struct ChooseSite {
+    /// Single use; posted back with the choice. Shown only in the page's form.
+    pub selection: Secret,
+    pub product: Product,
+    pub sites: Vec<OfferedSite>,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Where a consent ends.
+#[derive(Debug)]
+pub enum Completed {
+    Connected(Connected),
+    Choose(ChooseSite),
 }
 
 /// A refused consent (the state is consumed all the same).
@@ -123,8 +146,14 @@ pub enum CompleteError {
     UnknownState,
     #[error("the authorization expired")]
     ExpiredState,
-    #[error("the authorization covers no Atlassian site")]
+    #[error("the authorization covers no Atlassian site for this product")]
     NoSites,
+    #[error("the site named in the authorization was not granted")]
+    SiteNotGranted,
+    #[error("the chosen site was not offered")]
+    SiteNotOffered,
+    #[error("no site was chosen")]
+    NothingChosen,
     #[error("the {0} app is not configured in this deployment")]
     ProductNotConfigured(Product),
     #[error("Atlassian refused the authorization: {0}")]
@@ -191,11 +220,14 @@ fn new_state() -> Secret {
 }
 
 impl ConnectService {
+    /// Record a single-use state and return the consent URL. `site` (a site URL or cloud id)
+    /// names the one site to connect after consent.
     pub async fn start(
         &self,
         tenant: TenantId,
         product: Product,
         return_url: Option<Url>,
+        site: Option<String>,
         now: OffsetDateTime,
     ) -> Result<StartedAuthorization, StartError> {
         if let Some(url) = &return_url
@@ -217,6 +249,7 @@ impl ConnectService {
                     tenant,
                     product,
                     return_url,
+                    site,
                     expires_at,
                 },
             )
@@ -244,64 +277,248 @@ impl ConnectService {
         }
     }
 
+    /// Consume the state, exchange the code, store the grant, and connect the site the
+    /// customer chose: the one the authorization named, the only one granted for the product,
+    /// or — with several and none named — ask the user ([`Completed::Choose`]).
     pub async fn complete(
         &self,
         code: &Secret,
         state: &Secret,
         now: OffsetDateTime,
-    ) -> Result<Connected, CompleteError> {
+    ) -> Result<Completed, CompleteError> {
         let pending = self.store.consume_state(state.expose_secret(), now).await?;
         let app = self
             .apps
             .get(pending.product)
             .ok_or(CompleteError::ProductNotConfigured(pending.product))?;
         let redirect = self.config.redirect_url()?;
-        let grant = oauth::exchange_code(&self.http, &self.urls, app, code, redirect)
+        let issued = oauth::exchange_code(&self.http, &self.urls, app, code, redirect)
             .await
             .map_err(classify)?;
-        let sites = oauth::accessible_resources(&self.http, &self.urls, &grant.tokens.access_token)
-            .await
-            .map_err(classify)?;
+        let resources =
+            oauth::accessible_resources(&self.http, &self.urls, &issued.tokens.access_token)
+                .await
+                .map_err(classify)?;
+        let sites = granted_sites(&resources, pending.product)?;
         if sites.is_empty() {
             return Err(CompleteError::NoSites);
         }
+        let chosen: Vec<OfferedSite> = match &pending.site {
+            Some(wanted) => vec![
+                sites
+                    .iter()
+                    .find(|s| site_matches(s, wanted))
+                    .cloned()
+                    .ok_or(CompleteError::SiteNotGranted)?,
+            ],
+            None if sites.len() == 1 => sites.clone(),
+            None => Vec::new(),
+        };
+        let grant_id = new_grant_id();
+        let envelope = self
+            .vault
+            .seal(
+                &EnvelopeContext::grant(&pending.tenant, &grant_id, pending.product),
+                &issued.tokens,
+            )
+            .await?;
         let access_expires_at =
-            now + time::Duration::seconds(i64::try_from(grant.expires_in).unwrap_or(3600));
-        let mut connections = Vec::with_capacity(sites.len());
-        for site in sites {
-            let cloud_id = CloudId::parse(site.id).map_err(|_| CompleteError::BadSite)?;
-            let site_url = Url::parse(&site.url).map_err(|_| CompleteError::BadSite)?;
-            let id = connection_id(&pending.tenant, pending.product, &cloud_id);
-            let ctx = crate::vault::EnvelopeContext {
+            now + time::Duration::seconds(i64::try_from(issued.expires_in).unwrap_or(3600));
+        self.store
+            .create_grant(&NewGrant {
                 tenant: pending.tenant.clone(),
-                connection: id.clone(),
+                id: grant_id.clone(),
                 product: pending.product,
-            };
-            // One envelope (and one data key) per connection: each is bound to its own record.
-            let envelope = self.vault.seal(&ctx, &grant.tokens).await?;
+                scope: issued.scope.clone(),
+                token_type: issued.token_type.clone(),
+                access_expires_at,
+                envelope,
+                consented_at: now,
+                last_refreshed_at: now,
+                // Until a site is connected to it; a chooser left open is cleaned up by TTL.
+                unattached_until: Some(now + UNATTACHED_LIFETIME),
+            })
+            .await?;
+        if chosen.is_empty() {
+            let selection = new_state();
+            self.store
+                .put_choice(
+                    &selection,
+                    &PendingChoice {
+                        tenant: pending.tenant,
+                        product: pending.product,
+                        grant_id,
+                        return_url: pending.return_url,
+                        sites: sites.clone(),
+                        expires_at: pending.expires_at,
+                    },
+                )
+                .await?;
+            return Ok(Completed::Choose(ChooseSite {
+                selection,
+                product: pending.product,
+                sites,
+                expires_at: pending.expires_at,
+            }));
+        }
+        let connected = self
+            .connect(
+                &pending.tenant,
+                pending.product,
+                &grant_id,
+                &chosen,
+                pending.return_url,
+                now,
+            )
+            .await?;
+        Ok(Completed::Connected(connected))
+    }
+
+    /// The user picked on the chooser page: consume the selection (once) and connect the
+    /// chosen sites, which must be among those offered.
+    pub async fn choose(
+        &self,
+        selection: &Secret,
+        chosen: &[String],
+        now: OffsetDateTime,
+    ) -> Result<Connected, CompleteError> {
+        let choice = self
+            .store
+            .consume_choice(selection.expose_secret(), now)
+            .await?;
+        if chosen.is_empty() {
+            return Err(CompleteError::NothingChosen);
+        }
+        let mut sites = Vec::with_capacity(chosen.len());
+        for id in chosen {
+            let site = choice
+                .sites
+                .iter()
+                .find(|s| s.cloud_id == *id)
+                .ok_or(CompleteError::SiteNotOffered)?;
+            if !sites.contains(site) {
+                sites.push(site.clone());
+            }
+        }
+        self.connect(
+            &choice.tenant,
+            choice.product,
+            &choice.grant_id,
+            &sites,
+            choice.return_url,
+            now,
+        )
+        .await
+    }
+
+    /// Point one connection per chosen site at the grant (a site already connected for this
+    /// tenant keeps its connection id), then delete grants no connection uses any more.
+    async fn connect(
+        &self,
+        tenant: &TenantId,
+        product: Product,
+        grant_id: &GrantId,
+        sites: &[OfferedSite],
+        return_url: Option<Url>,
+        now: OffsetDateTime,
+    ) -> Result<Connected, CompleteError> {
+        // First keep the grant (no TTL), then point connections at it: a crash in between
+        // leaves an unused grant, which the keep-alive schedule deletes, never a connection
+        // whose grant expires under it.
+        self.store.attach_grant(tenant, grant_id).await?;
+        let mut connections = Vec::with_capacity(sites.len());
+        let mut superseded = Vec::new();
+        for site in sites {
+            let cloud_id =
+                CloudId::parse(site.cloud_id.clone()).map_err(|_| CompleteError::BadSite)?;
+            let site_url = Url::parse(&site.url).map_err(|_| CompleteError::BadSite)?;
             let stored = self
                 .store
                 .upsert_connection(&NewConnection {
-                    tenant: pending.tenant.clone(),
-                    id,
-                    product: pending.product,
+                    tenant: tenant.clone(),
+                    id: connection_id(tenant, product, &cloud_id),
+                    product,
                     cloud_id,
                     site_url,
-                    scope: grant.scope.clone(),
-                    token_type: grant.token_type.clone(),
-                    access_expires_at,
-                    envelope,
+                    site_name: (!site.name.is_empty()).then(|| site.name.clone()),
+                    grant_id: grant_id.clone(),
                     now,
                 })
                 .await?;
-            connections.push(stored);
+            superseded.extend(stored.previous_grant);
+            connections.push(stored.connection);
+        }
+        superseded.sort();
+        superseded.dedup();
+        for old in superseded {
+            if self
+                .store
+                .connections_of_grant(tenant, &old)
+                .await?
+                .is_empty()
+            {
+                // Its tokens are no longer needed (PRIVACY.md P9).
+                self.store.delete_grant(tenant, &old).await?;
+            }
         }
         Ok(Connected {
-            tenant: pending.tenant,
-            product: pending.product,
+            tenant: tenant.clone(),
+            product,
+            grant_id: grant_id.clone(),
             connections,
-            return_url: pending.return_url,
+            return_url,
         })
+    }
+}
+
+/// The sites accessible-resources lists for `product`, once each, with usable ids and URLs.
+fn granted_sites(
+    resources: &[oauth::AccessibleResource],
+    product: Product,
+) -> Result<Vec<OfferedSite>, CompleteError> {
+    let mut sites: Vec<OfferedSite> = Vec::new();
+    for r in resources
+        .iter()
+        .filter(|r| oauth::serves_product(r, product))
+    {
+        CloudId::parse(r.id.clone()).map_err(|_| CompleteError::BadSite)?;
+        let url = Url::parse(&r.url).map_err(|_| CompleteError::BadSite)?;
+        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+            return Err(CompleteError::BadSite);
+        }
+        if sites.iter().any(|s| s.cloud_id == r.id) {
+            continue;
+        }
+        sites.push(OfferedSite {
+            cloud_id: r.id.clone(),
+            url: r.url.clone(),
+            name: r.name.chars().take(200).collect(),
+        });
+    }
+    Ok(sites)
+}
+
+/// Whether `wanted` (as the platform gave it: a cloud id, a site URL or a bare host name)
+/// names `site`.
+pub fn site_matches(site: &OfferedSite, wanted: &str) -> bool {
+    let wanted = wanted.trim();
+    if site.cloud_id == wanted {
+        return true;
+    }
+    let host_of = |s: &str| -> Option<String> {
+        let with_scheme = if s.contains("://") {
+            s.to_owned()
+        } else {
+            format!("https://{s}")
+        };
+        Url::parse(&with_scheme).ok().and_then(|u| {
+            u.host_str()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+        })
+    };
+    match (host_of(&site.url), host_of(wanted)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
     }
 }
 

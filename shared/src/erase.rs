@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use crate::blob::{BlobError, BlobStore};
 use crate::ids::{ConnectionId, TenantId};
 use crate::store::attrs_public::{item_s, keys_of};
-use crate::store::{Connection, Store, StoreError};
+use crate::store::{Connection, ConnectionStatus, Store, StoreError};
 
 /// What an erase removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,17 +51,27 @@ impl Eraser {
 
     async fn erase_loaded(&self, conn: &Connection) -> Result<Erased, EraseError> {
         let mut erased = Erased::default();
-        if conn.envelope.is_some() {
-            // Tokens go first; the record (without tokens) is kept until the end so an
-            // interrupted erase can be resumed.
-            match self
-                .store
-                .mark_revoked(conn, "erasure requested", OffsetDateTime::now_utc())
-                .await
-            {
-                Ok(_) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
+        // Tokens go first; the record (without tokens) is kept until the end so an
+        // interrupted erase can be resumed.
+        match &conn.grant_id {
+            Some(grant) => {
+                self.store
+                    .set_connection_status(
+                        conn,
+                        grant,
+                        ConnectionStatus::Revoked,
+                        "erasure requested",
+                        OffsetDateTime::now_utc(),
+                    )
+                    .await?;
+                // The grant's tokens go with its last connection; other connections of the
+                // same consent keep using them.
+                let others = self.store.connections_of_grant(&conn.tenant, grant).await?;
+                if others.iter().all(|c| c.id == conn.id) {
+                    self.store.delete_grant(&conn.tenant, grant).await?;
+                }
             }
+            None => self.store.strip_legacy_attributes(conn).await?,
         }
         let items = self.store.tenant_items(&conn.tenant).await?;
         let connector_ids: Vec<String> = items

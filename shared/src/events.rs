@@ -14,9 +14,9 @@ pub const SOURCE: &str = "atlassian-connectors";
 #[serde(rename_all = "snake_case")]
 pub enum RevocationReason {
     /// Atlassian answered `invalid_grant`: the user removed the app, or the grant expired.
+    /// (The only certain sign of revocation: a 401 on a fresh token is a missing scope or a
+    /// lost site, see `ConnectionSiteLost`.)
     InvalidGrant,
-    /// A fresh access token was refused (401) right after a successful refresh.
-    Unauthorized,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +26,19 @@ pub struct ConnectionRevoked {
     pub product: Product,
     pub cloud_id: CloudId,
     pub reason: RevocationReason,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// The grant lives, but Atlassian no longer lists the connection's site for it: the
+/// connection is `site_access_lost` until the customer connects the site again. The grant's
+/// other connections go on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionSiteLost {
+    pub tenant: TenantId,
+    pub connection_id: ConnectionId,
+    pub product: Product,
+    pub cloud_id: CloudId,
     /// RFC 3339.
     pub at: String,
 }
@@ -75,6 +88,7 @@ pub struct ExportFailed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     ConnectionRevoked(ConnectionRevoked),
+    ConnectionSiteLost(ConnectionSiteLost),
     ExportRequested(ExportRequested),
     ExportContinued(ExportContinued),
     ExportCompleted(ExportCompleted),
@@ -85,6 +99,7 @@ impl Event {
     pub fn detail_type(&self) -> &'static str {
         match self {
             Event::ConnectionRevoked(_) => "ConnectionRevoked",
+            Event::ConnectionSiteLost(_) => "ConnectionSiteLost",
             Event::ExportRequested(_) => "ExportRequested",
             Event::ExportContinued(_) => "ExportContinued",
             Event::ExportCompleted(_) => "ExportCompleted",
@@ -95,6 +110,7 @@ impl Event {
     pub fn detail(&self) -> Result<String, serde_json::Error> {
         match self {
             Event::ConnectionRevoked(e) => serde_json::to_string(e),
+            Event::ConnectionSiteLost(e) => serde_json::to_string(e),
             Event::ExportRequested(e) => serde_json::to_string(e),
             Event::ExportContinued(e) => serde_json::to_string(e),
             Event::ExportCompleted(e) => serde_json::to_string(e),

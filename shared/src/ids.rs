@@ -100,6 +100,10 @@ token_id!(
     ConnectionId, "connection_id", 64
 );
 token_id!(
+    /// Our id of one grant: the token family one consent yields (ARCHITECTURE.md data model).
+    GrantId, "grant_id", 64
+);
+token_id!(
     /// Our id of one connector (what to export from a connection).
     ConnectorId, "connector_id", 64
 );

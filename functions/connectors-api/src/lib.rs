@@ -40,6 +40,36 @@ struct NewAuthorization {
     product: Product,
     #[serde(default)]
     return_url: Option<String>,
+    /// The one site to connect after consent: its URL (`https://acme.atlassian.net`), host
+    /// name or cloud id. Without it the user chooses when several sites are granted.
+    #[serde(default)]
+    site: Option<String>,
+}
+
+/// A `site` as given: at most 255 printable characters, an https URL, a host name or an id.
+fn check_site(site: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(site) = site.map(|s| s.trim().to_owned()) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::bad_request("site: must be the site's URL, host name or cloud id");
+    if site.is_empty()
+        || site.len() > 255
+        || site.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(bad());
+    }
+    if site.contains("://") {
+        let url = Url::parse(&site).map_err(|_| bad())?;
+        if url.scheme() != "https" || url.host_str().is_none() {
+            return Err(bad());
+        }
+    } else if !site
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(bad());
+    }
+    Ok(Some(site))
 }
 
 fn correlation_id(req: &Request) -> String {
@@ -148,12 +178,14 @@ async fn create_authorization(api: &Api, req: &Request) -> Handled {
         .map(Url::parse)
         .transpose()
         .map_err(|_| ApiError::bad_request("return_url: is not an absolute URL"))?;
+    let site = check_site(input.site)?;
     let started = api
         .connect
         .start(
             input.tenant,
             input.product,
             return_url,
+            site,
             time::OffsetDateTime::now_utc(),
         )
         .await

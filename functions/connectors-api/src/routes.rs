@@ -10,7 +10,7 @@ use shared::export::runner::new_job_id;
 use shared::ids::{ConnectionId, ConnectorId, Cql, JobId, Jql, Product, TenantId};
 use shared::store::connectors::{Connector, ConnectorOptions};
 use shared::store::jobs::{Job, JobStatus};
-use shared::store::{Connection, ConnectionStatus};
+use shared::store::{Connection, ConnectionStatus, Grant};
 use time::OffsetDateTime;
 
 use crate::json::{self, ApiError};
@@ -54,24 +54,63 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::unavailable(e.to_string())
 }
 
-fn connection_view(c: &Connection) -> Value {
+fn grant_view(g: &Grant) -> Value {
+    json!({
+        "id": g.id,
+        "status": g.status.as_str(),
+        "status_reason": g.status_reason,
+        "scopes": g.scope.split_whitespace().collect::<Vec<_>>(),
+        "token_type": g.token_type,
+        "access_expires_at": opt_ts(g.access_expires_at),
+        "last_refreshed_at": opt_ts(g.last_refreshed_at),
+        "keepalive_due_at": opt_ts(g.refresh_due_at),
+        "consented_at": ts(g.consented_at),
+        "reconsent_due_at": ts(g.reconsent_due_at()),
+    })
+}
+
+fn connection_view(c: &Connection, grant: Option<&Grant>) -> Value {
     json!({
         "id": c.id,
         "tenant": c.tenant,
         "product": c.product,
         "cloud_id": c.cloud_id,
         "site_url": c.site_url,
+        "site_name": c.site_name,
         "status": c.status.as_str(),
         "status_reason": c.status_reason,
-        "scopes": c.scope.split_whitespace().collect::<Vec<_>>(),
-        "token_type": c.token_type,
-        "access_expires_at": opt_ts(c.access_expires_at),
-        "last_refreshed_at": opt_ts(c.last_refreshed_at),
-        "consented_at": ts(c.consented_at),
-        "reconsent_due_at": ts(c.reconsent_due_at()),
+        "grant": grant.map(grant_view),
+        "connected_at": ts(c.connected_at),
         "created_at": ts(c.created_at),
         "updated_at": ts(c.updated_at),
     })
+}
+
+/// Each connection with its grant (read once per grant).
+async fn with_grants(api: &Api, conns: &[Connection]) -> Result<Vec<Value>, ApiError> {
+    let mut grants: Vec<Grant> = Vec::new();
+    for c in conns {
+        if let Some(id) = &c.grant_id
+            && !grants.iter().any(|g| g.id == *id)
+            && let Some(g) = api
+                .store()
+                .get_grant(&c.tenant, id)
+                .await
+                .map_err(unavailable)?
+        {
+            grants.push(g);
+        }
+    }
+    Ok(conns
+        .iter()
+        .map(|c| {
+            let grant = c
+                .grant_id
+                .as_ref()
+                .and_then(|id| grants.iter().find(|g| g.id == *id));
+            connection_view(c, grant)
+        })
+        .collect())
 }
 
 fn job_view(j: &Job) -> Value {
@@ -119,10 +158,8 @@ pub async fn list_connections(api: &Api, req: &Request) -> Handled {
         .list_connections(&tenant)
         .await
         .map_err(unavailable)?;
-    json::respond(
-        StatusCode::OK,
-        &json!({ "connections": conns.iter().map(connection_view).collect::<Vec<_>>() }),
-    )
+    let views = with_grants(api, &conns).await?;
+    json::respond(StatusCode::OK, &json!({ "connections": views }))
 }
 
 async fn load_connection(api: &Api, tenant: &TenantId, raw: &str) -> Result<Connection, ApiError> {
@@ -137,7 +174,8 @@ async fn load_connection(api: &Api, tenant: &TenantId, raw: &str) -> Result<Conn
 pub async fn get_connection(api: &Api, req: &Request, raw: &str) -> Handled {
     let tenant = tenant_param(req)?;
     let conn = load_connection(api, &tenant, raw).await?;
-    json::respond(StatusCode::OK, &connection_view(&conn))
+    let views = with_grants(api, std::slice::from_ref(&conn)).await?;
+    json::respond(StatusCode::OK, &views.first().cloned().unwrap_or_default())
 }
 
 pub async fn erase_connection(api: &Api, req: &Request, raw: &str) -> Handled {
@@ -320,10 +358,18 @@ pub async fn start_export(api: &Api, req: &Request, raw: &str) -> Handled {
         .await
         .map_err(unavailable)?
         .ok_or_else(|| ApiError::conflict("the connector's connection no longer exists"))?;
-    if conn.status == ConnectionStatus::Revoked {
-        return Err(ApiError::conflict(
-            "the connection was revoked; the customer must connect again",
-        ));
+    match conn.status {
+        ConnectionStatus::Active => {}
+        ConnectionStatus::Revoked => {
+            return Err(ApiError::conflict(
+                "the connection was revoked; the customer must connect again",
+            ));
+        }
+        ConnectionStatus::SiteAccessLost => {
+            return Err(ApiError::conflict(
+                "Atlassian no longer lists this site for the connection's grant; the customer must connect the site again",
+            ));
+        }
     }
     if let Some(active) = &connector.active_job {
         let running = api

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use lambda_http::http::{Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::connect::{CompleteError, ConnectService};
-use shared::secret::{Secret, secret};
+use shared::connect::{CompleteError, Completed, ConnectService, Connected};
+use shared::secret::{ExposeSecret, Secret, secret};
 use tracing::Instrument;
 use url::Url;
 
@@ -130,33 +130,26 @@ async fn route(
     req: &Request,
     correlation_id: &str,
 ) -> (&'static str, Response<Body>) {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    let now = time::OffsetDateTime::now_utc();
+    if req.method() == Method::POST {
+        return choose(service, req, correlation_id, now).await;
+    }
+    if req.method() != Method::GET {
+        // HEAD too: a probe must not consume a state or spend a code.
         let mut resp = Page::error(
             StatusCode::METHOD_NOT_ALLOWED,
             "Method not allowed",
-            "This address only answers GET requests from a browser.",
+            "This address only answers a browser sent here by Atlassian.",
             correlation_id,
         )
         .into_response();
         resp.headers_mut()
-            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, POST"));
         return ("method_not_allowed", resp);
     }
-    let now = time::OffsetDateTime::now_utc();
     let callback = match parse_query(req.uri().query()) {
         Ok(c) => c,
-        Err(problem) => {
-            return (
-                "bad_request",
-                Page::error(
-                    StatusCode::BAD_REQUEST,
-                    "This link is not valid",
-                    &problem.explain(),
-                    correlation_id,
-                )
-                .into_response(),
-            );
-        }
+        Err(problem) => return bad_link(problem, correlation_id),
     };
     match callback {
         Callback::Refused { state, error } => {
@@ -180,36 +173,135 @@ async fn route(
             (outcome, page.into_response())
         }
         Callback::Consented { code, state } => match service.complete(&code, &state, now).await {
-            Ok(connected) => {
+            Ok(Completed::Connected(connected)) => connected_response(connected, correlation_id),
+            Ok(Completed::Choose(choice)) => {
                 tracing::info!(
-                    tenant = %connected.tenant,
-                    product = %connected.product,
-                    site_count = connected.connections.len() as u64,
-                    "connections stored"
+                    product = %choice.product,
+                    site_count = choice.sites.len() as u64,
+                    "site choice shown"
                 );
-                let ids: Vec<&str> = connected
-                    .connections
-                    .iter()
-                    .map(|c| c.id.as_str())
-                    .collect();
-                match connected.return_url {
-                    Some(url) => ("connected", redirect(&connected_url(url, &ids))),
-                    None => {
-                        let sites: Vec<&str> = connected
-                            .connections
-                            .iter()
-                            .map(|c| c.site_url.as_str())
-                            .collect();
-                        (
-                            "connected",
-                            Page::connected(connected.product, &sites, correlation_id)
-                                .into_response(),
-                        )
-                    }
-                }
+                let action = service
+                    .config
+                    .redirect_url()
+                    .map(|u| u.path().to_owned())
+                    .unwrap_or_else(|_| "/".into());
+                (
+                    "choose_site",
+                    Page::chooser(
+                        choice.product,
+                        &choice.sites,
+                        choice.selection.expose_secret(),
+                        &action,
+                        correlation_id,
+                    )
+                    .into_response(),
+                )
             }
             Err(e) => failure(&e, correlation_id),
         },
+    }
+}
+
+fn bad_link(problem: QueryProblem, correlation_id: &str) -> (&'static str, Response<Body>) {
+    (
+        "bad_request",
+        Page::error(
+            StatusCode::BAD_REQUEST,
+            "This link is not valid",
+            &problem.explain(),
+            correlation_id,
+        )
+        .into_response(),
+    )
+}
+
+/// The chooser page's form: the single-use selection and the chosen site ids.
+async fn choose(
+    service: &ConnectService,
+    req: &Request,
+    correlation_id: &str,
+    now: time::OffsetDateTime,
+) -> (&'static str, Response<Body>) {
+    let body: &[u8] = match req.body() {
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    };
+    let form = match parse_choice(body) {
+        Ok(f) => f,
+        Err(problem) => return bad_link(problem, correlation_id),
+    };
+    match service.choose(&form.selection, &form.sites, now).await {
+        Ok(connected) => connected_response(connected, correlation_id),
+        Err(e) => failure(&e, correlation_id),
+    }
+}
+
+/// The chooser's form, validated.
+#[derive(Debug)]
+pub struct ChoiceForm {
+    pub selection: Secret,
+    pub sites: Vec<String>,
+}
+
+/// Parse the chooser's form body. Never panics; at most 50 sites.
+pub fn parse_choice(body: &[u8]) -> Result<ChoiceForm, QueryProblem> {
+    if body.len() > MAX_QUERY_LEN {
+        return Err(QueryProblem::TooLong);
+    }
+    let mut selection = None;
+    let mut sites = Vec::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        let ok = !v.is_empty()
+            && v.len() <= MAX_PARAM_LEN
+            && !v.contains('\u{FFFD}')
+            && !v.chars().any(char::is_control);
+        match k.as_ref() {
+            "selection" if !ok => return Err(QueryProblem::Malformed("selection")),
+            "selection" if selection.is_some() => {
+                return Err(QueryProblem::Duplicated("selection"));
+            }
+            "selection" => selection = Some(secret(v.into_owned())),
+            "site" if !ok => return Err(QueryProblem::Malformed("site")),
+            "site" if sites.len() >= 50 => return Err(QueryProblem::TooLong),
+            "site" => sites.push(v.into_owned()),
+            _ => {}
+        }
+    }
+    Ok(ChoiceForm {
+        selection: selection.ok_or(QueryProblem::Missing("selection"))?,
+        sites,
+    })
+}
+
+fn connected_response(
+    connected: Connected,
+    correlation_id: &str,
+) -> (&'static str, Response<Body>) {
+    tracing::info!(
+        tenant = %connected.tenant,
+        product = %connected.product,
+        site_count = connected.connections.len() as u64,
+        "connections stored"
+    );
+    let ids: Vec<&str> = connected
+        .connections
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    match &connected.return_url {
+        Some(url) => ("connected", redirect(&connected_url(url.clone(), &ids))),
+        None => {
+            let sites: Vec<&str> = connected
+                .connections
+                .iter()
+                .map(|c| c.site_url.as_str())
+                .collect();
+            (
+                "connected",
+                Page::connected(connected.product, &sites, correlation_id).into_response(),
+            )
+        }
     }
 }
 
@@ -219,7 +311,7 @@ fn failure(e: &CompleteError, correlation_id: &str) -> (&'static str, Response<B
             "unknown_state",
             StatusCode::BAD_REQUEST,
             "This link was already used or is not valid",
-            "Each authorization link works once. Please start connecting again from the platform.",
+            "Each authorization link and site choice works once. Please start connecting again from the platform.",
         ),
         CompleteError::ExpiredState => (
             "expired_state",
@@ -231,7 +323,19 @@ fn failure(e: &CompleteError, correlation_id: &str) -> (&'static str, Response<B
             "no_sites",
             StatusCode::BAD_REQUEST,
             "No Atlassian site was granted",
-            "The authorization did not include any site. Please connect again and choose a site.",
+            "The authorization did not include any site for this app. Please connect again and choose a site.",
+        ),
+        CompleteError::SiteNotGranted => (
+            "site_not_granted",
+            StatusCode::BAD_REQUEST,
+            "The requested site was not granted",
+            "The platform asked to connect a site that this authorization does not cover. Please connect again and choose that site on Atlassian's consent screen.",
+        ),
+        CompleteError::SiteNotOffered | CompleteError::NothingChosen => (
+            "bad_choice",
+            StatusCode::BAD_REQUEST,
+            "No valid site was chosen",
+            "Please choose at least one of the listed sites. If the page is old, start connecting again.",
         ),
         CompleteError::Rejected(_) => (
             "rejected",
@@ -335,6 +439,30 @@ mod tests {
         );
         let huge = format!("code={}&state=b", "a".repeat(MAX_QUERY_LEN));
         assert_eq!(parse_query(Some(&huge)).err(), Some(QueryProblem::TooLong));
+    }
+
+    #[test]
+    fn the_choice_form_is_read_and_checked() {
+        let f = parse_choice(b"selection=abc&site=c1&site=c2&other=x")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(f.sites, vec!["c1".to_owned(), "c2".to_owned()]);
+        assert_eq!(
+            parse_choice(b"site=c1").err(),
+            Some(QueryProblem::Missing("selection"))
+        );
+        assert_eq!(
+            parse_choice(b"selection=a&selection=b").err(),
+            Some(QueryProblem::Duplicated("selection"))
+        );
+        assert_eq!(
+            parse_choice(b"selection=a&site=%00").err(),
+            Some(QueryProblem::Malformed("site"))
+        );
+        let many = format!("selection=a{}", "&site=c".repeat(51));
+        assert_eq!(
+            parse_choice(many.as_bytes()).err(),
+            Some(QueryProblem::TooLong)
+        );
     }
 
     #[test]

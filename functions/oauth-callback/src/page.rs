@@ -5,6 +5,7 @@
 use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
 use lambda_http::{Body, Response};
 use shared::ids::Product;
+use shared::store::choices::OfferedSite;
 use url::Url;
 
 pub struct Page {
@@ -87,6 +88,47 @@ impl Page {
         }
     }
 
+    /// The site chooser: the grant lists several sites and the platform named none. One
+    /// checkbox per site (none preselected), posted back with the single-use selection; works
+    /// without JavaScript. `action` is our callback URL.
+    pub fn chooser(
+        product: Product,
+        sites: &[OfferedSite],
+        selection: &str,
+        action: &str,
+        correlation_id: &str,
+    ) -> Page {
+        let items: String = sites
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                format!(
+                    "<li><label><input type=\"checkbox\" name=\"site\" id=\"site-{i}\" value=\"{id}\"> \
+                     <strong>{name}</strong> <span class=\"url\">{url}</span></label></li>",
+                    id = escape(&s.cloud_id),
+                    name = escape(if s.name.is_empty() { &s.url } else { &s.name }),
+                    url = escape(&s.url),
+                )
+            })
+            .collect();
+        Page {
+            status: StatusCode::OK,
+            title: format!("Choose the {} site to connect", product_name(product)),
+            body_html: format!(
+                "<p>Your Atlassian account has granted this app access to more than one site. \
+                 Choose the site (or sites) of this organisation; only those are connected.</p>\
+                 <form method=\"post\" action=\"{action}\">\
+                 <input type=\"hidden\" name=\"selection\" value=\"{selection}\">\
+                 <ul class=\"sites\">{items}</ul>\
+                 <button type=\"submit\" id=\"connect\">Connect</button></form>\
+                 <p class=\"ref\">This choice works once, for a few minutes. Reference: <code>{cid}</code></p>",
+                action = escape(action),
+                selection = escape(selection),
+                cid = escape(correlation_id),
+            ),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -120,7 +162,7 @@ pub(crate) fn secure_headers(h: &mut HeaderMap) {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
         ),
     );
     h.insert(
@@ -151,6 +193,39 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn the_chooser_lists_every_site_unchecked_and_escapes_them() {
+        let sites = [
+            OfferedSite {
+                cloud_id: "c-1".into(),
+                url: "https://a.atlassian.net".into(),
+                name: "Acme <b>".into(),
+            },
+            OfferedSite {
+                cloud_id: "c-2".into(),
+                url: "https://b.atlassian.net".into(),
+                name: String::new(),
+            },
+        ];
+        let html = Page::chooser(Product::Jira, &sites, "sel\"x", "/callback", "ref").html();
+        assert!(
+            html.contains("value=\"c-1\"") && html.contains("value=\"c-2\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("Acme &lt;b&gt;") && !html.contains("<b>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("sel&quot;x") && !html.contains("checked"),
+            "{html}"
+        );
+        assert!(
+            html.contains("method=\"post\" action=\"/callback\""),
+            "{html}"
+        );
     }
 
     #[test]

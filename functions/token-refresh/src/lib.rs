@@ -1,14 +1,16 @@
-//! The refresh schedule: every run refreshes the connections that are due (access token
-//! expiring soon, or the keep-alive period over), found through the refresh-due index, with
-//! bounded concurrency, and stops taking new work before the Lambda deadline.
+//! The keep-alive schedule: every run refreshes the grants whose keep-alive is due (last
+//! refresh a week ago, far inside Atlassian's 90-day inactivity limit), found through the
+//! refresh-due index, with bounded concurrency, and stops taking new work before the Lambda
+//! deadline. Access tokens are refreshed where they are used (the export), not here, so an
+//! idle grant rotates about four times a month instead of every hour. Connections written
+//! before grants existed are migrated here too.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde::Serialize;
 use shared::store::StoreError;
-use shared::vault::refresh::{Need, Obtained, TokenError, TokenKeeper};
-use time::OffsetDateTime;
+use shared::vault::refresh::{Obtained, TokenError, TokenKeeper};
 use tokio::time::Instant;
 
 /// Connections refreshed at once.
@@ -20,7 +22,7 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(30);
 /// What one run did; also the function's result.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct RunReport {
-    /// Connections the index said were due.
+    /// Grants (and legacy connections) the index said were due.
     pub due: u64,
     pub refreshed: u64,
     /// No longer due when read, or refreshed meanwhile by another caller.
@@ -45,30 +47,26 @@ pub struct Refresher {
 }
 
 impl Refresher {
-    /// Refresh everything due at `now`, starting no refresh after `deadline - DEADLINE_MARGIN`.
-    pub async fn run(
-        &self,
-        now: OffsetDateTime,
-        deadline: Instant,
-    ) -> Result<RunReport, StoreError> {
-        let due = self.keeper.store.due_connections(now).await?;
+    /// Keep alive everything due now, starting no refresh after `deadline - DEADLINE_MARGIN`.
+    pub async fn run(&self, deadline: Instant) -> Result<RunReport, StoreError> {
+        let due = self.keeper.store.due_for_refresh(self.keeper.now()).await?;
         let mut report = RunReport {
             due: due.len() as u64,
             ..RunReport::default()
         };
         let cutoff = deadline.checked_sub(DEADLINE_MARGIN).unwrap_or(deadline);
         let mut outcomes = futures::stream::iter(due)
-            .map(|(tenant, id)| async move {
+            .map(|due| async move {
                 if Instant::now() >= cutoff {
                     return Outcome::Deferred;
                 }
-                match self.keeper.access_token(&tenant, &id, Need::ScheduledRefresh, now).await {
-                    Ok((_, Obtained::Refreshed)) => Outcome::Refreshed,
-                    Ok((_, Obtained::Stored | Obtained::FromWinner)) => Outcome::Skipped,
+                match self.keeper.keep_alive(&due).await {
+                    Ok(Obtained::Refreshed) => Outcome::Refreshed,
+                    Ok(Obtained::Stored | Obtained::FromWinner) => Outcome::Skipped,
                     Err(TokenError::Revoked) => Outcome::Revoked,
                     Err(TokenError::NotFound) => Outcome::Skipped,
                     Err(e) => {
-                        tracing::warn!(tenant = %tenant, connection_id = %id, error = %e, "refresh failed");
+                        tracing::warn!(error = %e, "keep-alive refresh failed");
                         Outcome::Failed
                     }
                 }

@@ -1,19 +1,8 @@
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use shared::aws::AwsClients;
 use shared::config::Config;
 use shared::vault::refresh::TokenKeeper;
 use token_refresh::{DEFAULT_CONCURRENCY, Refresher};
-
-/// Time left until the invocation's deadline (epoch milliseconds).
-fn time_left(deadline_ms: u64) -> Duration {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -27,10 +16,13 @@ async fn main() -> Result<(), Error> {
     let refresher = &refresher;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let deadline = tokio::time::Instant::now() + time_left(event.context.deadline);
-            let report = refresher
-                .run(time::OffsetDateTime::now_utc(), deadline)
-                .await?;
+            // The runtime's own view of the time left (Context::deadline()).
+            let left = event
+                .context
+                .deadline()
+                .duration_since(std::time::SystemTime::now())
+                .unwrap_or_default();
+            let report = refresher.run(tokio::time::Instant::now() + left).await?;
             Ok::<_, Error>(report)
         },
     ))

@@ -128,6 +128,9 @@ pub enum HttpError {
         endpoint: &'static str,
         status: StatusCode,
         body: ErrorBody,
+        /// The answer came from another origin than the one asked (a redirect was followed,
+        /// e.g. to Atlassian's media host): a 401 there says nothing about our token.
+        redirected: bool,
     },
     /// Retries used up (attempts or total wait). `retry_after` is the server's last requested
     /// delay, if it gave one.
@@ -392,6 +395,7 @@ impl AtlassianHttp {
                 }
             })?;
             let started = Instant::now();
+            let origin = req.url().origin();
             let outcome = self.client.execute(req).await;
             let (failure, delay) = match outcome {
                 Ok(resp) if resp.status().is_success() || resp.status().is_redirection() => {
@@ -416,11 +420,13 @@ impl AtlassianHttp {
                         limiter.throttled();
                     }
                     if !retryable_status(status, idempotency) {
+                        let redirected = resp.url().origin() != origin;
                         let body = read_error_body(resp).await;
                         return Err(HttpError::Status {
                             endpoint,
                             status,
                             body,
+                            redirected,
                         });
                     }
                     // Drain a little so the connection can be reused; ignore failures.
@@ -678,6 +684,7 @@ mod tests {
             endpoint: "jira.search",
             status: StatusCode::BAD_REQUEST,
             body: ErrorBody("project = SECRET".into()),
+            redirected: false,
         };
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains("SECRET"), "{shown}");

@@ -8,6 +8,7 @@ use url::Url;
 use super::AtlassianUrls;
 use super::http::{AtlassianHttp, HttpError, Idempotency};
 use crate::config::AppSettings;
+use crate::ids::Product;
 use crate::secret::{ExposeSecret, Secret};
 use crate::vault::TokenPair;
 
@@ -245,6 +246,25 @@ pub async fn accessible_resources(
     Ok(resp.json().await?)
 }
 
+/// Whether an accessible-resources entry is for `product`. Atlassian lists a site once per
+/// product, each entry with that product's scopes (`../shared/ATLASSIAN.md`): Jira scopes name
+/// `jira` (`read:jira-work`, `read:issue:jira`, ...), Confluence scopes name `confluence`
+/// (`read:confluence-content.all`, `read:page:confluence`, ...). An entry without scopes is
+/// kept (assumed to serve the product): we would rather ask the user than drop a site.
+pub fn serves_product(resource: &AccessibleResource, product: Product) -> bool {
+    if resource.scopes.is_empty() {
+        return true;
+    }
+    let needle = match product {
+        Product::Jira => "jira",
+        Product::Confluence => "confluence",
+    };
+    resource
+        .scopes
+        .iter()
+        .any(|s| s.split([':', '-', '.']).any(|part| part == needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +298,32 @@ mod tests {
         assert_eq!(q["state"], "st&ate");
         assert_eq!(q["response_type"], "code");
         assert_eq!(q["prompt"], "consent");
+    }
+
+    #[test]
+    fn resources_are_matched_to_their_product_by_scope() {
+        let r = |scopes: &[&str]| AccessibleResource {
+            id: "c".into(),
+            url: "https://x.atlassian.net".into(),
+            name: "x".into(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        assert!(serves_product(&r(&["read:jira-work"]), Product::Jira));
+        assert!(serves_product(&r(&["read:issue:jira"]), Product::Jira));
+        assert!(!serves_product(
+            &r(&["read:jira-work"]),
+            Product::Confluence
+        ));
+        assert!(serves_product(
+            &r(&["read:confluence-content.all"]),
+            Product::Confluence
+        ));
+        assert!(serves_product(
+            &r(&["read:page:confluence"]),
+            Product::Confluence
+        ));
+        assert!(!serves_product(&r(&["search:confluence"]), Product::Jira));
+        assert!(serves_product(&r(&[]), Product::Jira));
     }
 
     #[test]

@@ -33,11 +33,15 @@ pub enum ExportError {
 
 impl From<HttpError> for ExportError {
     fn from(e: HttpError) -> Self {
-        match e.status().map(|s| s.as_u16()) {
-            Some(401) => ExportError::Unauthorized(match &e {
-                HttpError::Status { endpoint, .. } => endpoint,
-                _ => "atlassian",
-            }),
+        match &e {
+            // A 401 from the API gateway is about our token; one from the host a redirect led
+            // to (the media host) is not, and is handled where the redirect was followed.
+            HttpError::Status {
+                endpoint,
+                status,
+                redirected: false,
+                ..
+            } if status.as_u16() == 401 => ExportError::Unauthorized(endpoint),
             _ => ExportError::Http(e),
         }
     }
@@ -53,6 +57,7 @@ impl ExportError {
                 | ExportError::Terminal(_)
                 | ExportError::Token(
                     TokenError::Revoked
+                        | TokenError::SiteAccessLost
                         | TokenError::NotFound
                         | TokenError::NotConfigured(_)
                         | TokenError::NoRefreshToken

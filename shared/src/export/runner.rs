@@ -26,15 +26,14 @@ use super::source::{AttachmentRef, Batch, Ctx, Item, Source};
 use super::{ExportError, jira::Jira};
 use crate::atlassian::http::{HttpError, Idempotency};
 use crate::blob::{BlobError, BlobStore, Stored, metadata_value};
-use crate::events::{
-    Event, ExportCompleted, ExportContinued, ExportFailed, ExportRequested, RevocationReason,
-};
+use crate::events::{Event, ExportCompleted, ExportContinued, ExportFailed, ExportRequested};
 use crate::ids::{JobId, Product, TenantId};
 use crate::secret::{ExposeSecret, Secret};
+use crate::store::Connection;
 use crate::store::StoreError;
 use crate::store::connectors::Connector;
 use crate::store::jobs::{Job, JobStatus, SKIPPED_INLINE, Skipped};
-use crate::vault::refresh::{Need, Obtained, TokenKeeper};
+use crate::vault::refresh::{Diagnosis, TokenError, TokenKeeper};
 
 /// Incremental runs look back this much further than the watermark (clock skew, Jira's
 /// eventual consistency).
@@ -124,13 +123,15 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-/// The access token shared by a job's concurrent calls, renewed once when Atlassian says 401.
+/// The access token shared by a job's concurrent calls, with the grant version that issued
+/// it; renewed once when Atlassian says 401.
 struct Session {
-    token: Mutex<Secret>,
+    connection: Connection,
+    token: Mutex<(Secret, u64)>,
 }
 
 impl Session {
-    fn current(&self) -> Secret {
+    fn current(&self) -> (Secret, u64) {
         self.token
             .lock()
             .map(|t| t.clone())
@@ -358,27 +359,25 @@ impl Exporter {
             .get_connector(&job.tenant, &job.connector_id)
             .await?
             .ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
-        let connection = store
-            .get_connection(&job.tenant, &job.connection_id)
-            .await?
-            .ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?;
+        let (connection, token, _) = match self
+            .keeper
+            .for_connection(&job.tenant, &job.connection_id)
+            .await
+        {
+            Err(TokenError::NotFound) => {
+                return Err(ExportError::Terminal("the connection was deleted".into()));
+            }
+            other => other?,
+        };
         let layout = Layout::new(
             &job.tenant,
             job.product,
             &connection.cloud_id,
             &job.connector_id,
         );
-        let (token, _) = self
-            .keeper
-            .access_token(
-                &job.tenant,
-                &job.connection_id,
-                Need::AccessToken,
-                OffsetDateTime::now_utc(),
-            )
-            .await?;
         let session = Session {
-            token: Mutex::new(token.token),
+            connection: connection.clone(),
+            token: Mutex::new((token.token, token.grant.version)),
         };
         let ctx = Ctx {
             http: &self.keeper.http,
@@ -685,6 +684,16 @@ impl Exporter {
                         "Atlassian answered {status} for the attachment"
                     )));
                 }
+                Err(ExportError::Http(HttpError::Status {
+                    status,
+                    redirected: true,
+                    ..
+                })) if status.as_u16() == 401 => {
+                    // The media host refused the signed link; not a sign about our token.
+                    return Ok(Err(
+                        "Atlassian's media host refused the download (401)".to_owned()
+                    ));
+                }
                 Err(e) => return Err(e),
             };
             match self
@@ -709,10 +718,14 @@ impl Exporter {
     }
 
     /// Call Atlassian with the session's token; on 401 renew it once (another caller may have
-    /// rotated it) and retry; a 401 on a token we just refreshed means access was revoked.
+    /// rotated it, and a rotated-out access token dies 10 minutes later) and retry. A 401 on
+    /// the renewed token is never taken for a revocation (only `invalid_grant` is): we ask
+    /// accessible-resources whether the grant still covers the site — if not, the connection
+    /// is `site_access_lost`; if so, the app lacks a scope for the endpoint. Either way the
+    /// job fails with that reason and the tokens stay.
     async fn authed<T, F, Fut>(
         &self,
-        job: &Job,
+        _job: &Job,
         session: &Session,
         call: F,
     ) -> Result<T, ExportError>
@@ -720,29 +733,14 @@ impl Exporter {
         F: Fn(Secret) -> Fut,
         Fut: Future<Output = Result<T, ExportError>>,
     {
-        let token = session.current();
-        match call(token.clone()).await {
+        let (token, version) = session.current();
+        match call(token).await {
             Err(ExportError::Unauthorized(_)) => {
-                let (fresh, obtained) = self.renew(job, session, &token).await?;
-                match call(fresh).await {
-                    Err(ExportError::Unauthorized(_)) if obtained == Obtained::Refreshed => {
-                        if let Some(conn) = self
-                            .keeper
-                            .store
-                            .get_connection(&job.tenant, &job.connection_id)
-                            .await?
-                        {
-                            self.keeper
-                                .revoke(
-                                    &conn,
-                                    RevocationReason::Unauthorized,
-                                    OffsetDateTime::now_utc(),
-                                )
-                                .await?;
-                        }
-                        Err(ExportError::Revoked)
+                let fresh = self.renew(session, version).await?;
+                match call(fresh.clone()).await {
+                    Err(ExportError::Unauthorized(endpoint)) => {
+                        Err(self.refused(session, &fresh, endpoint).await)
                     }
-                    Err(ExportError::Unauthorized(_)) => Err(ExportError::Revoked),
                     other => other,
                 }
             }
@@ -750,26 +748,49 @@ impl Exporter {
         }
     }
 
-    async fn renew(
-        &self,
-        job: &Job,
-        session: &Session,
-        stale: &Secret,
-    ) -> Result<(Secret, Obtained), ExportError> {
-        let current = session.current();
-        if current.expose_secret() != stale.expose_secret() {
-            return Ok((current, Obtained::FromWinner));
+    /// Why a renewed token was refused, as the job's failure.
+    async fn refused(&self, session: &Session, token: &Secret, endpoint: &str) -> ExportError {
+        let conn = &session.connection;
+        match self.keeper.diagnose(token, conn).await {
+            Diagnosis::SiteMissing => {
+                if let Err(e) = self.keeper.site_lost(conn).await {
+                    tracing::error!(error = %e, connection_id = %conn.id, "could not record the lost site");
+                }
+                ExportError::Token(TokenError::SiteAccessLost)
+            }
+            Diagnosis::SiteListed => ExportError::Terminal(format!(
+                "Atlassian refused {endpoint} (401): scope does not match / not authorized — check the app's scopes"
+            )),
+            Diagnosis::TokenRefused => ExportError::Terminal(format!(
+                "Atlassian refused {endpoint} and accessible-resources with a freshly refreshed token (401); the connection is kept, try again later or connect again"
+            )),
+            Diagnosis::Unknown(why) => ExportError::Token(TokenError::Transient(format!(
+                "Atlassian refused {endpoint} (401) and accessible-resources could not be asked: {why}"
+            ))),
         }
-        // Ask for a token valid well past now: forces a refresh unless someone just did one.
-        let later = OffsetDateTime::now_utc() + time::Duration::hours(2);
-        let (fresh, obtained) = self
+    }
+
+    /// A token newer than the one refused (issued at grant version `seen`).
+    async fn renew(&self, session: &Session, seen: u64) -> Result<Secret, ExportError> {
+        let (current, version) = session.current();
+        if version > seen {
+            return Ok(current);
+        }
+        let grant = session
+            .connection
+            .grant_id
+            .as_ref()
+            .ok_or(ExportError::Token(TokenError::Revoked))?;
+        let (fresh, _) = self
             .keeper
-            .access_token(&job.tenant, &job.connection_id, Need::AccessToken, later)
+            .renewed(&session.connection.tenant, grant, seen)
             .await?;
-        if let Ok(mut t) = session.token.lock() {
-            *t = fresh.token.clone();
+        if let Ok(mut t) = session.token.lock()
+            && t.1 < fresh.grant.version
+        {
+            *t = (fresh.token.clone(), fresh.grant.version);
         }
-        Ok((fresh.token, obtained))
+        Ok(fresh.token)
     }
 
     /// All pages done: write the manifest, clean up, move the watermark, announce it.

@@ -1,6 +1,9 @@
-//! Connections: one per (tenant, product, Atlassian site), holding exactly what PRIVACY.md P1
-//! and P3 allow — the token envelope, scope, token type, expiry, site id and URL, product,
-//! status, timestamps — and a `version` that every token write is conditioned on.
+//! Connections: one per (tenant, product, Atlassian site the customer chose), pointing to the
+//! grant whose tokens reach that site. A connection holds no token: what PRIVACY.md P3 allows —
+//! site id and URL (and the site's name), product, status, timestamps.
+//!
+//! Connections written before grants existed still carry their own token envelope until they
+//! are migrated (`crate::vault::migrate`); [`Connection::legacy`] exposes it for that alone.
 
 use std::fmt;
 
@@ -10,14 +13,15 @@ use time::OffsetDateTime;
 use url::Url;
 
 use super::attrs::{self, Item};
-use super::schema::{PK, REFRESH_BUCKET, REFRESH_DUE_AT, REFRESH_DUE_INDEX, SK};
-use super::{Store, StoreError};
+use super::grants::envelope_from;
+use super::schema::{PK, REFRESH_BUCKET, REFRESH_DUE_AT, SK};
+use super::{Store, StoreError, is_conditional_failure, tenant_pk};
 use crate::error::AwsError;
-use crate::ids::{CloudId, ConnectionId, Product, TenantId};
-use crate::vault::{Envelope, EnvelopeContext};
+use crate::ids::{CloudId, ConnectionId, GrantId, Product, TenantId};
+use crate::vault::{Envelope, EnvelopeContext, EnvelopeOwner};
 
-/// Every attribute a connection item may have (PRIVACY.md P1). A test reads stored items and
-/// fails if one carries anything else.
+/// Every attribute a connection item may have (PRIVACY.md P1, P3). A test reads stored items
+/// and fails if one carries anything else.
 pub const CONNECTION_ATTRIBUTES: &[&str] = &[
     PK,
     SK,
@@ -26,17 +30,25 @@ pub const CONNECTION_ATTRIBUTES: &[&str] = &[
     "product",
     "cloud_id",
     "site_url",
+    "site_name",
+    "grant_id",
     "status",
     "status_reason",
+    "version",
+    "created_at",
+    "updated_at",
+    "connected_at",
+];
+
+/// What a connection item held before grants existed, besides [`CONNECTION_ATTRIBUTES`]; the
+/// migration removes all of them.
+pub const LEGACY_TOKEN_ATTRIBUTES: &[&str] = &[
     "scope",
     "token_type",
     "access_expires_at",
     "token_ciphertext",
     "token_key",
     "envelope_version",
-    "version",
-    "created_at",
-    "updated_at",
     "consented_at",
     "last_refreshed_at",
     "consecutive_failures",
@@ -46,40 +58,22 @@ pub const CONNECTION_ATTRIBUTES: &[&str] = &[
     REFRESH_DUE_AT,
 ];
 
-/// The one GSI bucket connections are filed under while they can be due for a refresh.
-pub const REFRESH_BUCKET_ACTIVE: &str = "active";
-
-/// How long before the access token expires a connection becomes due for a refresh.
-pub const REFRESH_MARGIN: time::Duration = time::Duration::minutes(15);
-
-/// Longest a connection goes without a refresh even if nobody needs its access token:
-/// Atlassian's refresh tokens die after 90 days unused, so this is well inside that.
-pub const KEEPALIVE: time::Duration = time::Duration::days(7);
-
-/// When a connection refreshed at `refreshed_at` is next due: before its access token expires,
-/// and at the latest after the keep-alive period.
-pub fn refresh_due_at(
-    access_expires_at: OffsetDateTime,
-    refreshed_at: OffsetDateTime,
-) -> OffsetDateTime {
-    (access_expires_at - REFRESH_MARGIN).min(refreshed_at + KEEPALIVE)
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectionStatus {
     Active,
-    /// The grant was revoked at Atlassian (or expired): tokens deleted, re-consent needed.
+    /// The grant lives, but Atlassian no longer lists this site for it (the site left the
+    /// grant, or the app was removed from that site only). Re-consent for the site restores it.
+    SiteAccessLost,
+    /// The grant was revoked at Atlassian (or expired): its tokens are deleted.
     Revoked,
-    /// Refreshes keep failing for a reason that is not revocation.
-    Error,
 }
 
 impl ConnectionStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionStatus::Active => "active",
+            ConnectionStatus::SiteAccessLost => "site_access_lost",
             ConnectionStatus::Revoked => "revoked",
-            ConnectionStatus::Error => "error",
         }
     }
 }
@@ -95,14 +89,28 @@ impl std::str::FromStr for ConnectionStatus {
     fn from_str(s: &str) -> Result<Self, ()> {
         match s {
             "active" => Ok(ConnectionStatus::Active),
+            "site_access_lost" => Ok(ConnectionStatus::SiteAccessLost),
             "revoked" => Ok(ConnectionStatus::Revoked),
-            "error" => Ok(ConnectionStatus::Error),
+            // Before grants existed, refresh failures were kept on the connection; they now
+            // live on the grant, which the migration creates with a clean slate.
+            "error" => Ok(ConnectionStatus::Active),
             _ => Err(()),
         }
     }
 }
 
-/// A stored connection. Tokens stay sealed in `envelope` until the vault opens them.
+/// The tokens of a connection written before grants existed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyTokens {
+    pub envelope: Envelope,
+    pub scope: String,
+    pub token_type: String,
+    pub access_expires_at: Option<OffsetDateTime>,
+    pub consented_at: OffsetDateTime,
+    pub last_refreshed_at: Option<OffsetDateTime>,
+}
+
+/// A stored connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
     pub tenant: TenantId,
@@ -110,39 +118,33 @@ pub struct Connection {
     pub product: Product,
     pub cloud_id: CloudId,
     pub site_url: String,
+    pub site_name: Option<String>,
+    /// The grant whose tokens reach this site (`None` only before migration, or for a legacy
+    /// connection revoked before grants existed).
+    pub grant_id: Option<GrantId>,
     pub status: ConnectionStatus,
     pub status_reason: Option<String>,
-    pub scope: String,
-    pub token_type: String,
-    pub access_expires_at: Option<OffsetDateTime>,
-    pub envelope: Option<Envelope>,
     pub version: u64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
-    /// When the user last consented; Atlassian's refresh tokens die 365 days after it.
-    pub consented_at: OffsetDateTime,
-    pub last_refreshed_at: Option<OffsetDateTime>,
-    pub consecutive_failures: u32,
-    /// When the refresh schedule should next refresh it (absent once revoked).
-    pub refresh_due_at: Option<OffsetDateTime>,
+    /// When the customer last chose this site in a consent.
+    pub connected_at: OffsetDateTime,
+    /// Tokens of a not yet migrated connection (see the module docs).
+    pub legacy: Option<LegacyTokens>,
 }
 
 impl Connection {
-    pub fn envelope_context(&self) -> EnvelopeContext {
+    /// The encryption context of a legacy connection's own envelope.
+    pub fn legacy_envelope_context(&self) -> EnvelopeContext {
         EnvelopeContext {
             tenant: self.tenant.clone(),
-            connection: self.id.clone(),
+            owner: EnvelopeOwner::LegacyConnection(self.id.clone()),
             product: self.product,
         }
     }
-
-    /// When the user must consent again at the latest (Atlassian's absolute 365-day limit).
-    pub fn reconsent_due_at(&self) -> OffsetDateTime {
-        self.consented_at + time::Duration::days(365)
-    }
 }
 
-/// What a completed consent writes for one granted site.
+/// What a consent writes for one chosen site.
 #[derive(Debug, Clone)]
 pub struct NewConnection {
     pub tenant: TenantId,
@@ -150,23 +152,24 @@ pub struct NewConnection {
     pub product: Product,
     pub cloud_id: CloudId,
     pub site_url: Url,
-    pub scope: String,
-    pub token_type: String,
-    pub access_expires_at: OffsetDateTime,
-    pub envelope: Envelope,
+    pub site_name: Option<String>,
+    pub grant_id: GrantId,
     pub now: OffsetDateTime,
 }
 
-fn conn_pk(tenant: &TenantId) -> String {
-    format!("TENANT#{tenant}")
+/// A stored connection, and the grant it pointed to before (a newer consent supersedes it).
+#[derive(Debug, Clone)]
+pub struct Upserted {
+    pub connection: Connection,
+    pub previous_grant: Option<GrantId>,
 }
 
-fn conn_sk(id: &ConnectionId) -> String {
+pub(crate) fn conn_sk(id: &ConnectionId) -> String {
     format!("CONN#{id}")
 }
 
 /// The connection id for a (tenant, product, site): deterministic, so consenting again to the
-/// same site updates the existing connection instead of adding a second one.
+/// same site updates the existing connection (it keeps its id) instead of adding a second one.
 pub fn connection_id(tenant: &TenantId, product: Product, cloud_id: &CloudId) -> ConnectionId {
     let mut h = Sha256::new();
     for part in [tenant.as_str(), product.as_str(), cloud_id.as_str()] {
@@ -181,42 +184,37 @@ pub fn connection_id(tenant: &TenantId, product: Product, cloud_id: &CloudId) ->
 }
 
 impl Store {
-    /// Create the connection, or replace its tokens if it exists (a new consent): status back
-    /// to active, version incremented, failures cleared.
-    pub async fn upsert_connection(&self, c: &NewConnection) -> Result<Connection, StoreError> {
-        let due = refresh_due_at(c.access_expires_at, c.now);
-        let set = [
-            ("tenant", attrs::s(c.tenant.as_str())),
-            ("connection_id", attrs::s(c.id.as_str())),
-            ("product", attrs::s(c.product.as_str())),
-            ("cloud_id", attrs::s(c.cloud_id.as_str())),
-            ("site_url", attrs::s(c.site_url.as_str())),
-            ("status", attrs::s(ConnectionStatus::Active.as_str())),
-            ("scope", attrs::s(&c.scope)),
-            ("token_type", attrs::s(&c.token_type)),
-            ("access_expires_at", attrs::epoch(c.access_expires_at)),
-            ("token_ciphertext", attrs::b(c.envelope.ciphertext.clone())),
-            ("token_key", attrs::b(c.envelope.encrypted_key.clone())),
-            ("envelope_version", attrs::n(c.envelope.version)),
-            ("updated_at", attrs::epoch(c.now)),
-            ("consented_at", attrs::epoch(c.now)),
-            ("last_refreshed_at", attrs::epoch(c.now)),
-            ("consecutive_failures", attrs::n(0)),
-            (REFRESH_BUCKET, attrs::s(REFRESH_BUCKET_ACTIVE)),
-            (REFRESH_DUE_AT, attrs::epoch(due)),
-        ];
+    /// Create the connection, or point an existing one at a new grant (a new consent): status
+    /// back to active, version incremented, anything a legacy item held removed.
+    pub async fn upsert_connection(&self, c: &NewConnection) -> Result<Upserted, StoreError> {
+        let previous_grant = self
+            .get_connection(&c.tenant, &c.id)
+            .await?
+            .and_then(|old| old.grant_id)
+            .filter(|old| *old != c.grant_id);
         let mut update = attrs::Update::default();
-        for (name, value) in set {
-            update.set(name, value);
-        }
+        update.set("tenant", attrs::s(c.tenant.as_str()));
+        update.set("connection_id", attrs::s(c.id.as_str()));
+        update.set("product", attrs::s(c.product.as_str()));
+        update.set("cloud_id", attrs::s(c.cloud_id.as_str()));
+        update.set("site_url", attrs::s(c.site_url.as_str()));
+        update.set("grant_id", attrs::s(c.grant_id.as_str()));
+        update.set("status", attrs::s(ConnectionStatus::Active.as_str()));
+        update.set("updated_at", attrs::epoch(c.now));
+        update.set("connected_at", attrs::epoch(c.now));
         update.set_if_absent("created_at", attrs::epoch(c.now));
+        match &c.site_name {
+            Some(name) => update.set("site_name", attrs::s(name)),
+            None => update.remove("site_name"),
+        }
         update.increment("version");
         update.remove("status_reason");
-        update.remove("lease_owner");
-        update.remove("lease_expires_at");
+        for attr in LEGACY_TOKEN_ATTRIBUTES {
+            update.remove(attr);
+        }
         let out = update
             .apply(self.ddb.update_item().table_name(&self.table))
-            .key(PK, attrs::s(conn_pk(&c.tenant)))
+            .key(PK, attrs::s(tenant_pk(&c.tenant)))
             .key(SK, attrs::s(conn_sk(&c.id)))
             .return_values(ReturnValue::AllNew)
             .send()
@@ -225,7 +223,11 @@ impl Store {
         let item = out
             .attributes
             .ok_or_else(|| StoreError::Malformed("no attributes returned".into()))?;
-        connection_from(&item)
+        let connection = connection_from(&item)?;
+        Ok(Upserted {
+            connection,
+            previous_grant,
+        })
     }
 
     pub async fn get_connection(
@@ -237,7 +239,7 @@ impl Store {
             .ddb
             .get_item()
             .table_name(&self.table)
-            .key(PK, attrs::s(conn_pk(tenant)))
+            .key(PK, attrs::s(tenant_pk(tenant)))
             .key(SK, attrs::s(conn_sk(id)))
             .consistent_read(true)
             .send()
@@ -255,8 +257,9 @@ impl Store {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :conn)")
-                .expression_attribute_values(":pk", attrs::s(conn_pk(tenant)))
+                .expression_attribute_values(":pk", attrs::s(tenant_pk(tenant)))
                 .expression_attribute_values(":conn", attrs::s("CONN#"))
+                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -270,325 +273,113 @@ impl Store {
             }
         }
     }
-}
 
-/// A refreshed token pair to store.
-#[derive(Debug, Clone)]
-pub struct RefreshedTokens {
-    pub envelope: Envelope,
-    pub scope: String,
-    pub token_type: String,
-    pub access_expires_at: OffsetDateTime,
-    pub now: OffsetDateTime,
-}
+    /// The tenant's connections that point to `grant`.
+    pub async fn connections_of_grant(
+        &self,
+        tenant: &TenantId,
+        grant: &GrantId,
+    ) -> Result<Vec<Connection>, StoreError> {
+        Ok(self
+            .list_connections(tenant)
+            .await?
+            .into_iter()
+            .filter(|c| c.grant_id.as_ref() == Some(grant))
+            .collect())
+    }
 
-fn is_conditional_failure<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e)
-        == Some("ConditionalCheckFailedException")
-}
-
-impl Store {
-    /// Take the short refresh lease on `conn` if nobody else holds it and the item is still at
-    /// the version read. `Ok(false)` when another refresher holds it or the item moved on.
-    pub async fn try_lease(
+    /// Set a connection's status, only while it still points to `grant` and is not already in
+    /// that status. `Ok(true)` if this call changed it (the caller then announces it).
+    pub async fn set_connection_status(
         &self,
         conn: &Connection,
-        owner: &str,
+        grant: &GrantId,
+        status: ConnectionStatus,
+        reason: &str,
         now: OffsetDateTime,
-        ttl: time::Duration,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, attrs::s(conn_pk(&conn.tenant)))
+        let mut update = attrs::Update::default();
+        update.set("status", attrs::s(status.as_str()));
+        update.set("status_reason", attrs::s(reason));
+        update.set("updated_at", attrs::epoch(now));
+        update.increment("version");
+        let (g, gv) = (
+            update.name("grant_id"),
+            update.value(attrs::s(grant.as_str())),
+        );
+        let (st, sv) = (
+            update.name("status"),
+            update.value(attrs::s(status.as_str())),
+        );
+        let result = update
+            .apply(self.ddb.update_item().table_name(&self.table))
+            .key(PK, attrs::s(tenant_pk(&conn.tenant)))
             .key(SK, attrs::s(conn_sk(&conn.id)))
-            .update_expression("SET lease_owner = :owner, lease_expires_at = :until")
-            .condition_expression(
-                "version = :v AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now OR lease_owner = :owner)",
-            )
-            .expression_attribute_values(":owner", attrs::s(owner))
-            .expression_attribute_values(":until", attrs::epoch(now + ttl))
-            .expression_attribute_values(":now", attrs::epoch(now))
-            .expression_attribute_values(":v", attrs::n(conn.version))
+            .condition_expression(format!("{g} = {gv} AND {st} <> {sv}"))
             .send()
             .await;
         match result {
             Ok(_) => Ok(true),
             Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(lease)", &e).into()),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(connection status)", &e).into()),
         }
     }
 
-    /// The schedule's shortcut: take the refresh lease on a connection only if it is due at
-    /// `now`, on the schedule (not revoked) and nobody holds the lease, and return it as
-    /// leased, in one conditional write instead of a read and a write. `Ok(None)` when any of
-    /// that is not so (the caller then reads it to see why).
-    pub async fn lease_if_due(
-        &self,
-        tenant: &TenantId,
-        id: &ConnectionId,
-        owner: &str,
-        now: OffsetDateTime,
-        ttl: time::Duration,
-    ) -> Result<Option<Connection>, StoreError> {
-        let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, attrs::s(conn_pk(tenant)))
-            .key(SK, attrs::s(conn_sk(id)))
-            .update_expression("SET lease_owner = :owner, lease_expires_at = :until")
-            .condition_expression(
-                "attribute_exists(#b) AND #d <= :now AND (attribute_not_exists(lease_expires_at) OR lease_expires_at < :now)",
-            )
-            .expression_attribute_names("#b", REFRESH_BUCKET)
-            .expression_attribute_names("#d", REFRESH_DUE_AT)
-            .expression_attribute_values(":owner", attrs::s(owner))
-            .expression_attribute_values(":until", attrs::epoch(now + ttl))
-            .expression_attribute_values(":now", attrs::epoch(now))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => out.attributes.as_ref().map(connection_from).transpose(),
-            Err(e) if is_conditional_failure(&e) => Ok(None),
-            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(lease if due)", &e).into()),
-        }
-    }
-
-    /// Store a refreshed pair, only if the item is still at the version read and we still hold
-    /// the lease; releases the lease and clears failures. [`StoreError::Conflict`] otherwise.
-    pub async fn store_refreshed(
+    /// Migration: point a legacy connection (still at the version read, with no grant yet) at
+    /// `grant` and remove its own tokens. `Ok(false)` if someone else moved it on first.
+    pub async fn attach_legacy_connection(
         &self,
         conn: &Connection,
-        owner: &str,
-        t: &RefreshedTokens,
-    ) -> Result<Connection, StoreError> {
-        if self.take_injected_failure() {
-            return Err(StoreError::Aws(AwsError {
-                operation: "dynamodb:UpdateItem(refreshed)",
-                code: Some("InjectedFailure".into()),
-                detail: "injected by a test".into(),
-            }));
-        }
-        let mut update = attrs::Update::default();
-        update.set("token_ciphertext", attrs::b(t.envelope.ciphertext.clone()));
-        update.set("token_key", attrs::b(t.envelope.encrypted_key.clone()));
-        update.set("envelope_version", attrs::n(t.envelope.version));
-        update.set("scope", attrs::s(&t.scope));
-        update.set("token_type", attrs::s(&t.token_type));
-        update.set("access_expires_at", attrs::epoch(t.access_expires_at));
-        update.set("last_refreshed_at", attrs::epoch(t.now));
-        update.set("updated_at", attrs::epoch(t.now));
-        update.set("consecutive_failures", attrs::n(0));
-        update.set("status", attrs::s(ConnectionStatus::Active.as_str()));
-        update.set(
-            REFRESH_DUE_AT,
-            attrs::epoch(refresh_due_at(t.access_expires_at, t.now)),
-        );
-        update.increment("version");
-        update.remove("status_reason");
-        update.remove("lease_owner");
-        update.remove("lease_expires_at");
-        let (v, o, cond) = (
-            update.value(attrs::n(conn.version)),
-            update.value(attrs::s(owner)),
-            update.name("version"),
-        );
-        let lease = update.name("lease_owner");
-        let result = update
-            .apply(self.ddb.update_item().table_name(&self.table))
-            .key(PK, attrs::s(conn_pk(&conn.tenant)))
-            .key(SK, attrs::s(conn_sk(&conn.id)))
-            .condition_expression(format!("{cond} = {v} AND {lease} = {o}"))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => connection_from(&out.attributes.unwrap_or_default()),
-            Err(e) if is_conditional_failure(&e) => {
-                Err(StoreError::Conflict("store refreshed tokens"))
-            }
-            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(refreshed)", &e).into()),
-        }
-    }
-
-    /// Make the connection due at once (after a refresh whose result could not be stored, so
-    /// the rotated-out refresh token is retried within Atlassian's reuse leeway).
-    pub async fn mark_due_now(
-        &self,
-        conn: &Connection,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        self.ddb
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, attrs::s(conn_pk(&conn.tenant)))
-            .key(SK, attrs::s(conn_sk(&conn.id)))
-            .update_expression("SET #d = :now")
-            .condition_expression("attribute_exists(#b)")
-            .expression_attribute_names("#d", REFRESH_DUE_AT)
-            .expression_attribute_names("#b", REFRESH_BUCKET)
-            .expression_attribute_values(":now", attrs::epoch(now))
-            .send()
-            .await
-            .map_err(|e| AwsError::new("dynamodb:UpdateItem(due)", &e))?;
-        Ok(())
-    }
-
-    /// Give the lease back without changing anything else (best effort: it also expires).
-    pub async fn release_lease(&self, conn: &Connection, owner: &str) -> Result<(), StoreError> {
-        let result = self
-            .ddb
-            .update_item()
-            .table_name(&self.table)
-            .key(PK, attrs::s(conn_pk(&conn.tenant)))
-            .key(SK, attrs::s(conn_sk(&conn.id)))
-            .update_expression("REMOVE lease_owner, lease_expires_at")
-            .condition_expression("lease_owner = :owner")
-            .expression_attribute_values(":owner", attrs::s(owner))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(release)", &e).into()),
-        }
-    }
-
-    /// Count a failed refresh that was not a revocation; after `max_failures` in a row the
-    /// status becomes `error` with `reason`. Tokens are left as they are. Releases the lease.
-    pub async fn record_failure(
-        &self,
-        conn: &Connection,
-        owner: &str,
-        reason: &str,
-        max_failures: u32,
-        now: OffsetDateTime,
-    ) -> Result<Connection, StoreError> {
-        let failures = conn.consecutive_failures.saturating_add(1);
-        let mut update = attrs::Update::default();
-        update.set("consecutive_failures", attrs::n(failures));
-        update.set("updated_at", attrs::epoch(now));
-        if failures >= max_failures {
-            update.set("status", attrs::s(ConnectionStatus::Error.as_str()));
-            update.set("status_reason", attrs::s(reason));
-        }
-        update.remove("lease_owner");
-        update.remove("lease_expires_at");
-        let (o, lease) = (update.value(attrs::s(owner)), update.name("lease_owner"));
-        let result = update
-            .apply(self.ddb.update_item().table_name(&self.table))
-            .key(PK, attrs::s(conn_pk(&conn.tenant)))
-            .key(SK, attrs::s(conn_sk(&conn.id)))
-            .condition_expression(format!("{lease} = {o}"))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match result {
-            Ok(out) => connection_from(&out.attributes.unwrap_or_default()),
-            Err(e) if is_conditional_failure(&e) => {
-                Err(StoreError::Conflict("record refresh failure"))
-            }
-            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(failure)", &e).into()),
-        }
-    }
-
-    /// The grant is dead: delete the token envelope (PRIVACY.md P9, P10), mark the connection
-    /// revoked and take it off the refresh schedule. Unconditional: revocation wins.
-    /// `Ok(true)` if this call revoked it, `Ok(false)` if it was revoked already (two callers
-    /// racing, e.g. the schedule's `invalid_grant` and an export's 401: only the first
-    /// announces it).
-    pub async fn mark_revoked(
-        &self,
-        conn: &Connection,
-        reason: &str,
+        grant: &GrantId,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut update = attrs::Update::default();
-        update.set("status", attrs::s(ConnectionStatus::Revoked.as_str()));
-        update.set("status_reason", attrs::s(reason));
+        update.set("grant_id", attrs::s(grant.as_str()));
         update.set("updated_at", attrs::epoch(now));
+        update.set("connected_at", attrs::epoch(conn.connected_at));
         update.increment("version");
-        for attr in [
-            "token_ciphertext",
-            "token_key",
-            "envelope_version",
-            "access_expires_at",
-            "lease_owner",
-            "lease_expires_at",
-            REFRESH_BUCKET,
-            REFRESH_DUE_AT,
-        ] {
+        for attr in LEGACY_TOKEN_ATTRIBUTES {
             update.remove(attr);
         }
-        let exists = update.name(PK);
+        let (v, vv) = (update.name("version"), update.value(attrs::n(conn.version)));
+        let g = update.name("grant_id");
         let result = update
             .apply(self.ddb.update_item().table_name(&self.table))
-            .key(PK, attrs::s(conn_pk(&conn.tenant)))
+            .key(PK, attrs::s(tenant_pk(&conn.tenant)))
             .key(SK, attrs::s(conn_sk(&conn.id)))
-            .condition_expression(format!("attribute_exists({exists})"))
-            .return_values(ReturnValue::AllOld)
+            .condition_expression(format!("{v} = {vv} AND attribute_not_exists({g})"))
             .send()
             .await;
         match result {
-            Ok(out) => Ok(out
-                .attributes
-                .as_ref()
-                .and_then(|old| old.get("status"))
-                .and_then(|v| v.as_s().ok())
-                .is_none_or(|old| old != ConnectionStatus::Revoked.as_str())),
-            Err(e) if is_conditional_failure(&e) => {
-                Err(StoreError::Conflict("mark revoked: connection is gone"))
-            }
-            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(revoke)", &e).into()),
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
+            Err(e) => Err(AwsError::new("dynamodb:UpdateItem(migrate connection)", &e).into()),
         }
     }
 
-    /// The connections due for a refresh at `now`, from the refresh-due index (never a scan).
-    pub async fn due_connections(
-        &self,
-        now: OffsetDateTime,
-    ) -> Result<Vec<(TenantId, ConnectionId)>, StoreError> {
-        let mut due = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .ddb
-                .query()
-                .table_name(&self.table)
-                .index_name(REFRESH_DUE_INDEX)
-                .key_condition_expression("#b = :bucket AND #d <= :now")
-                .expression_attribute_names("#b", REFRESH_BUCKET)
-                .expression_attribute_names("#d", REFRESH_DUE_AT)
-                .expression_attribute_values(":bucket", attrs::s(REFRESH_BUCKET_ACTIVE))
-                .expression_attribute_values(":now", attrs::epoch(now))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| AwsError::new("dynamodb:Query(refresh-due)", &e))?;
-            for item in out.items() {
-                let pk = attrs::get_s(item, PK)?;
-                let sk = attrs::get_s(item, SK)?;
-                let (Some(tenant), Some(id)) =
-                    (pk.strip_prefix("TENANT#"), sk.strip_prefix("CONN#"))
-                else {
-                    continue;
-                };
-                due.push((
-                    TenantId::parse(tenant).map_err(id_err)?,
-                    ConnectionId::parse(id).map_err(id_err)?,
-                ));
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(due),
-            }
+    /// Migration of a legacy connection that was revoked before grants existed: no tokens to
+    /// move; drop whatever token bookkeeping it still has. Best effort, idempotent.
+    pub async fn strip_legacy_attributes(&self, conn: &Connection) -> Result<(), StoreError> {
+        let mut update = attrs::Update::default();
+        for attr in LEGACY_TOKEN_ATTRIBUTES {
+            update.remove(attr);
         }
+        update.set("updated_at", attrs::epoch(conn.updated_at));
+        update
+            .apply(self.ddb.update_item().table_name(&self.table))
+            .key(PK, attrs::s(tenant_pk(&conn.tenant)))
+            .key(SK, attrs::s(conn_sk(&conn.id)))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| {
+                if is_conditional_failure(&e) {
+                    Ok(())
+                } else {
+                    Err(AwsError::new("dynamodb:UpdateItem(strip legacy)", &e).into())
+                }
+            })
     }
 }
 
@@ -597,16 +388,24 @@ fn id_err(e: crate::ids::InvalidId) -> StoreError {
 }
 
 pub(crate) fn connection_from(item: &Item) -> Result<Connection, StoreError> {
-    let envelope = match (
-        attrs::opt_b(item, "token_ciphertext"),
-        attrs::opt_b(item, "token_key"),
-    ) {
-        (Some(ciphertext), Some(encrypted_key)) => Some(Envelope {
-            version: attrs::get_n(item, "envelope_version")?,
-            ciphertext,
-            encrypted_key,
+    let legacy = match envelope_from(item)? {
+        Some(envelope) => Some(LegacyTokens {
+            envelope,
+            scope: attrs::opt_s(item, "scope").unwrap_or_default().to_owned(),
+            token_type: attrs::opt_s(item, "token_type")
+                .unwrap_or_default()
+                .to_owned(),
+            access_expires_at: attrs::opt_time(item, "access_expires_at"),
+            consented_at: attrs::opt_time(item, "consented_at")
+                .map_or_else(|| attrs::get_time(item, "created_at"), Ok)?,
+            last_refreshed_at: attrs::opt_time(item, "last_refreshed_at"),
         }),
-        _ => None,
+        None => None,
+    };
+    let connected_at = match attrs::opt_time(item, "connected_at") {
+        Some(t) => t,
+        None => attrs::opt_time(item, "consented_at")
+            .map_or_else(|| attrs::get_time(item, "created_at"), Ok)?,
     };
     Ok(Connection {
         tenant: TenantId::parse(attrs::get_s(item, "tenant")?).map_err(id_err)?,
@@ -614,21 +413,18 @@ pub(crate) fn connection_from(item: &Item) -> Result<Connection, StoreError> {
         product: attrs::parse(item, "product")?,
         cloud_id: CloudId::parse(attrs::get_s(item, "cloud_id")?).map_err(id_err)?,
         site_url: attrs::get_s(item, "site_url")?.to_owned(),
+        site_name: attrs::opt_s(item, "site_name").map(str::to_owned),
+        grant_id: attrs::opt_s(item, "grant_id")
+            .map(GrantId::parse)
+            .transpose()
+            .map_err(id_err)?,
         status: attrs::parse(item, "status")?,
         status_reason: attrs::opt_s(item, "status_reason").map(str::to_owned),
-        scope: attrs::opt_s(item, "scope").unwrap_or_default().to_owned(),
-        token_type: attrs::opt_s(item, "token_type")
-            .unwrap_or_default()
-            .to_owned(),
-        access_expires_at: attrs::opt_time(item, "access_expires_at"),
-        envelope,
         version: attrs::get_n(item, "version")?,
         created_at: attrs::get_time(item, "created_at")?,
         updated_at: attrs::get_time(item, "updated_at")?,
-        consented_at: attrs::get_time(item, "consented_at")?,
-        last_refreshed_at: attrs::opt_time(item, "last_refreshed_at"),
-        consecutive_failures: attrs::opt_n(item, "consecutive_failures").unwrap_or(0),
-        refresh_due_at: attrs::opt_time(item, REFRESH_DUE_AT),
+        connected_at,
+        legacy,
     })
 }
 
@@ -645,5 +441,15 @@ mod tests {
         assert_ne!(a, connection_id(&t, Product::Confluence, &c));
         assert!(a.as_str().starts_with("conn-") && a.as_str().len() == 31);
         assert!(crate::export::redact::find_account_ids(a.as_str()).is_empty());
+    }
+
+    #[test]
+    fn legacy_error_status_reads_as_active_and_unknown_is_refused() {
+        assert_eq!("error".parse(), Ok(ConnectionStatus::Active));
+        assert_eq!(
+            "site_access_lost".parse(),
+            Ok(ConnectionStatus::SiteAccessLost)
+        );
+        assert!("paused".parse::<ConnectionStatus>().is_err());
     }
 }

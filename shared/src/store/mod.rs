@@ -3,7 +3,9 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | OAuth state | `STATE#<sha256(state)>` | `STATE` |
+//! | grant (token family) | `TENANT#<tenant>` | `GRANT#<grant id>` |
 //! | connection | `TENANT#<tenant>` | `CONN#<connection id>` |
+//! | site choice (chooser page) | `CHOICE#<sha256(selection)>` | `CHOICE` |
 //!
 //! Everything a tenant owns lives under its own partition, so erase is a query, never a scan.
 //! Conditional writes guard every token update (`version`); transient items carry a TTL.
@@ -26,8 +28,10 @@ pub mod attrs_public {
         ))
     }
 }
+pub mod choices;
 pub mod connections;
 pub mod connectors;
+pub mod grants;
 pub mod jobs;
 pub mod schema;
 pub mod states;
@@ -37,9 +41,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::AwsError;
 
-pub use connections::{
-    Connection, ConnectionStatus, NewConnection, RefreshedTokens, connection_id,
-};
+pub use connections::{Connection, ConnectionStatus, NewConnection, connection_id};
+pub use grants::{Grant, GrantStatus, NewGrant, RefreshedTokens};
 pub use states::{ConsumeStateError, PendingAuthorization};
 
 /// The table, through one DynamoDB client.
@@ -76,6 +79,19 @@ impl Store {
     pub fn table(&self) -> &str {
         &self.table
     }
+}
+
+/// The partition of everything a tenant owns.
+pub(crate) fn tenant_pk(tenant: &crate::ids::TenantId) -> String {
+    format!("TENANT#{tenant}")
+}
+
+pub(crate) fn is_conditional_failure<E>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e)
+        == Some("ConditionalCheckFailedException")
 }
 
 #[derive(Debug, thiserror::Error)]

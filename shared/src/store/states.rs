@@ -26,6 +26,8 @@ pub struct PendingAuthorization {
     pub tenant: TenantId,
     pub product: Product,
     pub return_url: Option<Url>,
+    /// The site the platform asked to connect (a site URL or cloud id), if it named one.
+    pub site: Option<String>,
     pub expires_at: OffsetDateTime,
 }
 
@@ -62,6 +64,9 @@ impl Store {
             .condition_expression("attribute_not_exists(pk)");
         if let Some(url) = &pending.return_url {
             req = req.item("return_url", attrs::s(url.as_str()));
+        }
+        if let Some(site) = &pending.site {
+            req = req.item("site", attrs::s(site));
         }
         req.send()
             .await
@@ -135,6 +140,7 @@ fn pending_from(item: &Item) -> Result<PendingAuthorization, StoreError> {
         tenant,
         product: attrs::parse(item, "product")?,
         return_url,
+        site: attrs::opt_s(item, "site").map(str::to_owned),
         expires_at: attrs::get_time(item, TTL)?,
     })
 }

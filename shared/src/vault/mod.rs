@@ -1,15 +1,16 @@
 //! Token envelope encryption (PRIVACY.md P1, P2).
 //!
 //! Each write asks KMS for a fresh AES-256 data key (`GenerateDataKey`) under an encryption
-//! context naming the tenant, connection and product; the token pair is sealed locally with
+//! context naming the tenant, the grant (the token family one consent yields) and product; the token pair is sealed locally with
 //! AES-256-GCM (random 96-bit nonce, the same context as associated data), and only the
 //! ciphertext and the KMS-encrypted data key are stored. Opening asks KMS to decrypt the data
 //! key under the context of the record being read, so an envelope copied onto another
-//! connection cannot be opened: KMS refuses the context, and AES-GCM would refuse the AAD.
+//! grant cannot be opened: KMS refuses the context, and AES-GCM would refuse the AAD.
 //!
 //! Plaintext keys and serialised tokens live in `Zeroizing` buffers and are wiped when
 //! dropped; tokens are handed out only as [`Secret`]s.
 
+pub mod migrate;
 pub mod refresh;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::AwsError;
-use crate::ids::{ConnectionId, Product, TenantId};
+use crate::ids::{ConnectionId, GrantId, Product, TenantId};
 use crate::secret::{ExposeSecret, Secret, secret};
 
 /// Format tag stored with each envelope, so the scheme can change without guessing.
@@ -36,8 +37,8 @@ pub struct TokenPair {
     pub refresh_token: Option<Secret>,
 }
 
-/// What is stored: never a plaintext token or key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What is stored: never a plaintext token or key. Debug shows sizes only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Envelope {
     pub version: u8,
     /// nonce (12 bytes) ‖ AES-256-GCM ciphertext ‖ tag (16 bytes).
@@ -46,20 +47,51 @@ pub struct Envelope {
     pub encrypted_key: Vec<u8>,
 }
 
+/// The record an envelope is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeOwner {
+    /// A grant item (every envelope written since grants exist).
+    Grant(GrantId),
+    /// A connection item written before grants existed; only read, to migrate it.
+    LegacyConnection(ConnectionId),
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("version", &self.version)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .field("encrypted_key_len", &self.encrypted_key.len())
+            .finish()
+    }
+}
+
 /// Which record an envelope belongs to; bound into KMS and AES-GCM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvelopeContext {
     pub tenant: TenantId,
-    pub connection: ConnectionId,
+    pub owner: EnvelopeOwner,
     pub product: Product,
 }
 
 impl EnvelopeContext {
+    pub fn grant(tenant: &TenantId, grant: &GrantId, product: Product) -> EnvelopeContext {
+        EnvelopeContext {
+            tenant: tenant.clone(),
+            owner: EnvelopeOwner::Grant(grant.clone()),
+            product,
+        }
+    }
+
     fn pairs(&self) -> [(&'static str, &str); 4] {
+        let owner = match &self.owner {
+            EnvelopeOwner::Grant(g) => ("grant", g.as_str()),
+            EnvelopeOwner::LegacyConnection(c) => ("connection", c.as_str()),
+        };
         [
             ("purpose", "atlassian-oauth-tokens"),
             ("tenant", self.tenant.as_str()),
-            ("connection", self.connection.as_str()),
+            owner,
             ("product", self.product.as_str()),
         ]
     }
@@ -236,16 +268,37 @@ impl Vault {
 mod tests {
     use super::*;
 
-    fn ctx(conn: &str) -> EnvelopeContext {
-        EnvelopeContext {
-            tenant: TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
-            connection: ConnectionId::parse(conn).unwrap_or_else(|e| panic!("{e}")),
-            product: Product::Jira,
-        }
+    fn ctx(grant: &str) -> EnvelopeContext {
+        EnvelopeContext::grant(
+            &TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
+            &GrantId::parse(grant).unwrap_or_else(|e| panic!("{e}")),
+            Product::Jira,
+        )
     }
 
     #[test]
-    fn aad_differs_per_connection_and_product() {
+    fn a_legacy_connection_context_differs_from_a_grant_of_the_same_id() {
+        let mut legacy = ctx("c1");
+        legacy.owner = EnvelopeOwner::LegacyConnection(
+            ConnectionId::parse("c1").unwrap_or_else(|e| panic!("{e}")),
+        );
+        assert_ne!(ctx("c1").aad(), legacy.aad());
+    }
+
+    #[test]
+    fn envelope_debug_shows_no_bytes() {
+        let e = Envelope {
+            version: 1,
+            ciphertext: vec![0xAB; 40],
+            encrypted_key: vec![0xCD; 8],
+        };
+        let shown = format!("{e:?}");
+        assert!(!shown.contains("171") && !shown.contains("205"), "{shown}");
+        assert!(shown.contains("ciphertext_len: 40"));
+    }
+
+    #[test]
+    fn aad_differs_per_grant_and_product() {
         assert_ne!(ctx("c1").aad(), ctx("c2").aad());
         let mut other = ctx("c1");
         other.product = Product::Confluence;
