@@ -49,7 +49,7 @@ pub const ACCESS_MARGIN: time::Duration = time::Duration::minutes(5);
 pub const MAX_CONSECUTIVE_FAILURES: u32 = 5;
 /// How long we keep trying to seal and store a pair Atlassian already issued (well inside
 /// the 10-minute reuse leeway of the refresh token we sent).
-const PERSIST_WINDOW: Duration = Duration::from_secs(150);
+pub const PERSIST_WINDOW: Duration = Duration::from_secs(150);
 /// Longest a caller waits for another caller's refresh before trying again itself.
 const WAIT_FOR_WINNER: Duration = Duration::from_secs(30);
 /// Rounds of read → lease → refresh before giving up as contended.
@@ -132,6 +132,8 @@ pub struct TokenKeeper {
     pub apps: Apps,
     pub events: EventBus,
     pub clock: Clock,
+    /// [`PERSIST_WINDOW`]; tests shorten it.
+    pub persist_window: Duration,
 }
 
 fn needs_refresh(grant: &Grant, want: Want, now: OffsetDateTime) -> bool {
@@ -427,7 +429,7 @@ impl TokenKeeper {
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, grant_id = %grant.id, attempt, "storing refreshed tokens failed; retrying");
-                    if started.elapsed() + pause > PERSIST_WINDOW {
+                    if started.elapsed() + pause > self.persist_window {
                         break;
                     }
                     tokio::time::sleep(pause).await;
@@ -594,6 +596,7 @@ impl TokenKeeper {
             apps,
             events: EventBus::new(aws.eventbridge.clone(), config.event_bus_name.clone()),
             clock: Clock::system(),
+            persist_window: PERSIST_WINDOW,
         })
     }
 }

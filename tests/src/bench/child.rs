@@ -108,20 +108,23 @@ fn memory() -> Value {
 /// One run of the refresh schedule at `now` (unix seconds), with the function's concurrency.
 pub async fn refresh(now_unix: i64) {
     let (config, aws, counter) = cold_start().await;
-    let keeper = TokenKeeper::from_config(&config, &aws)
+    let mut keeper = TokenKeeper::from_config(&config, &aws)
         .await
         .unwrap_or_else(|e| panic!("bench child: token keeper: {e}"));
+    let now = OffsetDateTime::from_unix_timestamp(now_unix)
+        .unwrap_or_else(|e| panic!("bench child: now: {e}"));
+    // The run happens at `now`: a clock shifted there (the fake site's clock is moved alike).
+    keeper.clock = shared::clock::Clock::adjustable();
+    keeper.clock.advance(now - OffsetDateTime::now_utc());
     let refresher = Refresher {
         keeper,
         concurrency: DEFAULT_CONCURRENCY,
     };
-    let now = OffsetDateTime::from_unix_timestamp(now_unix)
-        .unwrap_or_else(|e| panic!("bench child: now: {e}"));
     let rss_start = procfs::own_rss_kib();
     let requests_before = counter.get();
     let started = Instant::now();
     let report = refresher
-        .run(now, Instant::now() + Duration::from_secs(3600))
+        .run(Instant::now() + Duration::from_secs(3600))
         .await
         .unwrap_or_else(|e| panic!("bench child: refresh run: {e}"));
     let secs = started.elapsed().as_secs_f64();

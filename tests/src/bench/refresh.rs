@@ -72,9 +72,9 @@ pub async fn bench(emulator: &Emulator, connections: usize, runs: usize) -> Vec<
     let mut figures = Vec::new();
     let mut details = Vec::new();
     for run in 1..=runs {
-        // Each run looks one day further ahead, so every connection is due again (a refresh
-        // makes it due 45 minutes after the run's `now`).
-        let now = t0 + time::Duration::days(run as i64);
+        // Each run looks eight days further ahead, so every grant's weekly keep-alive is due
+        // again (a refresh makes it due KEEPALIVE after the run's `now`).
+        let now = t0 + time::Duration::days(8 * run as i64);
         let served_before = fake.refresh_grants_served();
         let child = run_child(
             vec!["child-refresh".into(), now.unix_timestamp().to_string()],

@@ -266,7 +266,8 @@ pub async fn connect_minted(
     store_connection(dep, site, Product::Jira, tenant, grant).await
 }
 
-/// Seal `grant` and store it as `tenant`'s connection to `site`, as the callback does.
+/// Seal `grant` into a grant item and connect `tenant` to `site` through it, as the callback
+/// does.
 async fn store_connection(
     dep: &Deployment,
     site: &Site,
@@ -278,16 +279,29 @@ async fn store_connection(
         .unwrap_or_else(|e| panic!("bench set-up: cloud id: {e}"));
     let id = connection_id(tenant, product, &cloud_id);
     let now = OffsetDateTime::now_utc();
-    let ctx = shared::vault::EnvelopeContext {
-        tenant: tenant.clone(),
-        connection: id.clone(),
-        product,
-    };
+    let grant_id = shared::store::grants::new_grant_id();
+    let ctx = shared::vault::EnvelopeContext::grant(tenant, &grant_id, product);
     let envelope = dep
         .vault()
         .seal(&ctx, &grant.tokens)
         .await
         .unwrap_or_else(|e| panic!("bench set-up: seal: {e}"));
+    dep.store()
+        .create_grant(&shared::store::NewGrant {
+            tenant: tenant.clone(),
+            id: grant_id.clone(),
+            product,
+            scope: grant.scope.clone(),
+            token_type: grant.token_type.clone(),
+            access_expires_at: now
+                + time::Duration::seconds(i64::try_from(grant.expires_in).unwrap_or(3600)),
+            envelope,
+            consented_at: now,
+            last_refreshed_at: now,
+            unattached_until: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: store grant: {e}"));
     let site_url = Url::parse(&site.url).unwrap_or_else(|e| panic!("bench set-up: site URL: {e}"));
     dep.store()
         .upsert_connection(&NewConnection {
@@ -296,15 +310,13 @@ async fn store_connection(
             product,
             cloud_id,
             site_url,
-            scope: grant.scope.clone(),
-            token_type: grant.token_type.clone(),
-            access_expires_at: now
-                + time::Duration::seconds(i64::try_from(grant.expires_in).unwrap_or(3600)),
-            envelope,
+            site_name: None,
+            grant_id,
             now,
         })
         .await
         .unwrap_or_else(|e| panic!("bench set-up: store connection: {e}"))
+        .connection
 }
 
 pub fn tenant(name: &str) -> TenantId {

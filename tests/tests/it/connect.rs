@@ -15,6 +15,7 @@ use shared::connect::ConnectService;
 use shared::ids::{ConnectionId, Product, TenantId};
 use shared::secret::{ExposeSecret, secret};
 use shared::store::connections::CONNECTION_ATTRIBUTES;
+use shared::store::grants::GRANT_ATTRIBUTES;
 use shared::store::{PendingAuthorization, Store};
 use shared::vault::{Vault, VaultError};
 use url::Url;
@@ -150,9 +151,23 @@ impl World {
         product: &str,
         return_url: Option<&str>,
     ) -> Url {
+        self.authorize_site(tenant, product, return_url, None).await
+    }
+
+    /// `POST /authorizations` naming the one site to connect (`site`: URL, host or cloud id).
+    pub(crate) async fn authorize_site(
+        &self,
+        tenant: &str,
+        product: &str,
+        return_url: Option<&str>,
+        site: Option<&str>,
+    ) -> Url {
         let mut body = serde_json::json!({ "tenant": tenant, "product": product });
         if let Some(r) = return_url {
             body["return_url"] = r.into();
+        }
+        if let Some(site) = site {
+            body["site"] = site.into();
         }
         let (status, json) = self
             .api(Method::POST, "/authorizations", Some(&body.to_string()))
@@ -174,6 +189,42 @@ impl World {
         oauth_callback::handle(&self.callback, req).await
     }
 
+    /// The browser posting the chooser page's form with `sites` checked.
+    pub(crate) async fn choose(&self, chooser: &Response<Body>, sites: &[&str]) -> Response<Body> {
+        let page = html(chooser);
+        let selection = form_value(&page, "selection")
+            .unwrap_or_else(|| panic!("not a chooser page: {page}"));
+        crate::support::remember_secret(&selection);
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("selection", &selection);
+        for s in sites {
+            form.append_pair("site", s);
+        }
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(fake::DEFAULT_REDIRECT_URI)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::Text(form.finish()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        oauth_callback::handle(&self.callback, req).await
+    }
+
+    /// Arrive at the callback with `back`, and on the chooser pick every offered site.
+    /// Returns the connection ids the browser was sent back with.
+    pub(crate) async fn choose_all(&self, back: &Url) -> Vec<String> {
+        let chooser = self.callback(back).await;
+        assert_eq!(chooser.status(), StatusCode::OK, "{}", html(&chooser));
+        let offered = offered_sites(&html(&chooser));
+        let refs: Vec<&str> = offered.iter().map(String::as_str).collect();
+        let resp = self.choose(&chooser, &refs).await;
+        assert_eq!(resp.status(), StatusCode::FOUND, "{}", html(&resp));
+        location(&resp)
+            .query_pairs()
+            .filter(|(k, _)| k == "connection")
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
     pub(crate) async fn consent(&self, authorize_url: &Url, accept: bool) -> Url {
         let back = self
             .site
@@ -188,6 +239,21 @@ impl World {
     }
 }
 
+impl World {
+    /// The token pair of a connection's grant, opened with the grant's context.
+    pub(crate) async fn tokens_of(&self, conn: &shared::store::Connection) -> shared::vault::TokenPair {
+        let grant = crate::refresh::grant_of(self, conn).await;
+        let envelope = grant
+            .envelope
+            .clone()
+            .unwrap_or_else(|| panic!("no envelope"));
+        self.vault()
+            .open(&grant.envelope_context(), &envelope)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
 pub(crate) fn param(url: &Url, name: &str) -> String {
     url.query_pairs()
         .find(|(k, _)| k == name)
@@ -195,7 +261,28 @@ pub(crate) fn param(url: &Url, name: &str) -> String {
         .unwrap_or_default()
 }
 
-fn location(resp: &Response<Body>) -> Url {
+/// The value of the named hidden input of a page's form.
+fn form_value(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find('"')? + start;
+    Some(page[start..end].replace("&amp;", "&"))
+}
+
+/// The cloud ids a chooser page offers, in order.
+pub(crate) fn offered_sites(page: &str) -> Vec<String> {
+    let marker = "name=\"site\"";
+    page.match_indices(marker)
+        .filter_map(|(i, _)| {
+            let rest = &page[i..];
+            let start = rest.find("value=\"")? + "value=\"".len();
+            let end = rest[start..].find('"')? + start;
+            Some(rest[start..end].to_owned())
+        })
+        .collect()
+}
+
+pub(crate) fn location(resp: &Response<Body>) -> Url {
     let loc = resp
         .headers()
         .get(header::LOCATION)
@@ -204,28 +291,45 @@ fn location(resp: &Response<Body>) -> Url {
     Url::parse(loc).unwrap_or_else(|e| panic!("Location {loc:?}: {e}"))
 }
 
-fn html(resp: &Response<Body>) -> String {
+pub(crate) fn html(resp: &Response<Body>) -> String {
     match resp.body() {
         Body::Text(t) => t.clone(),
         _ => String::new(),
     }
 }
 
-/// Every byte of every attribute of every item, for leak scans.
-/// The table holds exactly one connection, with only the attributes PRIVACY.md P1 allows,
-/// and no token or authorization code in plain text anywhere. Returns the table's dump.
+/// The table holds exactly one sealed token envelope, on a grant item, with only the
+/// attributes PRIVACY.md P1 allows; connection items hold no token at all; and no token or
+/// authorization code is in plain text anywhere. Returns the table's dump.
 pub(crate) async fn assert_one_sealed_connection(w: &World) -> Vec<u8> {
     let items = w.aws.scan_table().await;
-    let conn_items: Vec<_> = items
+    let sealed: Vec<_> = items
         .iter()
         .filter(|i| i.contains_key("token_ciphertext"))
         .collect();
-    assert_eq!(conn_items.len(), 1);
-    for name in conn_items[0].keys() {
-        assert!(
-            CONNECTION_ATTRIBUTES.contains(&name.as_str()),
-            "unexpected attribute {name}"
-        );
+    assert_eq!(sealed.len(), 1, "exactly one token family is stored");
+    let sk = |i: &HashMap<String, AttributeValue>| {
+        i.get("sk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(sk(sealed[0]).starts_with("GRANT#"), "tokens live on the grant");
+    for item in &items {
+        let allowed: &[&str] = if sk(item).starts_with("GRANT#") {
+            GRANT_ATTRIBUTES
+        } else if sk(item).starts_with("CONN#") {
+            CONNECTION_ATTRIBUTES
+        } else {
+            continue;
+        };
+        for name in item.keys() {
+            assert!(
+                allowed.contains(&name.as_str()),
+                "unexpected attribute {name} on {}",
+                sk(item)
+            );
+        }
     }
     let bytes = dump(&items);
     for prefix in [
@@ -305,15 +409,7 @@ async fn consent_stores_an_encrypted_connection_and_redirects_back() {
     let conn = conn.unwrap_or_else(|| panic!("connection {id} not stored"));
     assert_eq!(conn.product, Product::Jira);
     assert_eq!(conn.cloud_id.as_str(), w.site.cloud_ids()[0]);
-    let envelope = conn
-        .envelope
-        .clone()
-        .unwrap_or_else(|| panic!("no envelope"));
-    let tokens = w
-        .vault()
-        .open(&conn.envelope_context(), &envelope)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let tokens = w.tokens_of(&conn).await;
     assert!(
         tokens
             .access_token
@@ -361,29 +457,167 @@ async fn without_a_return_url_the_user_sees_a_success_page() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_granted_sites_make_two_connections() {
+async fn with_two_granted_sites_and_none_named_the_user_chooses_and_only_the_choice_is_connected() {
     let w = World::new(2).await;
     let back = w
         .consent(&w.authorize("jira", Some(RETURN_URL)).await, true)
         .await;
-    let resp = w.callback(&back).await;
-    assert_eq!(resp.status(), StatusCode::FOUND);
-    let ids: Vec<String> = location(&resp)
-        .query_pairs()
-        .filter(|(k, _)| k == "connection")
-        .map(|(_, v)| v.into_owned())
-        .collect();
+    let chooser = w.callback(&back).await;
+    assert_eq!(chooser.status(), StatusCode::OK);
+    let page = html(&chooser);
+    let mut offered = offered_sites(&page);
+    offered.sort();
+    let mut granted = w.site.cloud_ids();
+    granted.sort();
+    assert_eq!(offered, granted, "the chooser lists every granted site");
+    for url in ["fake-site-1.atlassian.net", "fake-site-2.atlassian.net"] {
+        assert!(page.contains(url), "{page}");
+    }
+    assert!(
+        w.store().list_connections(&tenant()).await.is_ok_and(|c| c.is_empty()),
+        "nothing is connected before the choice"
+    );
+
+    let picked = w.site.cloud_ids()[1].clone();
+    let resp = w.choose(&chooser, &[picked.as_str()]).await;
+
+    assert_eq!(resp.status(), StatusCode::FOUND, "{}", html(&resp));
+    let conns = w
+        .store()
+        .list_connections(&tenant())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(conns.len(), 1);
+    assert_eq!(conns[0].cloud_id.as_str(), picked);
+    assert_eq!(param(&location(&resp), "connection"), conns[0].id.as_str());
+    assert_one_sealed_connection(&w).await;
+
+    // The choice works once: replaying the form is a clear 4xx and changes nothing.
+    let before = dump(&w.aws.scan_table().await);
+    let again = w.choose(&chooser, &[w.site.cloud_ids()[0].as_str()]).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    assert!(html(&again).contains("works once"), "{}", html(&again));
+    assert_eq!(dump(&w.aws.scan_table().await), before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn choosing_both_sites_connects_both_to_one_grant() {
+    let w = World::new(2).await;
+    let back = w
+        .consent(&w.authorize("jira", Some(RETURN_URL)).await, true)
+        .await;
+    let ids = w.choose_all(&back).await;
     assert_eq!(ids.len(), 2);
     let conns = w
         .store()
         .list_connections(&tenant())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut clouds: Vec<String> = conns.iter().map(|c| c.cloud_id.to_string()).collect();
-    clouds.sort();
-    let mut expected = w.site.cloud_ids();
-    expected.sort();
-    assert_eq!(clouds, expected);
+    assert_eq!(conns.len(), 2);
+    assert_eq!(conns[0].grant_id, conns[1].grant_id, "one grant for both sites");
+    assert_one_sealed_connection(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chooser_form_naming_a_site_that_was_not_offered_connects_nothing() {
+    let w = World::new(2).await;
+    let back = w.consent(&w.authorize("jira", None).await, true).await;
+    let chooser = w.callback(&back).await;
+    let resp = w.choose(&chooser, &["some-other-cloud-id"]).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        w.store().list_connections(&tenant()).await.is_ok_and(|c| c.is_empty())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_named_by_the_platform_is_the_only_one_connected() {
+    let w = World::new(2).await;
+    let wanted = w.site.info().sites[1].clone();
+    for (n, site) in [wanted.url.clone(), wanted.cloud_id.clone()].iter().enumerate() {
+        let authorize = w
+            .authorize_site("acme", "jira", Some(RETURN_URL), Some(site))
+            .await;
+        let resp = w.callback(&w.consent(&authorize, true).await).await;
+        assert_eq!(resp.status(), StatusCode::FOUND, "case {n}: {}", html(&resp));
+        let conns = w
+            .store()
+            .list_connections(&tenant())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(conns.len(), 1, "case {n}");
+        assert_eq!(conns[0].cloud_id.as_str(), wanted.cloud_id, "case {n}");
+    }
+    // Consenting again for the same site kept its connection id and left one grant.
+    assert_one_sealed_connection(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_named_site_that_was_not_granted_ends_on_a_clear_page_and_keeps_no_tokens() {
+    let w = World::new(1).await;
+    let authorize = w
+        .authorize_site(
+            "acme",
+            "jira",
+            Some(RETURN_URL),
+            Some("https://not-granted.atlassian.net"),
+        )
+        .await;
+    let resp = w.callback(&w.consent(&authorize, true).await).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(html(&resp).contains("not granted"), "{}", html(&resp));
+    assert!(
+        w.aws
+            .scan_table()
+            .await
+            .iter()
+            .all(|i| !i.contains_key("token_ciphertext") && !i.contains_key("connection_id")),
+        "no connection and no tokens were kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_who_granted_a_site_for_one_tenant_does_not_bring_it_into_another() {
+    let w = World::new(2).await;
+    let sites = w.site.info().sites;
+    let (a, b) = (&sites[0], &sites[1]);
+    // Tenant 1 connects site A.
+    let first = w
+        .authorize_site("tenant-one", "jira", Some(RETURN_URL), Some(&a.cloud_id))
+        .await;
+    let resp = w.callback(&w.consent(&first, true).await).await;
+    assert_eq!(resp.status(), StatusCode::FOUND, "{}", html(&resp));
+    let t1 = TenantId::parse("tenant-one").unwrap_or_else(|e| panic!("{e}"));
+    let t1_before = w
+        .store()
+        .list_connections(&t1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // The same Atlassian user consents for tenant 2. accessible-resources now lists both
+    // sites (it is cumulative); the user picks B on the chooser.
+    let second = w.authorize_for("tenant-two", "jira", Some(RETURN_URL)).await;
+    let chooser = w.callback(&w.consent(&second, true).await).await;
+    assert!(offered_sites(&html(&chooser)).contains(&a.cloud_id));
+    let resp = w.choose(&chooser, &[b.cloud_id.as_str()]).await;
+    assert_eq!(resp.status(), StatusCode::FOUND, "{}", html(&resp));
+
+    let t2 = TenantId::parse("tenant-two").unwrap_or_else(|e| panic!("{e}"));
+    let t2_conns = w
+        .store()
+        .list_connections(&t2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(t2_conns.len(), 1);
+    assert_eq!(t2_conns[0].cloud_id.as_str(), b.cloud_id);
+    assert_eq!(
+        w.store()
+            .list_connections(&t1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        t1_before,
+        "tenant 1 is untouched"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -436,6 +670,7 @@ async fn an_expired_state_is_refused() {
                 tenant: tenant(),
                 product: Product::Jira,
                 return_url: None,
+                site: None,
                 expires_at: past,
             },
         )
@@ -464,27 +699,38 @@ async fn an_expired_state_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_envelope_copied_onto_another_connection_cannot_be_opened() {
-    let w = World::new(2).await;
-    let back = w.consent(&w.authorize("jira", None).await, true).await;
-    assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
-    let conns = w
-        .store()
-        .list_connections(&tenant())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(conns.len(), 2);
-    let (a, b) = (&conns[0], &conns[1]);
+async fn an_envelope_copied_onto_another_grant_cannot_be_opened() {
+    let w = World::new(1).await;
+    for tenant in ["acme", "globex"] {
+        let back = w.consent(&w.authorize_for(tenant, "jira", None).await, true).await;
+        assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
+    }
+    let grant = |t: &str| {
+        let w = &w;
+        let t = TenantId::parse(t).unwrap_or_else(|e| panic!("{e}"));
+        async move {
+            let conn = w
+                .store()
+                .list_connections(&t)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| panic!("no connection"));
+            crate::refresh::grant_of(w, &conn).await
+        }
+    };
+    let (a, b) = (grant("acme").await, grant("globex").await);
     let a_envelope = a.envelope.clone().unwrap_or_else(|| panic!("no envelope"));
 
-    // Copy A's envelope attributes onto B's item, as an attacker with table access might.
+    // Copy A's envelope attributes onto B's grant, as an attacker with table access might.
     w.aws
         .clients
         .dynamodb
         .update_item()
         .table_name(&w.aws.names.table)
         .key("pk", AttributeValue::S(format!("TENANT#{}", b.tenant)))
-        .key("sk", AttributeValue::S(format!("CONN#{}", b.id)))
+        .key("sk", AttributeValue::S(format!("GRANT#{}", b.id)))
         .update_expression("SET token_ciphertext = :c, token_key = :k")
         .expression_attribute_values(
             ":c",
@@ -497,13 +743,7 @@ async fn an_envelope_copied_onto_another_connection_cannot_be_opened() {
         .send()
         .await
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let tampered = w
-        .store()
-        .get_connection(&b.tenant, &b.id)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| panic!("B gone"));
+    let tampered = grant("globex").await;
 
     let opened = w
         .vault()
@@ -541,15 +781,7 @@ async fn no_token_code_state_or_secret_reaches_the_logs() {
         .list_connections(&tenant())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let envelope = conns[0]
-        .envelope
-        .clone()
-        .unwrap_or_else(|| panic!("no envelope"));
-    let tokens = w
-        .vault()
-        .open(&conns[0].envelope_context(), &envelope)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let tokens = w.tokens_of(&conns[0]).await;
     let refresh = tokens
         .refresh_token
         .clone()

@@ -1,4 +1,6 @@
-//! Issue 4: keep connections alive under rotating refresh tokens, and handle revocation.
+//! Keep grants alive under rotating refresh tokens, and handle revocation (issues 4 and 13).
+//! One token family per grant; the time comes from a clock the tests move together with the
+//! fake site's.
 
 use std::sync::Arc;
 
@@ -6,12 +8,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use integration_tests::fake;
 use lambda_http::http::StatusCode;
 use shared::atlassian::http::AtlassianHttp;
-use shared::ids::{ConnectionId, TenantId};
+use shared::clock::Clock;
+use shared::ids::{GrantId, TenantId};
 use shared::secret::ExposeSecret;
+use shared::store::grants::{Due, KEEPALIVE};
 use shared::store::schema;
-use shared::store::{Connection, ConnectionStatus};
-use shared::vault::refresh::{MAX_CONSECUTIVE_FAILURES, Need, Obtained, TokenError, TokenKeeper};
-use time::{Duration, OffsetDateTime};
+use shared::store::{Connection, ConnectionStatus, Grant, GrantStatus};
+use shared::vault::refresh::{MAX_CONSECUTIVE_FAILURES, Obtained, TokenError, TokenKeeper};
+use time::Duration;
 use token_refresh::{Refresher, RunReport};
 
 use crate::connect::{World, dump, tenant};
@@ -19,22 +23,45 @@ use crate::support::fast_policy;
 
 const RETURN_URL: &str = "https://platform.example.com/connect/done";
 
-/// A world with one connected Jira site, and a keeper over it with quick retries.
+/// A keeper over `w` with quick retries and a clock the test moves (see [`advance`]).
+pub(crate) async fn keeper(w: &World) -> TokenKeeper {
+    let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
+    keeper.clock = Clock::adjustable();
+    keeper.persist_window = std::time::Duration::from_secs(3);
+    keeper
+}
+
+/// Move the fake site's clock and the keeper's clock forward together.
+pub(crate) fn advance(w: &World, keeper: &TokenKeeper, by: Duration) {
+    w.site
+        .advance_clock(std::time::Duration::try_from(by).unwrap_or_default());
+    keeper.clock.advance(by);
+}
+
+/// Move both clocks to just past `t` (if they are not there yet).
+pub(crate) fn advance_to(w: &World, keeper: &TokenKeeper, t: time::OffsetDateTime) {
+    let by = t - keeper.now() + Duration::seconds(1);
+    if by > Duration::ZERO {
+        advance(w, keeper, by);
+    }
+}
+
+/// A world with one connected Jira site, and a keeper over it.
 async fn connected() -> (World, TokenKeeper, Connection) {
     let w = World::new(1).await;
     let back = w
         .consent(&w.authorize("jira", Some(RETURN_URL)).await, true)
         .await;
     assert_eq!(w.callback(&back).await.status(), StatusCode::FOUND);
-    let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
+    let keeper = keeper(&w).await;
     let conn = current(&w).await;
     (w, keeper, conn)
 }
 
-async fn current(w: &World) -> Connection {
+pub(crate) async fn current(w: &World) -> Connection {
     let conns = w
         .store()
         .list_connections(&tenant())
@@ -46,10 +73,27 @@ async fn current(w: &World) -> Connection {
         .unwrap_or_else(|| panic!("no connection"))
 }
 
-/// A `now` at which the stored access token counts as expiring.
-fn expiring(conn: &Connection) -> OffsetDateTime {
-    conn.access_expires_at
-        .unwrap_or_else(|| panic!("no expiry"))
+pub(crate) async fn grant_of(w: &World, conn: &Connection) -> Grant {
+    let id = conn
+        .grant_id
+        .clone()
+        .unwrap_or_else(|| panic!("connection {} has no grant", conn.id));
+    w.store()
+        .get_grant(&conn.tenant, &id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("grant {id} gone"))
+}
+
+/// Move both clocks to just inside the access token's refresh margin.
+async fn make_expiring(w: &World, keeper: &TokenKeeper, grant: &Grant) {
+    let exp = grant
+        .access_expires_at
+        .unwrap_or_else(|| panic!("no expiry"));
+    let by = exp - keeper.now() - Duration::minutes(1);
+    if by > Duration::ZERO {
+        advance(w, keeper, by);
+    }
 }
 
 async fn works(w: &World, token: &shared::secret::Secret) -> bool {
@@ -59,25 +103,35 @@ async fn works(w: &World, token: &shared::secret::Secret) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fifty_concurrent_refreshers_refresh_exactly_once_per_round() {
-    let (w, keeper, _) = connected().await;
+async fn fifty_concurrent_refreshers_refresh_a_grant_exactly_once_per_round() {
+    let (w, keeper, conn) = connected().await;
     let keeper = Arc::new(keeper);
+    let grant_id = conn.grant_id.clone().unwrap_or_else(|| panic!("no grant"));
     for round in 0..20 {
-        let conn = current(&w).await;
-        let now = expiring(&conn);
+        let grant = grant_of(&w, &conn).await;
+        // Each round the access token is about to expire (exporters refresh) and the
+        // keep-alive is due (the schedule refreshes): both kinds race for the same lease.
+        make_expiring(&w, &keeper, &grant).await;
+        let due = grant.refresh_due_at.unwrap_or_else(|| panic!("not scheduled"));
+        advance_to(&w, &keeper, due);
         let served_before = w.site.refresh_grants_served();
-        // Half are exporters needing a token, half the schedule (which takes its lease in
-        // one conditional write): both kinds race for the same lease.
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let keeper = keeper.clone();
-                let (t, id) = (conn.tenant.clone(), conn.id.clone());
-                let need = if i % 2 == 0 {
-                    Need::AccessToken
-                } else {
-                    Need::ScheduledRefresh
-                };
-                tokio::spawn(async move { keeper.access_token(&t, &id, need, now).await })
+                let (t, id, g) = (conn.tenant.clone(), conn.id.clone(), grant_id.clone());
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        keeper
+                            .for_connection(&t, &id)
+                            .await
+                            .map(|(_, token, o)| (Some(token.token), o))
+                    } else {
+                        keeper
+                            .keep_alive(&Due::Grant(t, g))
+                            .await
+                            .map(|o| (None, o))
+                    }
+                })
             })
             .collect();
         let mut tokens = Vec::new();
@@ -88,7 +142,7 @@ async fn fifty_concurrent_refreshers_refresh_exactly_once_per_round() {
                 .unwrap_or_else(|e| panic!("{e}"))
                 .unwrap_or_else(|e| panic!("round {round}: {e}"));
             refreshed += usize::from(obtained == Obtained::Refreshed);
-            tokens.push(token.token.expose_secret().to_owned());
+            tokens.extend(token.map(|t| t.expose_secret().to_owned()));
         }
         assert_eq!(
             w.site.refresh_grants_served(),
@@ -96,11 +150,12 @@ async fn fifty_concurrent_refreshers_refresh_exactly_once_per_round() {
             "round {round}: refreshes reaching Atlassian"
         );
         assert_eq!(refreshed, 1, "round {round}: callers that refreshed");
+        tokens.sort();
         tokens.dedup();
         assert_eq!(
             tokens.len(),
             1,
-            "round {round}: every caller got the winner's token"
+            "round {round}: every exporter got the winner's token"
         );
         assert!(
             works(&w, &shared::secret::secret(tokens[0].clone())).await,
@@ -113,32 +168,34 @@ async fn fifty_concurrent_refreshers_refresh_exactly_once_per_round() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refresh_whose_write_fails_recovers_the_family_within_the_leeway() {
     let (w, keeper, conn) = connected().await;
-    let now = expiring(&conn);
-    keeper.store.fail_next_refreshed_writes(6);
+    let before = grant_of(&w, &conn).await;
+    make_expiring(&w, &keeper, &before).await;
+    keeper.store.fail_next_refreshed_writes(1000);
 
-    let lost = keeper
-        .access_token(&conn.tenant, &conn.id, Need::AccessToken, now)
-        .await;
+    let lost = keeper.for_connection(&conn.tenant, &conn.id).await;
 
     assert!(matches!(lost, Err(TokenError::Transient(_))), "{lost:?}");
     assert_eq!(w.site.refresh_grants_served(), 1, "Atlassian answered");
-    let after = current(&w).await;
+    let after = grant_of(&w, &conn).await;
     assert_eq!(
-        after.envelope, conn.envelope,
+        after.envelope, before.envelope,
         "the old (rotated-out) pair is still stored"
     );
-    assert_eq!(
-        after.refresh_due_at,
-        Some(now),
-        "the connection was made due at once"
+    assert!(
+        after.refresh_due_at.is_some_and(|d| d <= keeper.now()),
+        "the grant was made due at once"
+    );
+    assert!(
+        after.access_expires_at.is_some_and(|d| d <= keeper.now()),
+        "its access token counts as expired"
     );
 
-    // Five minutes later (the lease has lapsed; Atlassian's leeway has not), the next attempt
-    // reuses the rotated-out refresh token, which Atlassian still honours.
-    w.site.advance_clock(std::time::Duration::from_secs(300));
-    let later = now + Duration::minutes(5);
-    let (token, obtained) = keeper
-        .access_token(&conn.tenant, &conn.id, Need::AccessToken, later)
+    // Minutes later (Atlassian's 10-minute leeway has not passed), the next caller reuses the
+    // rotated-out refresh token, which Atlassian still honours.
+    keeper.store.fail_next_refreshed_writes(0);
+    advance(&w, &keeper, Duration::minutes(2));
+    let (_, token, obtained) = keeper
+        .for_connection(&conn.tenant, &conn.id)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -149,25 +206,29 @@ async fn a_refresh_whose_write_fails_recovers_the_family_within_the_leeway() {
         0,
         "the token family survived"
     );
-    assert_eq!(current(&w).await.status, ConnectionStatus::Active);
+    assert_eq!(grant_of(&w, &conn).await.status, GrantStatus::Active);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn revocation_at_atlassian_deletes_the_tokens_and_announces_it_once() {
-    let (w, keeper, conn) = connected().await;
+async fn invalid_grant_deletes_the_tokens_revokes_every_connection_and_announces_each_once() {
+    let w = World::new(2).await;
+    let authorize = w.authorize("jira", Some(RETURN_URL)).await;
+    let back = w.consent(&authorize, true).await;
+    let chosen = w.choose_all(&back).await;
+    assert_eq!(chosen.len(), 2);
+    let keeper = keeper(&w).await;
+    let conn = current(&w).await;
+    let grant_id = conn.grant_id.clone().unwrap_or_else(|| panic!("no grant"));
     let events = w.aws.capture_events().await;
     w.site.revoke_grants(fake::JIRA_CLIENT_ID);
+    advance(&w, &keeper, KEEPALIVE + Duration::minutes(1));
     let refresher = Refresher {
         keeper,
         concurrency: 4,
     };
 
     let report = refresher
-        .run(
-            conn.refresh_due_at
-                .unwrap_or_else(|| panic!("not scheduled")),
-            far_deadline(),
-        )
+        .run(far_deadline())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
@@ -177,93 +238,82 @@ async fn revocation_at_atlassian_deletes_the_tokens_and_announces_it_once() {
             due: 1,
             revoked: 1,
             ..RunReport::default()
-        }
+        },
+        "one grant, refreshed once"
     );
     let items = w.aws.scan_table().await;
-    let item = items
+    let grant_item = items
         .iter()
-        .find(|i| i.contains_key("connection_id"))
-        .unwrap_or_else(|| panic!("connection gone"));
+        .find(|i| i.contains_key("grant_id") && !i.contains_key("connection_id"))
+        .unwrap_or_else(|| panic!("grant item gone"));
     for attr in [
         "token_ciphertext",
         "token_key",
         schema::REFRESH_DUE_AT,
         schema::REFRESH_BUCKET,
     ] {
-        assert!(!item.contains_key(attr), "{attr} survived revocation");
+        assert!(!grant_item.contains_key(attr), "{attr} survived revocation");
     }
-    assert_eq!(
-        item.get("status")
-            .and_then(|v| v.as_s().ok())
-            .map(String::as_str),
-        Some("revoked")
-    );
+    let conns = w
+        .store()
+        .list_connections(&tenant())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(conns.len(), 2);
+    assert!(conns.iter().all(|c| c.status == ConnectionStatus::Revoked));
     let bytes = dump(&items);
     assert!(!crate::connect::contains(&bytes, fake::ACCESS_TOKEN_PREFIX));
 
     let published = events.drain().await;
-    let revoked: Vec<_> = published
+    let mut revoked: Vec<String> = published
         .iter()
         .filter(|(t, _)| t == "ConnectionRevoked")
+        .map(|(_, d)| {
+            assert_eq!(d["reason"], "invalid_grant");
+            d["connection_id"].as_str().unwrap_or_default().to_owned()
+        })
         .collect();
-    assert_eq!(revoked.len(), 1, "{published:?}");
-    assert_eq!(revoked[0].1["connection_id"], conn.id.as_str());
-    assert_eq!(revoked[0].1["reason"], "invalid_grant");
+    revoked.sort();
+    let mut ids: Vec<String> = conns.iter().map(|c| c.id.to_string()).collect();
+    ids.sort();
+    assert_eq!(revoked, ids, "one event per connection: {published:?}");
 
-    // A second run finds nothing due and publishes nothing more.
-    let again = refresher
-        .run(
-            OffsetDateTime::now_utc() + Duration::days(30),
-            far_deadline(),
-        )
-        .await;
-    assert_eq!(again.map(|r| r.due).ok(), Some(0));
-    assert!(events.drain().await.is_empty());
-    let token = refresher
-        .keeper
-        .access_token(
-            &conn.tenant,
-            &conn.id,
-            Need::AccessToken,
-            OffsetDateTime::now_utc(),
-        )
-        .await;
-    assert!(matches!(token, Err(TokenError::Revoked)));
-
-    // A late second revoker (an export that saw a 401 with the connection as it was before)
-    // changes nothing and announces nothing: the event is published once.
+    // A second run finds nothing due; a late second revoker changes and announces nothing.
+    advance(&w, &refresher.keeper, Duration::days(30));
+    assert_eq!(refresher.run(far_deadline()).await.map(|r| r.due).ok(), Some(0));
     refresher
         .keeper
-        .revoke(
-            &conn,
-            shared::events::RevocationReason::Unauthorized,
-            OffsetDateTime::now_utc(),
+        .revoke_grant(
+            &tenant(),
+            &grant_id,
+            shared::events::RevocationReason::InvalidGrant,
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(events.drain().await.is_empty());
+    let token = refresher.keeper.for_connection(&conn.tenant, &conn.id).await;
+    assert!(matches!(token, Err(TokenError::Revoked)), "{token:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_failures_keep_the_tokens_and_end_in_error_status() {
     let (w, keeper, conn) = connected().await;
     w.site.inject(fake::Fault::status("/oauth/token", 503));
-    let now = expiring(&conn);
+    let before = grant_of(&w, &conn).await;
+    make_expiring(&w, &keeper, &before).await;
 
     for attempt in 1..=MAX_CONSECUTIVE_FAILURES {
-        let r = keeper
-            .access_token(&conn.tenant, &conn.id, Need::AccessToken, now)
-            .await;
+        let r = keeper.for_connection(&conn.tenant, &conn.id).await;
         assert!(
             matches!(r, Err(TokenError::Transient(_))),
             "attempt {attempt}: {r:?}"
         );
-        let after = current(&w).await;
-        assert_eq!(after.envelope, conn.envelope, "tokens untouched");
+        let after = grant_of(&w, &conn).await;
+        assert_eq!(after.envelope, before.envelope, "tokens untouched");
         assert_eq!(after.consecutive_failures, attempt);
     }
-    let after = current(&w).await;
-    assert_eq!(after.status, ConnectionStatus::Error);
+    let after = grant_of(&w, &conn).await;
+    assert_eq!(after.status, GrantStatus::Error);
     assert!(
         after
             .status_reason
@@ -272,28 +322,27 @@ async fn transient_failures_keep_the_tokens_and_end_in_error_status() {
         "{:?}",
         after.status_reason
     );
+    assert_eq!(current(&w).await.status, ConnectionStatus::Active);
 
     // Atlassian recovers: the next refresh succeeds and clears the error.
     w.site.clear_faults();
-    let ok = keeper
-        .access_token(&conn.tenant, &conn.id, Need::AccessToken, now)
-        .await;
+    let ok = keeper.for_connection(&conn.tenant, &conn.id).await;
     assert!(ok.is_ok(), "{ok:?}");
-    let healed = current(&w).await;
+    let healed = grant_of(&w, &conn).await;
     assert_eq!(
         (
             healed.status,
             healed.consecutive_failures,
             healed.status_reason
         ),
-        (ConnectionStatus::Active, 0, None)
+        (GrantStatus::Active, 0, None)
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn due_selection_reads_exactly_the_due_connections() {
+async fn due_selection_reads_exactly_the_due_grants() {
     let w = World::new(1).await;
-    let now = OffsetDateTime::now_utc();
+    let now = time::OffsetDateTime::now_utc();
     let mut expected = Vec::new();
     let mut requests = Vec::new();
     for i in 0..1000 {
@@ -302,13 +351,13 @@ async fn due_selection_reads_exactly_the_due_connections() {
         } else {
             now + Duration::minutes(1 + i64::from(i))
         };
-        let id = format!("conn-synthetic-{i:04}");
+        let id = format!("grant-synthetic-{i:04}");
         if due <= now {
             expected.push(id.clone());
         }
         let item = [
             (schema::PK, AttributeValue::S("TENANT#bulk".into())),
-            (schema::SK, AttributeValue::S(format!("CONN#{id}"))),
+            (schema::SK, AttributeValue::S(format!("GRANT#{id}"))),
             (schema::REFRESH_BUCKET, AttributeValue::S("active".into())),
             (
                 schema::REFRESH_DUE_AT,
@@ -342,35 +391,39 @@ async fn due_selection_reads_exactly_the_due_connections() {
 
     let due = w
         .store()
-        .due_connections(now)
+        .due_for_refresh(now)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
-    let mut got: Vec<String> = due.iter().map(|(_, id)| id.to_string()).collect();
+    let bulk = TenantId::parse("bulk").unwrap_or_else(|e| panic!("{e}"));
+    let mut got: Vec<String> = due
+        .iter()
+        .map(|d| match d {
+            Due::Grant(t, id) if *t == bulk => id.to_string(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
     got.sort();
     expected.sort();
     assert_eq!(expected.len(), 10);
     assert_eq!(got, expected);
-    assert!(
-        due.iter()
-            .all(|(t, _)| *t == TenantId::parse("bulk").unwrap_or_else(|e| panic!("{e}")))
-    );
-    let _ = ConnectionId::parse("x");
+    let _ = GrantId::parse("x");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_schedules_one_write_lease_is_taken_only_when_due_unleased_and_not_revoked() {
     let (w, keeper, conn) = connected().await;
     let store = w.store();
-    let due_at = conn
+    let grant = grant_of(&w, &conn).await;
+    let due_at = grant
         .refresh_due_at
         .unwrap_or_else(|| panic!("not scheduled"));
     let ttl = Duration::minutes(2);
-    let lease = |owner: &'static str, now: OffsetDateTime| {
-        let (store, conn) = (&store, &conn);
+    let lease = |owner: &'static str, now: time::OffsetDateTime| {
+        let (store, grant) = (&store, &grant);
         async move {
             store
-                .lease_if_due(&conn.tenant, &conn.id, owner, now, ttl)
+                .lease_grant_if_due(&grant.tenant, &grant.id, owner, now, ttl)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
         }
@@ -385,7 +438,7 @@ async fn the_schedules_one_write_lease_is_taken_only_when_due_unleased_and_not_r
     let leased = lease("aaaa1111", due_at)
         .await
         .unwrap_or_else(|| panic!("due and unleased: the lease is granted"));
-    assert_eq!(leased.version, conn.version, "returned as stored");
+    assert_eq!(leased.version, grant.version, "returned as stored");
     assert!(
         lease("bbbb2222", due_at).await.is_none(),
         "another holder's lease is respected"
@@ -397,10 +450,10 @@ async fn the_schedules_one_write_lease_is_taken_only_when_due_unleased_and_not_r
         "an expired lease is taken over"
     );
     keeper
-        .revoke(
-            &current(&w).await,
+        .revoke_grant(
+            &grant.tenant,
+            &grant.id,
             shared::events::RevocationReason::InvalidGrant,
-            due_at,
         )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -408,21 +461,22 @@ async fn the_schedules_one_write_lease_is_taken_only_when_due_unleased_and_not_r
         lease("cccc3333", due_at + Duration::days(1))
             .await
             .is_none(),
-        "a revoked connection is off the schedule"
+        "a revoked grant is off the schedule"
     );
     assert_eq!(w.site.refresh_grants_served(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_schedule_refreshes_due_connections_and_skips_the_rest() {
+async fn the_schedule_keeps_grants_alive_weekly_and_skips_the_rest() {
     let (w, keeper, conn) = connected().await;
     let refresher = Refresher {
         keeper,
         concurrency: 4,
     };
+    let grant = grant_of(&w, &conn).await;
 
     let early = refresher
-        .run(OffsetDateTime::now_utc(), far_deadline())
+        .run(far_deadline())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -430,12 +484,20 @@ async fn the_schedule_refreshes_due_connections_and_skips_the_rest() {
         RunReport::default(),
         "nothing is due right after consent"
     );
+    // An expiring access token alone does not make the schedule rotate the family.
+    advance(&w, &refresher.keeper, Duration::hours(6));
+    assert_eq!(
+        refresher.run(far_deadline()).await.ok(),
+        Some(RunReport::default())
+    );
 
-    let due_at = conn
+    let due_at = grant
         .refresh_due_at
         .unwrap_or_else(|| panic!("not scheduled"));
+    assert_eq!(due_at, grant.last_refreshed_at.unwrap_or(due_at) + KEEPALIVE);
+    advance_to(&w, &refresher.keeper, due_at);
     let report = refresher
-        .run(due_at, far_deadline())
+        .run(far_deadline())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -446,27 +508,23 @@ async fn the_schedule_refreshes_due_connections_and_skips_the_rest() {
             ..RunReport::default()
         }
     );
-    let after = current(&w).await;
-    assert!(after.version > conn.version && after.refresh_due_at > conn.refresh_due_at);
+    let after = grant_of(&w, &conn).await;
+    assert!(after.version > grant.version && after.refresh_due_at > grant.refresh_due_at);
     assert_eq!(w.site.refresh_grants_served(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn near_the_deadline_no_new_refresh_starts() {
     let (w, keeper, conn) = connected().await;
+    let grant = grant_of(&w, &conn).await;
+    advance(&w, &keeper, KEEPALIVE + Duration::minutes(1));
     let refresher = Refresher {
         keeper,
         concurrency: 4,
     };
-    let due_at = conn
-        .refresh_due_at
-        .unwrap_or_else(|| panic!("not scheduled"));
 
     let report = refresher
-        .run(
-            due_at,
-            tokio::time::Instant::now() + std::time::Duration::from_secs(5),
-        )
+        .run(tokio::time::Instant::now() + std::time::Duration::from_secs(5))
         .await;
 
     assert_eq!(
@@ -478,14 +536,16 @@ async fn near_the_deadline_no_new_refresh_starts() {
         })
     );
     assert_eq!(w.site.refresh_grants_served(), 0);
+    let _ = grant;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_connection_shows_when_reconsent_is_needed() {
-    let (_w, _keeper, conn) = connected().await;
+async fn a_grant_shows_when_reconsent_is_needed() {
+    let (w, _keeper, conn) = connected().await;
+    let grant = grant_of(&w, &conn).await;
     assert_eq!(
-        conn.reconsent_due_at(),
-        conn.consented_at + Duration::days(365)
+        grant.reconsent_due_at(),
+        grant.consented_at + Duration::days(365)
     );
 }
 
