@@ -446,5 +446,17 @@ async fn routes_validate_input_and_never_reveal_another_tenants_data() {
             && !text.contains("fake_rt_"),
         "{text}"
     );
-    assert!(view["reconsent_due_at"].is_string());
+    assert_eq!(view["status"], "active");
+    for field in [
+        "reconsent_due_at",
+        "keepalive_due_at",
+        "access_expires_at",
+        "last_refreshed_at",
+    ] {
+        assert!(view["grant"][field].is_string(), "grant.{field} in {text}");
+    }
+    assert!(
+        view["site_url"].is_string() && view["cloud_id"].is_string(),
+        "{text}"
+    );
 }

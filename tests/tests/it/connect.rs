@@ -192,8 +192,8 @@ impl World {
     /// The browser posting the chooser page's form with `sites` checked.
     pub(crate) async fn choose(&self, chooser: &Response<Body>, sites: &[&str]) -> Response<Body> {
         let page = html(chooser);
-        let selection = form_value(&page, "selection")
-            .unwrap_or_else(|| panic!("not a chooser page: {page}"));
+        let selection =
+            form_value(&page, "selection").unwrap_or_else(|| panic!("not a chooser page: {page}"));
         crate::support::remember_secret(&selection);
         let mut form = url::form_urlencoded::Serializer::new(String::new());
         form.append_pair("selection", &selection);
@@ -241,7 +241,10 @@ impl World {
 
 impl World {
     /// The token pair of a connection's grant, opened with the grant's context.
-    pub(crate) async fn tokens_of(&self, conn: &shared::store::Connection) -> shared::vault::TokenPair {
+    pub(crate) async fn tokens_of(
+        &self,
+        conn: &shared::store::Connection,
+    ) -> shared::vault::TokenPair {
         let grant = crate::refresh::grant_of(self, conn).await;
         let envelope = grant
             .envelope
@@ -314,7 +317,10 @@ pub(crate) async fn assert_one_sealed_connection(w: &World) -> Vec<u8> {
             .cloned()
             .unwrap_or_default()
     };
-    assert!(sk(sealed[0]).starts_with("GRANT#"), "tokens live on the grant");
+    assert!(
+        sk(sealed[0]).starts_with("GRANT#"),
+        "tokens live on the grant"
+    );
     for item in &items {
         let allowed: &[&str] = if sk(item).starts_with("GRANT#") {
             GRANT_ATTRIBUTES
@@ -474,7 +480,10 @@ async fn with_two_granted_sites_and_none_named_the_user_chooses_and_only_the_cho
         assert!(page.contains(url), "{page}");
     }
     assert!(
-        w.store().list_connections(&tenant()).await.is_ok_and(|c| c.is_empty()),
+        w.store()
+            .list_connections(&tenant())
+            .await
+            .is_ok_and(|c| c.is_empty()),
         "nothing is connected before the choice"
     );
 
@@ -514,7 +523,10 @@ async fn choosing_both_sites_connects_both_to_one_grant() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(conns.len(), 2);
-    assert_eq!(conns[0].grant_id, conns[1].grant_id, "one grant for both sites");
+    assert_eq!(
+        conns[0].grant_id, conns[1].grant_id,
+        "one grant for both sites"
+    );
     assert_one_sealed_connection(&w).await;
 }
 
@@ -526,7 +538,10 @@ async fn a_chooser_form_naming_a_site_that_was_not_offered_connects_nothing() {
     let resp = w.choose(&chooser, &["some-other-cloud-id"]).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(
-        w.store().list_connections(&tenant()).await.is_ok_and(|c| c.is_empty())
+        w.store()
+            .list_connections(&tenant())
+            .await
+            .is_ok_and(|c| c.is_empty())
     );
 }
 
@@ -534,12 +549,20 @@ async fn a_chooser_form_naming_a_site_that_was_not_offered_connects_nothing() {
 async fn a_site_named_by_the_platform_is_the_only_one_connected() {
     let w = World::new(2).await;
     let wanted = w.site.info().sites[1].clone();
-    for (n, site) in [wanted.url.clone(), wanted.cloud_id.clone()].iter().enumerate() {
+    for (n, site) in [wanted.url.clone(), wanted.cloud_id.clone()]
+        .iter()
+        .enumerate()
+    {
         let authorize = w
             .authorize_site("acme", "jira", Some(RETURN_URL), Some(site))
             .await;
         let resp = w.callback(&w.consent(&authorize, true).await).await;
-        assert_eq!(resp.status(), StatusCode::FOUND, "case {n}: {}", html(&resp));
+        assert_eq!(
+            resp.status(),
+            StatusCode::FOUND,
+            "case {n}: {}",
+            html(&resp)
+        );
         let conns = w
             .store()
             .list_connections(&tenant())
@@ -596,7 +619,9 @@ async fn a_user_who_granted_a_site_for_one_tenant_does_not_bring_it_into_another
 
     // The same Atlassian user consents for tenant 2. accessible-resources now lists both
     // sites (it is cumulative); the user picks B on the chooser.
-    let second = w.authorize_for("tenant-two", "jira", Some(RETURN_URL)).await;
+    let second = w
+        .authorize_for("tenant-two", "jira", Some(RETURN_URL))
+        .await;
     let chooser = w.callback(&w.consent(&second, true).await).await;
     assert!(offered_sites(&html(&chooser)).contains(&a.cloud_id));
     let resp = w.choose(&chooser, &[b.cloud_id.as_str()]).await;
@@ -702,7 +727,9 @@ async fn an_expired_state_is_refused() {
 async fn an_envelope_copied_onto_another_grant_cannot_be_opened() {
     let w = World::new(1).await;
     for tenant in ["acme", "globex"] {
-        let back = w.consent(&w.authorize_for(tenant, "jira", None).await, true).await;
+        let back = w
+            .consent(&w.authorize_for(tenant, "jira", None).await, true)
+            .await;
         assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
     }
     let grant = |t: &str| {

@@ -112,7 +112,9 @@ async fn fifty_concurrent_refreshers_refresh_a_grant_exactly_once_per_round() {
         // Each round the access token is about to expire (exporters refresh) and the
         // keep-alive is due (the schedule refreshes): both kinds race for the same lease.
         make_expiring(&w, &keeper, &grant).await;
-        let due = grant.refresh_due_at.unwrap_or_else(|| panic!("not scheduled"));
+        let due = grant
+            .refresh_due_at
+            .unwrap_or_else(|| panic!("not scheduled"));
         advance_to(&w, &keeper, due);
         let served_before = w.site.refresh_grants_served();
         let tasks: Vec<_> = (0..50)
@@ -280,7 +282,10 @@ async fn invalid_grant_deletes_the_tokens_revokes_every_connection_and_announces
 
     // A second run finds nothing due; a late second revoker changes and announces nothing.
     advance(&w, &refresher.keeper, Duration::days(30));
-    assert_eq!(refresher.run(far_deadline()).await.map(|r| r.due).ok(), Some(0));
+    assert_eq!(
+        refresher.run(far_deadline()).await.map(|r| r.due).ok(),
+        Some(0)
+    );
     refresher
         .keeper
         .revoke_grant(
@@ -291,7 +296,10 @@ async fn invalid_grant_deletes_the_tokens_revokes_every_connection_and_announces
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(events.drain().await.is_empty());
-    let token = refresher.keeper.for_connection(&conn.tenant, &conn.id).await;
+    let token = refresher
+        .keeper
+        .for_connection(&conn.tenant, &conn.id)
+        .await;
     assert!(matches!(token, Err(TokenError::Revoked)), "{token:?}");
 }
 
@@ -494,7 +502,10 @@ async fn the_schedule_keeps_grants_alive_weekly_and_skips_the_rest() {
     let due_at = grant
         .refresh_due_at
         .unwrap_or_else(|| panic!("not scheduled"));
-    assert_eq!(due_at, grant.last_refreshed_at.unwrap_or(due_at) + KEEPALIVE);
+    assert_eq!(
+        due_at,
+        grant.last_refreshed_at.unwrap_or(due_at) + KEEPALIVE
+    );
     advance_to(&w, &refresher.keeper, due_at);
     let report = refresher
         .run(far_deadline())
