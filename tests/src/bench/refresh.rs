@@ -238,3 +238,76 @@ pub async fn bench(emulator: &Emulator, connections: usize, runs: usize) -> Vec<
     };
     vec![throughput, rss]
 }
+
+/// Grants in the rotations simulation.
+const ROTATION_GRANTS: usize = 50;
+/// Simulated days: two keep-alive periods.
+const ROTATION_DAYS: i64 = 14;
+
+/// Token rotations per grant per day under the refresh policy: `ROTATION_GRANTS` idle grants
+/// (nobody exports) and the schedule's run every 10 minutes for `ROTATION_DAYS` simulated days
+/// (the keeper's clock and the fake's moved together), counting the refresh grants the fake
+/// serves. The old policy (refresh every access token 15 minutes before it expires) rotated
+/// each family about 32 times a day.
+pub async fn rotations(emulator: &Emulator) -> Row {
+    let fake = FakeAtlassian::start(FakeConfig::default().with_sites(1, SeedSpec::empty()))
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: fake site: {e}"));
+    let site = Site::first_of(&fake.info());
+    let dep = Deployment::new(emulator, "bench-rotations").await;
+    for i in 0..ROTATION_GRANTS {
+        connect_minted(&fake, &site, &dep, &tenant(&format!("rot-{i:03}"))).await;
+    }
+    let config = shared::config::Config::from_vars(dep.function_env(&site.base))
+        .unwrap_or_else(|e| panic!("bench set-up: config: {e}"));
+    let mut keeper = shared::vault::refresh::TokenKeeper::from_config(&config, &dep.clients)
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: keeper: {e}"));
+    keeper.clock = shared::clock::Clock::adjustable();
+    let refresher = token_refresh::Refresher {
+        keeper,
+        concurrency: token_refresh::DEFAULT_CONCURRENCY,
+    };
+    let served_before = fake.refresh_grants_served();
+    let started = Instant::now();
+    let step = time::Duration::minutes(10);
+    let mut failed = 0u64;
+    for _ in 0..(ROTATION_DAYS * 144) {
+        refresher.keeper.clock.advance(step);
+        fake.advance_clock(std::time::Duration::from_secs(600));
+        let report = refresher
+            .run(tokio::time::Instant::now() + std::time::Duration::from_secs(300))
+            .await
+            .unwrap_or_else(|e| panic!("bench: schedule run: {e}"));
+        failed += report.failed + report.revoked;
+    }
+    let rotations = (fake.refresh_grants_served() - served_before) as f64;
+    let killed = fake.token_families_killed();
+    fake.shutdown().await;
+    let per_day = rotations / ROTATION_GRANTS as f64 / ROTATION_DAYS as f64;
+    say(format!(
+        "refresh: {rotations} rotations of {ROTATION_GRANTS} idle grants over {ROTATION_DAYS} simulated days = {} per grant per day ({:.1} s)",
+        num(per_day, 3),
+        started.elapsed().as_secs_f64()
+    ));
+    Row {
+        id: "refresh.rotations_per_grant_day".into(),
+        benchmark: format!(
+            "Token rotations per idle grant per day ({ROTATION_GRANTS} grants, schedule every 10 min for {ROTATION_DAYS} simulated days)"
+        ),
+        value: Some(per_day),
+        unit: "rotations/grant/day".into(),
+        samples: vec![per_day],
+        figure: format!("{} rotations/grant/day", num(per_day, 3)),
+        bound: "≤ 1/7 + 1 per consent (weekly keep-alive; the old policy: ≈ 32)".into(),
+        verdict: Verdict::of(failed == 0 && killed == 0 && per_day <= 1.0 / 7.0 + 0.01),
+        note: format!("{failed} failed or revoked, {killed} families killed"),
+        details: json!({
+            "grants": ROTATION_GRANTS,
+            "days": ROTATION_DAYS,
+            "rotations": rotations,
+            "failed_or_revoked": failed,
+            "families_killed": killed,
+        }),
+    }
+}

@@ -180,6 +180,7 @@ async fn run(o: Options) -> ExitCode {
     if o.refresh {
         let t = Instant::now();
         rows.extend(refresh::bench(&emulator, o.connections, o.runs).await);
+        rows.push(refresh::rotations(&emulator).await);
         timings.insert("refresh_secs".into(), t.elapsed().as_secs_f64().into());
     }
     if o.export {

@@ -168,3 +168,98 @@ async fn a_browser_clicks_accept_and_lands_on_the_success_page() {
         assert!(size > 1000, "{png} is {size} bytes");
     }
 }
+
+/// Wait until the tab shows a fully loaded page titled `title`.
+async fn wait_for_title(
+    browser: &mut Chromium,
+    tab: &Tab,
+    title: &str,
+) -> Result<PageState, BrowserError> {
+    let until = Instant::now() + PAGE_TIMEOUT;
+    loop {
+        if let Ok((page, true)) = browser.page(tab).await
+            && page.title == title
+        {
+            return Ok(page);
+        }
+        if Instant::now() >= until {
+            let seen = browser.page(tab).await.map(|(p, _)| p.title);
+            panic!("the browser never showed {title:?}; last title {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_browser_consents_for_two_sites_and_picks_one_on_the_chooser() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("binding the callback listener: {e}"));
+    let port = listener
+        .local_addr()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .port();
+    let callback_url = format!("http://127.0.0.1:{port}/callback");
+    let w = World::with_redirect(
+        FakeConfig::default()
+            .with_sites(2, SeedSpec::small())
+            .with_redirect_uri(&callback_url),
+        &callback_url,
+    )
+    .await;
+    let callback = ConnectService::from_config(w.config.clone(), &w.aws.clients)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let _serving = HttpFunctions::new(callback, None).serve(vec![listener]);
+    let authorize = w.authorize("jira", None).await;
+    let dir = artifacts_dir().join("chooser");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut browser = Chromium::launch(&dir.join("chromium.log"))
+        .await
+        .unwrap_or_else(|e| panic!("the browser test needs headless Chromium: {e}"));
+    let tab = browser.open_tab().await.unwrap_or_else(|e| panic!("{e}"));
+    let (_, chooser) = click_through(&mut browser, &tab, &authorize, &callback_url, &dir)
+        .await
+        .unwrap_or_else(|e| panic!("consent: {e}"));
+    assert_eq!(chooser.title, "Choose the Jira site to connect", "{}", chooser.text);
+    assert!(
+        chooser.text.contains("https://fake-site-1.atlassian.net")
+            && chooser.text.contains("https://fake-site-2.atlassian.net"),
+        "{}",
+        chooser.text
+    );
+    browser
+        .screenshot(&tab, &dir.join("chooser.png"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .click(&tab, "#site-1")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .click(&tab, "#connect")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let done = wait_for_title(&mut browser, &tab, "Jira connected")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser
+        .screenshot(&tab, &dir.join("connected.png"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    browser.close().await;
+
+    let conns = w
+        .store()
+        .list_connections(&crate::connect::tenant())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(conns.len(), 1, "exactly the chosen site is connected");
+    assert!(
+        done.text.contains(&conns[0].site_url),
+        "the page names the chosen site: {}",
+        done.text
+    );
+    assert_one_sealed_connection(&w).await;
+}

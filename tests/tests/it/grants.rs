@@ -110,9 +110,10 @@ async fn legacy_connections_sharing_one_consent_migrate_into_one_grant_idempoten
             .count(),
         2
     );
+    let acme = tenant();
     let (a, b) = tokio::join!(
         keeper.keep_alive(&due[0]),
-        keeper.for_connection(&tenant(), &first)
+        keeper.for_connection(&acme, &first)
     );
     a.unwrap_or_else(|e| panic!("{e}"));
     let (_, token, _) = b.unwrap_or_else(|e| panic!("{e}"));
