@@ -47,10 +47,7 @@ fn bearer_grant(app: &AppState, headers: &HeaderMap) -> Option<AccessGrant> {
 /// the same cloud id appearing once per product (no public page found that states it). A token
 /// with Jira scopes only therefore lists Jira entries only. `offline_access` belongs to no
 /// product and is never listed. Sites are listed in configuration order.
-async fn accessible_resources(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Response {
+async fn accessible_resources(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
     let Some(grant) = bearer_grant(&app, &headers) else {
         return respond::gateway(StatusCode::UNAUTHORIZED, "Unauthorized");
     };
@@ -102,8 +99,10 @@ pub(crate) fn authenticate(
         return Err(respond::gateway(StatusCode::UNAUTHORIZED, "Unauthorized"));
     }
     if !endpoint.allows(&grant.scopes) {
-        let mut response =
-            respond::gateway(StatusCode::UNAUTHORIZED, "Unauthorized; scope does not match");
+        let mut response = respond::gateway(
+            StatusCode::UNAUTHORIZED,
+            "Unauthorized; scope does not match",
+        );
         response.headers_mut().insert(
             "x-failure-category",
             HeaderValue::from_static("FAILURE_CLIENT_SCOPE_CHECK"),

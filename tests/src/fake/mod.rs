@@ -116,7 +116,6 @@ pub struct MintedGrant {
 use clock::FakeClock;
 use faults::FaultRules;
 use grants::{Grants, Policy};
-use params::Params;
 use site::{Site, SiteContext};
 use state::{AppState, lock};
 use users::Users;

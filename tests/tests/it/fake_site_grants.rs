@@ -12,8 +12,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::fake_site::{
-    ALL_SCOPES, Tokens, exchange, fake_with, get, get_json, http, query_param, refresh,
-    wiki_path,
+    ALL_SCOPES, Tokens, exchange, fake_with, get, get_json, http, query_param, refresh, wiki_path,
 };
 
 const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -94,7 +93,10 @@ async fn consents_add_their_sites_to_one_grant_shared_by_every_family() {
     for token in [&first.access, &second.access] {
         assert_eq!(listed_sites(&fake, token).await, [a.clone(), b.clone()]);
         for site in [&a, &b] {
-            assert_eq!(get(&fake, &myself(site), token).await.status(), StatusCode::OK);
+            assert_eq!(
+                get(&fake, &myself(site), token).await.status(),
+                StatusCode::OK
+            );
         }
     }
     // A new consent is a new family; the first one lives on (and still refreshes).
@@ -138,7 +140,10 @@ async fn the_consent_form_grants_exactly_the_checked_sites() {
     // Nothing checked, or a site that does not exist: an error page, no redirect.
     for extra in [
         vec![("decision", "accept".to_owned())],
-        vec![("site", "no-such-site".to_owned()), ("decision", "accept".to_owned())],
+        vec![
+            ("site", "no-such-site".to_owned()),
+            ("decision", "accept".to_owned()),
+        ],
     ] {
         let response = post(extra).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST);
@@ -194,20 +199,34 @@ async fn a_site_removed_from_the_grant_answers_401_while_the_grant_lives() {
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(fake.live_token_families(JIRA_CLIENT_ID), 1);
-    assert!(!fake.remove_site_from_grant(JIRA_CLIENT_ID, &a), "already gone");
+    assert!(
+        !fake.remove_site_from_grant(JIRA_CLIENT_ID, &a),
+        "already gone"
+    );
     assert!(fake.remove_site_from_grant(JIRA_CLIENT_ID, &b));
-    assert_eq!(listed_sites(&fake, &next.access).await, Vec::<String>::new());
+    assert_eq!(
+        listed_sites(&fake, &next.access).await,
+        Vec::<String>::new()
+    );
 }
 
 /// Status and body of a GET, plus the failure-category header.
-async fn call(fake: &FakeAtlassian, path: &str, token: &str) -> (StatusCode, Value, Option<String>) {
+async fn call(
+    fake: &FakeAtlassian,
+    path: &str,
+    token: &str,
+) -> (StatusCode, Value, Option<String>) {
     let response = get(fake, path, token).await;
     let status = response.status();
     let category = response
         .headers()
         .get("x-failure-category")
         .map(|v| v.to_str().unwrap().to_owned());
-    (status, response.json().await.unwrap_or(Value::Null), category)
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        category,
+    )
 }
 
 async fn assert_scope_mismatch(fake: &FakeAtlassian, path: &str, token: &str) {
@@ -226,7 +245,10 @@ async fn jira_endpoints_need_their_documented_scopes() {
     assert_eq!(get(&fake, &search, &work).await.status(), StatusCode::OK);
     assert_scope_mismatch(&fake, &myself(&a), &work).await;
     assert_scope_mismatch(&fake, &search, &user).await;
-    assert_eq!(get(&fake, &myself(&a), &user).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&fake, &myself(&a), &user).await.status(),
+        StatusCode::OK
+    );
     // The documented granular alternative works, an incomplete one does not.
     let granular = [
         "read:issue-details:jira",
@@ -292,9 +314,18 @@ async fn confluence_endpoints_need_their_documented_scopes() {
     )
     .await
     .access;
-    assert_eq!(get(&fake, &content, &classic).await.status(), StatusCode::OK);
-    assert_eq!(get(&fake, &children, &classic).await.status(), StatusCode::OK);
-    assert_eq!(get(&fake, &download, &classic).await.status(), StatusCode::FOUND);
+    assert_eq!(
+        get(&fake, &content, &classic).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&fake, &children, &classic).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&fake, &download, &classic).await.status(),
+        StatusCode::FOUND
+    );
     assert_scope_mismatch(&fake, &page_v2, &classic).await;
     // Granular alternatives, and v2's granular-only scopes.
     let granular = grant_for(
@@ -309,13 +340,24 @@ async fn confluence_endpoints_need_their_documented_scopes() {
     .await
     .access;
     for path in [&search, &content, &children, &page_v2] {
-        assert_eq!(get(&fake, path, &granular).await.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            get(&fake, path, &granular).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
     }
-    assert_eq!(get(&fake, &download, &granular).await.status(), StatusCode::FOUND);
+    assert_eq!(
+        get(&fake, &download, &granular).await.status(),
+        StatusCode::FOUND
+    );
     // ALL_SCOPES (used by the data tests) covers every endpoint.
     let every = grant_for(&fake, ALL_SCOPES, &[&cloud]).await.access;
     for path in [&search, &content, &children, &page_v2] {
-        assert_eq!(get(&fake, path, &every).await.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            get(&fake, path, &every).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
     }
 }
 
@@ -324,7 +366,10 @@ async fn app_scopes_removed_then_restored_without_a_new_consent() {
     let (fake, a, _) = two_sites().await;
     let tokens = grant_for(&fake, JIRA, &[&a]).await;
     let search = format!("ex/jira/{a}/rest/api/3/search/jql?jql=project%3DALPHA");
-    assert_eq!(get(&fake, &search, &tokens.access).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&fake, &search, &tokens.access).await.status(),
+        StatusCode::OK
+    );
 
     fake.set_app_scopes(JIRA_CLIENT_ID, Some(vec!["read:jira-user".into()]));
     assert_scope_mismatch(&fake, &search, &tokens.access).await;
@@ -345,7 +390,10 @@ async fn app_scopes_removed_then_restored_without_a_new_consent() {
     )
     .await;
     assert_eq!(ok, json!({ "ok": true }));
-    assert_eq!(get(&fake, &search, &next.access).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&fake, &search, &next.access).await.status(),
+        StatusCode::OK
+    );
     assert_eq!(fake.live_token_families(JIRA_CLIENT_ID), 1);
     // And restricting through the admin API works like the Rust call.
     admin(
@@ -364,16 +412,26 @@ async fn live_token_families_follow_rotation_reuse_and_revocation() {
     let first = grant_for(&fake, JIRA, &[&a, &b]).await;
     let (_, body) = refresh(&fake, first.refresh()).await;
     let rotated = Tokens::from_json(&body);
-    assert_eq!(fake.live_token_families(JIRA_CLIENT_ID), 1, "rotation is one family");
+    assert_eq!(
+        fake.live_token_families(JIRA_CLIENT_ID),
+        1,
+        "rotation is one family"
+    );
     // The replaced access token works for 10 minutes, then dies; the new one lives on.
     fake.advance_clock(9 * MINUTE);
-    assert_eq!(get(&fake, &myself(&a), &first.access).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&fake, &myself(&a), &first.access).await.status(),
+        StatusCode::OK
+    );
     fake.advance_clock(2 * MINUTE);
     assert_eq!(
         get(&fake, &myself(&a), &first.access).await.status(),
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(get(&fake, &myself(&a), &rotated.access).await.status(), StatusCode::OK);
+    assert_eq!(
+        get(&fake, &myself(&a), &rotated.access).await.status(),
+        StatusCode::OK
+    );
     // Reuse after the leeway kills the family.
     let (status, _) = refresh(&fake, first.refresh()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -396,12 +454,21 @@ async fn live_token_families_follow_rotation_reuse_and_revocation() {
 async fn minted_grants_cover_all_sites_or_the_chosen_ones() {
     let (fake, a, b) = two_sites().await;
     let all = fake.mint_grant(JIRA_CLIENT_ID, JIRA).unwrap();
-    assert_eq!(listed_sites(&fake, &all.access_token).await, [a.clone(), b.clone()]);
+    assert_eq!(
+        listed_sites(&fake, &all.access_token).await,
+        [a.clone(), b.clone()]
+    );
     fake.revoke_grants(JIRA_CLIENT_ID);
     let only_b = fake
         .mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &[&b])
         .unwrap();
     assert_eq!(listed_sites(&fake, &only_b.access_token).await, [b.clone()]);
-    assert!(fake.mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &[]).is_err());
-    assert!(fake.mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &["x"]).is_err());
+    assert!(
+        fake.mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &[])
+            .is_err()
+    );
+    assert!(
+        fake.mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &["x"])
+            .is_err()
+    );
 }

@@ -15,14 +15,14 @@ use serde_json::{Value, json};
 
 use super::render::{self, Expand};
 use super::{ConfluenceState, ContentKind, cql};
-use crate::fake::media::Download;
 use crate::fake::gateway::authenticate;
-use crate::fake::scopes::Endpoint;
+use crate::fake::media::Download;
 use crate::fake::params::{Params, encode_query};
 use crate::fake::respond::{
     self, confluence_v1_error as v1_error, confluence_v2_error as v2_error, try_response,
 };
 use crate::fake::rng::fnv1a;
+use crate::fake::scopes::Endpoint;
 use crate::fake::site::Site;
 use crate::fake::state::AppState;
 

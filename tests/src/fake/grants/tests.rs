@@ -180,7 +180,11 @@ fn live_families_count_only_refreshable_families() {
     let mut g = grants();
     let first = consent(&mut g, t0());
     let second = g.refresh("c", rt(&first), t0() + MIN).unwrap();
-    assert_eq!(g.live_families("c", t0() + MIN), 1, "rotation keeps one family");
+    assert_eq!(
+        g.live_families("c", t0() + MIN),
+        1,
+        "rotation keeps one family"
+    );
     // Reuse after the leeway kills the family.
     assert!(g.refresh("c", rt(&first), t0() + 20 * MIN).is_err());
     assert_eq!(g.live_families("c", t0() + 20 * MIN), 0);

@@ -16,12 +16,12 @@ use serde_json::{Value, json};
 
 use super::render::{self, Fields};
 use super::{JiraData, JiraState, jql};
-use crate::fake::media::{self, Download};
 use crate::fake::gateway::authenticate;
-use crate::fake::scopes::Endpoint;
+use crate::fake::media::{self, Download};
 use crate::fake::params::{Params, split_list};
 use crate::fake::respond::{self, jira_error, try_response};
 use crate::fake::rng::fnv1a;
+use crate::fake::scopes::Endpoint;
 use crate::fake::site::Site;
 use crate::fake::state::AppState;
 
@@ -454,7 +454,12 @@ async fn attachment_meta(
     Path((cloud_id, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraAttachmentMeta));
+    let site = try_response!(site(
+        &app,
+        &headers,
+        &cloud_id,
+        Endpoint::JiraAttachmentMeta
+    ));
     let state = site.jira.read();
     let idx = try_response!(find_attachment(&state, &id));
     respond::ok(render::attachment(site.jira.ctx(), &state.attachments[idx]))
@@ -466,7 +471,12 @@ async fn attachment_content(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraAttachmentContent));
+    let site = try_response!(site(
+        &app,
+        &headers,
+        &cloud_id,
+        Endpoint::JiraAttachmentContent
+    ));
     let download = {
         let state = site.jira.read();
         let idx = try_response!(find_attachment(&state, &id));
