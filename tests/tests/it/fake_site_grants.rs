@@ -83,7 +83,7 @@ async fn grant_info(fake: &FakeAtlassian) -> Value {
 async fn consents_add_their_sites_to_one_grant_shared_by_every_family() {
     let (fake, a, b) = two_sites().await;
     let first = grant_for(&fake, JIRA, &[&a]).await;
-    assert_eq!(listed_sites(&fake, &first.access).await, [a.clone()]);
+    assert_eq!(listed_sites(&fake, &first.access).await, [a.as_str()]);
     let (status, body) = get_json(&fake, &myself(&b), &first.access).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "B is not granted yet");
     assert_eq!(body, unauthorized());
@@ -157,7 +157,7 @@ async fn the_consent_form_grants_exactly_the_checked_sites() {
     let location = Url::parse(response.headers()[LOCATION].to_str().unwrap()).unwrap();
     let (_, body) = exchange(&fake, &query_param(&location, "code").unwrap()).await;
     let tokens = Tokens::from_json(&body);
-    assert_eq!(listed_sites(&fake, &tokens.access).await, [b.clone()]);
+    assert_eq!(listed_sites(&fake, &tokens.access).await, [b.as_str()]);
     assert_eq!(
         get(&fake, &myself(&a), &tokens.access).await.status(),
         StatusCode::UNAUTHORIZED
@@ -189,7 +189,7 @@ async fn a_site_removed_from_the_grant_answers_401_while_the_grant_lives() {
         get(&fake, &myself(&b), &tokens.access).await.status(),
         StatusCode::OK
     );
-    assert_eq!(listed_sites(&fake, &tokens.access).await, [b.clone()]);
+    assert_eq!(listed_sites(&fake, &tokens.access).await, [b.as_str()]);
     // The grant lives: refresh works, and the new token cannot reach A either.
     let (status, body) = refresh(&fake, tokens.refresh()).await;
     assert_eq!(status, StatusCode::OK);
@@ -462,7 +462,7 @@ async fn minted_grants_cover_all_sites_or_the_chosen_ones() {
     let only_b = fake
         .mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &[&b])
         .unwrap();
-    assert_eq!(listed_sites(&fake, &only_b.access_token).await, [b.clone()]);
+    assert_eq!(listed_sites(&fake, &only_b.access_token).await, [b.as_str()]);
     assert!(
         fake.mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &[])
             .is_err()
