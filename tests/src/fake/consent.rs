@@ -1,12 +1,15 @@
 //! The consent page a browser (or a headless client) clicks through, and the error page for
 //! authorization requests that must not redirect anywhere.
 //!
-//! Atlassian's consent screen lets the user pick the site to grant from a dropdown ("Use app
-//! on": https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/ — "the user
-//! grants access to their data on the Atlassian site"; the chosen site is not reported back,
-//! community.developer.atlassian.com/t/76395). The fake offers every configured site as a
-//! checkbox named `site` (value = cloud id), all checked, so one consent can grant one site or
-//! several; Accept grants exactly the checked ones (none checked: a 400 page).
+//! Atlassian's consent screen asks the user to pick the site to grant (a site dropdown: "The
+//! app directs the user to an Atlassian screen that prompts them to grant access to their data
+//! on the Atlassian site", https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/);
+//! more sites join the same grant through more consents
+//! (https://developer.atlassian.com/cloud/oauth/getting-started/faq), and the flow never says
+//! which site was picked (community.developer.atlassian.com/t/76395). The fake offers every
+//! configured site as a checkbox named `site` (value = cloud id), all checked, so one consent
+//! can grant one site or several; Accept grants exactly the checked ones (none checked: a 400
+//! page).
 
 use super::respond::escape_html;
 
