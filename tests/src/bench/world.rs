@@ -198,6 +198,7 @@ impl Consenter {
             ("response_type", "code"),
             ("state", "bench"),
             ("prompt", "consent"),
+            ("site", self.site.cloud_id.as_str()),
             ("decision", "accept"),
         ];
         let url = self

@@ -836,7 +836,9 @@ fn route_of(path: &str) -> &str {
     path.split('?').next().unwrap_or(path)
 }
 
-/// `<input type="hidden" name="k" value="v">` pairs of an HTML page, unescaped.
+/// What a browser submits of a page's form: `<input type="hidden" name="k" value="v">` pairs and
+/// checked checkboxes (the fake's consent page offers its sites as checked `site` boxes),
+/// unescaped.
 fn hidden_fields(html: &str) -> Vec<(String, String)> {
     let unescape = |s: &str| {
         s.replace("&quot;", "\"")
@@ -854,7 +856,10 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
     html.split("<input")
         .skip(1)
         .filter_map(|t| t.split('>').next())
-        .filter(|t| t.contains("type=\"hidden\""))
+        .filter(|t| {
+            t.contains("type=\"hidden\"")
+                || (t.contains("type=\"checkbox\"") && t.contains(" checked"))
+        })
         .filter_map(|t| Some((attr(t, "name")?, attr(t, "value")?)))
         .collect()
 }

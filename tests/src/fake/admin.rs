@@ -1,6 +1,6 @@
 //! The admin API under `/__admin/` (for the binary, `make local` and a browser): faults, hits,
-//! recorded requests, clock, revocation and a description of the fake. Admin calls bypass
-//! faults and are not recorded.
+//! recorded requests, clock, revocation, grants (sites, app scopes, token family counts) and a
+//! description of the fake. Admin calls bypass faults and are not recorded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,33 @@ pub struct RevokeRequest {
     pub client_id: String,
 }
 
+/// `POST /__admin/grants/remove-site` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveSiteRequest {
+    pub client_id: String,
+    pub cloud_id: String,
+}
+
+/// `POST /__admin/apps/scopes` body: `scopes: null` lifts the restriction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppScopesRequest {
+    pub client_id: String,
+    pub scopes: Option<Vec<String>>,
+}
+
+/// `GET /__admin/grants?client_id=` answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantInfo {
+    pub client_id: String,
+    /// Cloud ids in the grant, in the order they were first granted.
+    pub sites: Vec<String>,
+    pub live_token_families: usize,
+    /// For all clients (the counter is global).
+    pub token_families_killed: usize,
+    /// For all clients (the counter is global).
+    pub refresh_grants_served: usize,
+}
+
 /// `GET /__admin/hits?prefix=` answer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HitCount {
@@ -81,6 +108,9 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/requests", get(requests))
         .route("/clock/advance", post(advance_clock))
         .route("/revoke", post(revoke))
+        .route("/grants", get(grant_info))
+        .route("/grants/remove-site", post(remove_site))
+        .route("/apps/scopes", post(app_scopes))
         .route("/info", get(get_info))
         .fallback(|| async { respond::gateway(StatusCode::NOT_FOUND, "Unknown admin endpoint") })
 }
@@ -140,6 +170,43 @@ async fn revoke(State(app): State<Arc<AppState>>, bytes: Bytes) -> Response {
     };
     let families = lock(&app.grants).revoke_client(&req.client_id);
     respond::ok(json!({ "revoked_families": families }))
+}
+
+async fn grant_info(State(app): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let params = Params::parse(q.as_deref());
+    let Some(client_id) = params.get("client_id").filter(|c| !c.is_empty()) else {
+        return respond::json(
+            StatusCode::BAD_REQUEST,
+            json!({ "error": "the client_id query parameter is required" }),
+        );
+    };
+    let grants = lock(&app.grants);
+    let info = GrantInfo {
+        client_id: client_id.to_owned(),
+        sites: grants.sites(client_id),
+        live_token_families: grants.live_families(client_id, app.clock.now()),
+        token_families_killed: grants.families_killed_by_reuse(),
+        refresh_grants_served: grants.refresh_grants_served(),
+    };
+    respond::ok(serde_json::to_value(info).unwrap_or_default())
+}
+
+async fn remove_site(State(app): State<Arc<AppState>>, bytes: Bytes) -> Response {
+    let req: RemoveSiteRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let removed = lock(&app.grants).remove_site(&req.client_id, &req.cloud_id);
+    respond::ok(json!({ "removed": removed }))
+}
+
+async fn app_scopes(State(app): State<Arc<AppState>>, bytes: Bytes) -> Response {
+    let req: AppScopesRequest = match body(&bytes) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    lock(&app.grants).set_app_scopes(&req.client_id, req.scopes);
+    respond::ok(json!({ "ok": true }))
 }
 
 async fn get_info(State(app): State<Arc<AppState>>) -> Response {

@@ -1,12 +1,29 @@
 //! The consent page a browser (or a headless client) clicks through, and the error page for
 //! authorization requests that must not redirect anywhere.
+//!
+//! Atlassian's consent screen asks the user to pick the site to grant (a site dropdown: "The
+//! app directs the user to an Atlassian screen that prompts them to grant access to their data
+//! on the Atlassian site", https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/);
+//! more sites join the same grant through more consents
+//! (https://developer.atlassian.com/cloud/oauth/getting-started/faq), and the flow never says
+//! which site was picked (community.developer.atlassian.com/t/76395). The fake offers every
+//! configured site as a checkbox named `site` (value = cloud id), all checked, so one consent
+//! can grant one site or several; Accept grants exactly the checked ones (none checked: a 400
+//! page).
 
 use super::respond::escape_html;
+
+/// A site offered on the consent page.
+pub(crate) struct ConsentSite {
+    pub cloud_id: String,
+    pub name: String,
+    pub url: String,
+}
 
 pub(crate) struct ConsentPage<'a> {
     pub client_id: &'a str,
     pub user_name: &'a str,
-    pub sites: Vec<(String, String)>,
+    pub sites: Vec<ConsentSite>,
     pub scopes: &'a [String],
     /// The authorization parameters, carried through the form as hidden fields.
     pub hidden: Vec<(&'static str, String)>,
@@ -17,12 +34,13 @@ impl ConsentPage<'_> {
         let sites: String = self
             .sites
             .iter()
-            .map(|(name, url)| {
+            .map(|s| {
                 format!(
-                    "<li>{} (<a href=\"{}\">{}</a>)</li>",
-                    escape_html(name),
-                    escape_html(url),
-                    escape_html(url)
+                    "<li><label><input type=\"checkbox\" name=\"site\" value=\"{id}\" checked> \
+                     {name} ({url})</label></li>",
+                    id = escape_html(&s.cloud_id),
+                    name = escape_html(&s.name),
+                    url = escape_html(&s.url),
                 )
             })
             .collect();
@@ -47,9 +65,9 @@ impl ConsentPage<'_> {
              <title>Authorize {client}</title></head>\n<body><main>\
              <h1>{client} is requesting access to your Atlassian account</h1>\
              <p>Signed in as <strong>{user}</strong> (fake Atlassian Cloud).</p>\
-             <h2>Sites</h2><ul>{sites}</ul>\
-             <h2>Permissions</h2><ul>{scopes}</ul>\
              <form method=\"post\" action=\"/authorize/decision\">{hidden}\
+             <fieldset><legend>Use app on</legend><ul>{sites}</ul></fieldset>\
+             <h2>Permissions</h2><ul>{scopes}</ul>\
              <button type=\"submit\" id=\"accept\" name=\"decision\" value=\"accept\">Accept</button> \
              <button type=\"submit\" id=\"deny\" name=\"decision\" value=\"deny\">Deny</button>\
              </form></main></body></html>\n",

@@ -1,6 +1,23 @@
-//! The OAuth 2.0 (3LO) grant state machine, independent of HTTP: authorization codes, token
-//! families with rotating refresh tokens (reuse leeway, reuse detection, 90-day inactivity and
-//! 365-day absolute expiry), access tokens and revocation. Time is always passed in.
+//! The OAuth 2.0 (3LO) grant state machine, independent of HTTP: the grant (one per app for the
+//! fake's one signed-in user, with the cumulative set of sites consented to), authorization
+//! codes, token families with rotating refresh tokens (reuse leeway, reuse detection, 90-day
+//! inactivity and 365-day absolute expiry), access tokens, the app's scopes as set in the
+//! developer console, and revocation. Time is always passed in.
+//!
+//! Grant model. "Only one grant exists per app for a given Atlassian account. If a user grants
+//! access to more than one Atlassian site for this app, then the additional sites are added to
+//! the same grant. This means that existing access tokens will give you access to all sites and
+//! scopes that a user has granted your app access to."
+//! (https://developer.atlassian.com/cloud/oauth/getting-started/faq). So: one [`Grant`] per
+//! client id holding a SET of sites that only grows with consents (until a site is removed or
+//! the app is revoked); every consent adds its chosen sites to it and, once its code is
+//! exchanged, starts a NEW token family; every live family of the grant reaches every site of
+//! the grant. ASSUMPTION (no source settles it): a new consent leaves the grant's earlier
+//! families alive. Our product must be right either way.
+//!
+//! Scopes stay per family (what that consent asked for) rather than accumulating across
+//! consents as the FAQ's "and scopes" suggests: each of our apps always asks for the same
+//! scopes, so the difference does not show.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,9 +39,12 @@ pub(crate) struct Policy {
     pub code_ttl: Duration,
     pub refresh_inactivity: Duration,
     pub refresh_absolute: Duration,
-    /// A rotated refresh token's companion access token dies when the leeway ends (Atlassian
-    /// announced this in 2024: "the old access token will be revoked during the refresh token
-    /// exchange").
+    /// A rotated refresh token's companion access token dies when the leeway ends, i.e. 10
+    /// minutes after the rotation that replaced it (Atlassian announced this in 2024: "the old
+    /// access token will be revoked during the refresh token exchange",
+    /// community.developer.atlassian.com/t/83103; the 10-minute reuse interval is on
+    /// https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens). On by
+    /// default ([`super::FakeConfig::revoke_companion_access_token`]).
     pub revoke_companion_access_token: bool,
 }
 
@@ -41,11 +61,23 @@ pub(crate) struct Issued {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct InvalidGrant(pub &'static str);
 
-/// Who an access token speaks for.
+/// Who an access token speaks for, and what it may reach now.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AccessGrant {
     pub client_id: String,
+    /// Effective scopes: the family's consented scopes that the app still has (see
+    /// [`Grants::set_app_scopes`]).
     pub scopes: Vec<String>,
+    /// Cloud ids of every site in the grant, in the order they were first granted.
+    pub sites: Vec<String>,
+}
+
+/// The user's grant to one app: the sites it covers. `id` changes when the app is revoked and
+/// consented again, so families of the old grant never come back to life.
+#[derive(Debug)]
+struct Grant {
+    id: u64,
+    sites: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -59,6 +91,7 @@ struct PendingCode {
 #[derive(Debug)]
 struct Family {
     client_id: String,
+    grant: u64,
     scopes: Vec<String>,
     consented_at: OffsetDateTime,
     dead: bool,
@@ -81,6 +114,12 @@ struct AccessEntry {
 #[derive(Debug)]
 pub(crate) struct Grants {
     policy: Policy,
+    /// By client id (the fake has one user, so one grant per app).
+    grants: HashMap<String, Grant>,
+    next_grant: u64,
+    /// The app's scopes as configured in the developer console, by client id; absent =
+    /// unrestricted.
+    app_scopes: HashMap<String, Vec<String>>,
     codes: HashMap<String, PendingCode>,
     families: Vec<Family>,
     refresh: HashMap<String, RefreshEntry>,
@@ -93,6 +132,9 @@ impl Grants {
     pub(crate) fn new(policy: Policy) -> Self {
         Self {
             policy,
+            grants: HashMap::new(),
+            next_grant: 1,
+            app_scopes: HashMap::new(),
             codes: HashMap::new(),
             families: Vec::new(),
             refresh: HashMap::new(),
@@ -100,6 +142,75 @@ impl Grants {
             killed_by_reuse: 0,
             refresh_served: 0,
         }
+    }
+
+    /// Cloud ids in `client_id`'s grant, in the order they were first granted.
+    pub(crate) fn sites(&self, client_id: &str) -> Vec<String> {
+        self.grants
+            .get(client_id)
+            .map(|g| g.sites.clone())
+            .unwrap_or_default()
+    }
+
+    /// A site leaves the grant (an admin removed the app from that site, or the user lost
+    /// access to it) while the grant and its token families live on: refresh keeps working,
+    /// accessible-resources stops listing the site, and its API calls answer 401. The one-grant
+    /// model makes this per-site removal a partial change of the grant (jira.atlassian.com
+    /// ECO-256 asks for a per-site revocation the user cannot do themselves). False if the
+    /// site was not in the grant.
+    pub(crate) fn remove_site(&mut self, client_id: &str, cloud_id: &str) -> bool {
+        let Some(grant) = self.grants.get_mut(client_id) else {
+            return false;
+        };
+        let before = grant.sites.len();
+        grant.sites.retain(|s| s != cloud_id);
+        grant.sites.len() != before
+    }
+
+    /// The scopes the app has in the developer console ("Permissions"), `None` = unrestricted.
+    /// ASSUMPTION (undocumented): a token's effective scopes are its consented scopes that the
+    /// app still has, evaluated at each call, so removing a scope makes the gateway answer
+    /// "scope does not match" and restoring it makes the same tokens work again without a new
+    /// consent. `offline_access` is not an API permission of the console and is never removed.
+    pub(crate) fn set_app_scopes(&mut self, client_id: &str, scopes: Option<Vec<String>>) {
+        match scopes {
+            Some(s) => {
+                self.app_scopes.insert(client_id.to_owned(), s);
+            }
+            None => {
+                self.app_scopes.remove(client_id);
+            }
+        }
+    }
+
+    /// Families of `client_id` that could still refresh now: not dead, of the current grant,
+    /// inside the absolute lifetime, and holding a refresh token that is either unrotated and
+    /// not idle-expired, or rotated within the leeway.
+    pub(crate) fn live_families(&self, client_id: &str, now: OffsetDateTime) -> usize {
+        let Some(grant) = self.grants.get(client_id) else {
+            return 0;
+        };
+        let mut live = vec![false; self.families.len()];
+        for entry in self.refresh.values() {
+            let usable = match entry.rotated_at {
+                None => now < entry.issued_at + self.policy.refresh_inactivity,
+                Some(rotated) => now <= rotated + self.policy.rotation_leeway,
+            };
+            if let (true, Some(slot)) = (usable, live.get_mut(entry.family)) {
+                *slot = true;
+            }
+        }
+        self.families
+            .iter()
+            .zip(live)
+            .filter(|(f, usable)| {
+                *usable
+                    && !f.dead
+                    && f.client_id == client_id
+                    && f.grant == grant.id
+                    && now < f.consented_at + self.policy.refresh_absolute
+            })
+            .count()
     }
 
     pub(crate) fn families_killed_by_reuse(&self) -> usize {
@@ -110,15 +221,31 @@ impl Grants {
         self.refresh_served
     }
 
-    /// The user consented: a single-use code bound to the client and redirect URI.
+    /// The user consented for `sites`: they join the app's grant (consenting is granting; the
+    /// code only hands out tokens), and a single-use code bound to the client and redirect URI
+    /// is issued.
     pub(crate) fn issue_code(
         &mut self,
         client_id: &str,
         redirect_uri: &str,
         scopes: Vec<String>,
+        sites: &[String],
         now: OffsetDateTime,
     ) -> String {
         self.codes.retain(|_, c| c.expires_at > now);
+        let next = &mut self.next_grant;
+        let grant = self.grants.entry(client_id.to_owned()).or_insert_with(|| {
+            *next += 1;
+            Grant {
+                id: *next,
+                sites: Vec::new(),
+            }
+        });
+        for site in sites {
+            if !grant.sites.contains(site) {
+                grant.sites.push(site.clone());
+            }
+        }
         let code = random_token(CODE_PREFIX);
         self.codes.insert(
             code.clone(),
@@ -156,9 +283,17 @@ impl Grants {
                 "redirect_uri does not match the one used for authorization",
             ));
         }
+        // Revoked between consent and exchange: the code died with the grant (revoke_client
+        // drops codes too), so this is only a guard.
+        let grant = self
+            .grants
+            .get(client_id)
+            .map(|g| g.id)
+            .ok_or(InvalidGrant("Invalid authorization code"))?;
         let family = self.families.len();
         self.families.push(Family {
             client_id: client_id.to_owned(),
+            grant,
             scopes: pending.scopes,
             consented_at: now,
             dead: false,
@@ -166,7 +301,13 @@ impl Grants {
         Ok(self.issue_pair(family, now))
     }
 
-    /// `grant_type=refresh_token` (client already authenticated).
+    /// `grant_type=refresh_token` (client already authenticated). Every way a refresh token can
+    /// be dead (unknown, revoked, reused after the leeway, idle 90 days, past 365 days) answers
+    /// the same documented body, `403 {"error":"invalid_grant","error_description":"Unknown or
+    /// invalid refresh token."}`: https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens
+    /// (Atlassian's token endpoint is Auth0's, whose support article "Troubleshoot Refresh Token
+    /// Unknown or Invalid Before Expiry" gives that status and body for absolute expiry and
+    /// reuse alike).
     pub(crate) fn refresh(
         &mut self,
         client_id: &str,
@@ -177,13 +318,12 @@ impl Grants {
         let leeway = self.policy.rotation_leeway;
         let entry = self.refresh.get_mut(token).ok_or(UNKNOWN)?;
         let family = self.families.get_mut(entry.family).ok_or(UNKNOWN)?;
-        if family.client_id != client_id || family.dead {
+        let current = self.grants.get(client_id).map(|g| g.id);
+        if family.client_id != client_id || family.dead || current != Some(family.grant) {
             return Err(UNKNOWN);
         }
         if now >= family.consented_at + self.policy.refresh_absolute {
-            return Err(InvalidGrant(
-                "The refresh token has expired (absolute lifetime).",
-            ));
+            return Err(UNKNOWN);
         }
         match entry.rotated_at {
             Some(rotated) if now > rotated + leeway => {
@@ -195,7 +335,7 @@ impl Grants {
             Some(_) => {}
             None => {
                 if now >= entry.issued_at + self.policy.refresh_inactivity {
-                    return Err(InvalidGrant("The refresh token has expired (inactivity)."));
+                    return Err(UNKNOWN);
                 }
                 entry.rotated_at = Some(now);
             }
@@ -209,7 +349,8 @@ impl Grants {
     pub(crate) fn check_access(&self, token: &str, now: OffsetDateTime) -> Option<AccessGrant> {
         let entry = self.access.get(token)?;
         let family = self.families.get(entry.family)?;
-        if family.dead || now >= entry.expires_at {
+        let grant = self.grants.get(&family.client_id)?;
+        if family.dead || grant.id != family.grant || now >= entry.expires_at {
             return None;
         }
         if self.policy.revoke_companion_access_token
@@ -222,15 +363,27 @@ impl Grants {
         {
             return None;
         }
+        let scopes = match self.app_scopes.get(&family.client_id) {
+            None => family.scopes.clone(),
+            Some(app) => family
+                .scopes
+                .iter()
+                .filter(|s| *s == "offline_access" || app.contains(s))
+                .cloned()
+                .collect(),
+        };
         Some(AccessGrant {
             client_id: family.client_id.clone(),
-            scopes: family.scopes.clone(),
+            scopes,
+            sites: grant.sites.clone(),
         })
     }
 
-    /// The user removed the app: every family of the client dies, pending codes too.
+    /// The user removed the app: the grant ends (its sites with it), every family of the
+    /// client dies, pending codes too. A later consent starts a new grant.
     pub(crate) fn revoke_client(&mut self, client_id: &str) -> usize {
         self.codes.retain(|_, c| c.client_id != client_id);
+        self.grants.remove(client_id);
         let mut n = 0;
         for family in self
             .families
@@ -287,110 +440,4 @@ pub(crate) fn random_token(prefix: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MIN: Duration = Duration::from_secs(60);
-    const DAY: Duration = Duration::from_secs(86_400);
-
-    fn grants() -> Grants {
-        Grants::new(Policy {
-            access_token_ttl: Duration::from_secs(3600),
-            rotation_leeway: 10 * MIN,
-            code_ttl: 10 * MIN,
-            refresh_inactivity: 90 * DAY,
-            refresh_absolute: 365 * DAY,
-            revoke_companion_access_token: true,
-        })
-    }
-
-    fn t0() -> OffsetDateTime {
-        OffsetDateTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
-    }
-
-    fn consent(g: &mut Grants, now: OffsetDateTime) -> Issued {
-        let code = g.issue_code(
-            "c",
-            "http://cb",
-            vec!["read:jira-work".into(), "offline_access".into()],
-            now,
-        );
-        g.exchange_code("c", &code, "http://cb", now).unwrap()
-    }
-
-    #[test]
-    fn code_is_single_use_and_bound_to_redirect_uri() {
-        let mut g = grants();
-        let code = g.issue_code("c", "http://cb", vec![], t0());
-        assert!(g.exchange_code("c", &code, "http://other", t0()).is_err());
-        assert!(g.exchange_code("c", &code, "http://cb", t0()).is_err());
-    }
-
-    #[test]
-    fn refresh_rotates_and_leeway_then_reuse_kills() {
-        let mut g = grants();
-        let first = consent(&mut g, t0());
-        let rt0 = first.refresh_token.unwrap();
-        let second = g.refresh("c", &rt0, t0() + MIN).unwrap();
-        assert_ne!(second.refresh_token.as_deref(), Some(rt0.as_str()));
-        // Within the leeway the old token still works.
-        assert!(g.refresh("c", &rt0, t0() + 5 * MIN).is_ok());
-        // The companion access token of rt0 dies once the leeway is over.
-        assert!(
-            g.check_access(&first.access_token, t0() + 5 * MIN)
-                .is_some()
-        );
-        assert!(
-            g.check_access(&first.access_token, t0() + 12 * MIN)
-                .is_none()
-        );
-        assert!(
-            g.check_access(&second.access_token, t0() + 12 * MIN)
-                .is_some()
-        );
-        // After it, reuse kills the family, including the newest tokens.
-        assert!(g.refresh("c", &rt0, t0() + 12 * MIN).is_err());
-        assert_eq!(g.families_killed_by_reuse(), 1);
-        assert!(
-            g.check_access(&second.access_token, t0() + 12 * MIN)
-                .is_none()
-        );
-        assert!(
-            g.refresh(
-                "c",
-                second.refresh_token.as_deref().unwrap(),
-                t0() + 12 * MIN
-            )
-            .is_err()
-        );
-    }
-
-    #[test]
-    fn inactivity_and_absolute_expiry() {
-        let mut g = grants();
-        let rt = consent(&mut g, t0()).refresh_token.unwrap();
-        assert!(g.refresh("c", &rt, t0() + 91 * DAY).is_err());
-        let mut g = grants();
-        let mut rt = consent(&mut g, t0()).refresh_token.unwrap();
-        let mut now = t0();
-        for _ in 0..4 {
-            now += 80 * DAY;
-            rt = g.refresh("c", &rt, now).unwrap().refresh_token.unwrap();
-        }
-        assert!(
-            g.refresh("c", &rt, now + 50 * DAY).is_err(),
-            "past 365 days since consent"
-        );
-        assert_eq!(g.families_killed_by_reuse(), 0);
-    }
-
-    #[test]
-    fn no_refresh_token_without_offline_access() {
-        let mut g = grants();
-        let code = g.issue_code("c", "http://cb", vec!["read:jira-work".into()], t0());
-        let issued = g.exchange_code("c", &code, "http://cb", t0()).unwrap();
-        assert!(issued.refresh_token.is_none());
-        assert!(issued.access_token.starts_with(ACCESS_TOKEN_PREFIX));
-        assert!(issued.access_token.len() >= 50);
-    }
-}
+mod tests;

@@ -15,7 +15,7 @@
 //!   `api/v2/pages/{id}`, `api/v2/blogposts/{id}`, `api/v2/pages/{id}/attachments`,
 //!   `api/v2/spaces`, `download/attachments/{pageId}/{filename}` (302 to the media host);
 //! - `/__admin/`: `faults` (POST, DELETE), `hits?prefix=`, `requests`, `clock/advance`,
-//!   `revoke`, `info`.
+//!   `revoke`, `grants?client_id=`, `grants/remove-site`, `apps/scopes`, `info`.
 //!
 //! Media listener ([`FakeAtlassian::media_url`]): `GET /file/{link}`; refuses any request that
 //! carries `Authorization` (400).
@@ -24,7 +24,10 @@
 //! by id; forbidden items stay visible in search results but not in reads (see the `jira` and
 //! `confluence` modules); a rotated refresh token reused within the leeway yields a new pair
 //! and leaves the other descendants valid; the rotated pair's access token dies when the leeway
-//! ends (Atlassian's 2024 announcement); a wrong client secret is 401 `access_denied`.
+//! ends (Atlassian's 2024 announcement); a wrong client secret is 401 `access_denied`. The
+//! fake has one signed-in user, so each app has at most one grant: a cumulative set of sites
+//! shared by every token family of the app (`grants.rs`); every API route checks its scopes in
+//! one table (`scopes.rs`).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -50,6 +53,8 @@ mod confluence;
 mod consent;
 mod error;
 mod faults;
+mod gateway;
+mod grant_control;
 mod grants;
 mod jira;
 mod media;
@@ -59,6 +64,7 @@ mod query_lang;
 mod recorder;
 mod respond;
 mod rng;
+mod scopes;
 mod seed;
 mod server;
 mod site;
@@ -79,7 +85,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
 
-pub use admin::{AdminInfo, ClockAdvance, HitCount, RevokeRequest, SiteSummary};
+pub use admin::{
+    AdminInfo, AppScopesRequest, ClockAdvance, GrantInfo, HitCount, RemoveSiteRequest,
+    RevokeRequest, SiteSummary,
+};
 pub use attachment::{AttachmentInfo, CHUNK_SIZE, content_sha256_hex};
 pub use config::{
     CONFLUENCE_CLIENT_ID, CONFLUENCE_CLIENT_SECRET, ClientApp, DEFAULT_REDIRECT_URI, FakeConfig,
@@ -107,7 +116,6 @@ pub struct MintedGrant {
 use clock::FakeClock;
 use faults::FaultRules;
 use grants::{Grants, Policy};
-use params::Params;
 use site::{Site, SiteContext};
 use state::{AppState, lock};
 use users::Users;
@@ -177,6 +185,7 @@ impl FakeAtlassian {
 
         let main_router = Router::new()
             .merge(oauth::router())
+            .merge(gateway::router())
             .nest("/ex/jira/{cloud_id}/rest/api/3", jira::router())
             .nest("/ex/confluence/{cloud_id}/wiki", confluence::router())
             .nest("/__admin", admin::router())
@@ -244,42 +253,6 @@ impl FakeAtlassian {
         self.app.clock.now()
     }
 
-    /// The user removed the app: every token family of `client_id` dies (refresh answers
-    /// `invalid_grant`, API calls 401) and its pending codes with them.
-    pub fn revoke_grants(&self, client_id: &str) {
-        lock(&self.app.grants).revoke_client(client_id);
-    }
-
-    /// Token families killed because a rotated refresh token was reused after the leeway.
-    pub fn token_families_killed(&self) -> usize {
-        lock(&self.app.grants).families_killed_by_reuse()
-    }
-
-    /// Successful `refresh_token` grants answered.
-    pub fn refresh_grants_served(&self) -> usize {
-        lock(&self.app.grants).refresh_grants_served()
-    }
-
-    /// A consent and code exchange without the HTTP round trips (for set-ups that need
-    /// thousands of token families, e.g. the refresh benchmark): a new family for `client_id`
-    /// with `scopes`, exactly as `/authorize` + `/oauth/token` would issue it.
-    pub fn mint_grant(&self, client_id: &str, scopes: &[&str]) -> Result<MintedGrant, FakeError> {
-        let now = self.app.clock.now();
-        let redirect = "urn:fake:minted";
-        let mut grants = lock(&self.app.grants);
-        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
-        let code = grants.issue_code(client_id, redirect, scopes, now);
-        let issued = grants
-            .exchange_code(client_id, &code, redirect, now)
-            .map_err(|e| FakeError::InvalidAuthorizeRequest(e.0.to_owned()))?;
-        Ok(MintedGrant {
-            access_token: issued.access_token,
-            refresh_token: issued.refresh_token,
-            expires_in: issued.expires_in,
-            scope: issued.scope,
-        })
-    }
-
     /// Registers one more callback URL for `client_id` (false if there is no such client).
     pub fn add_redirect_uri(&self, client_id: &str, redirect_uri: &str) -> bool {
         self.app.add_redirect_uri(client_id, redirect_uri)
@@ -292,45 +265,6 @@ impl FakeAtlassian {
             .read()
             .map(|c| c.clone())
             .unwrap_or_else(|e| e.into_inner().clone())
-    }
-
-    /// An authorize URL on this fake, as the code under test should build it.
-    pub fn authorize_url(
-        &self,
-        client_id: &str,
-        redirect_uri: &str,
-        scopes: &[&str],
-        state: &str,
-    ) -> Url {
-        let mut url = self
-            .app
-            .base_url
-            .join("authorize")
-            .unwrap_or_else(|_| self.app.base_url.clone());
-        url.query_pairs_mut()
-            .append_pair("audience", oauth::AUDIENCE)
-            .append_pair("client_id", client_id)
-            .append_pair("scope", &scopes.join(" "))
-            .append_pair("redirect_uri", redirect_uri)
-            .append_pair("state", state)
-            .append_pair("response_type", "code")
-            .append_pair("prompt", "consent");
-        url
-    }
-
-    /// The user's click on Accept (`accept`) or Deny: validates `authorize_url` like
-    /// `GET /authorize` and returns where the browser would be redirected.
-    pub async fn consent(&self, authorize_url: &Url, accept: bool) -> Result<Url, FakeError> {
-        if !authorize_url.path().ends_with("/authorize") {
-            return Err(FakeError::InvalidAuthorizeRequest(format!(
-                "{} is not an authorize URL",
-                authorize_url.path()
-            )));
-        }
-        let params = Params::parse(authorize_url.query());
-        let req =
-            oauth::validate(&self.app, &params).map_err(FakeError::InvalidAuthorizeRequest)?;
-        Ok(oauth::decide(&self.app, &req, accept))
     }
 
     /// Base URLs, sites and client ids (what `GET /__admin/info` answers).

@@ -1,6 +1,6 @@
-//! OAuth 2.0 (3LO) over HTTP: `GET /authorize` (consent page), `POST /authorize/decision`,
-//! `POST /oauth/token`, `GET /oauth/token/accessible-resources`, and the bearer check every
-//! `/ex/...` API call goes through.
+//! OAuth 2.0 (3LO) over HTTP: `GET /authorize` (consent page), `POST /authorize/decision` and
+//! `POST /oauth/token`. The gateway side (accessible-resources, the bearer and scope check of
+//! `/ex/...` calls) is in `gateway.rs`.
 
 use std::sync::Arc;
 
@@ -13,11 +13,10 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use url::Url;
 
-use super::consent::{ConsentPage, error_page};
-use super::grants::{AccessGrant, Issued};
+use super::consent::{ConsentPage, ConsentSite, error_page};
+use super::grants::Issued;
 use super::params::Params;
 use super::respond;
-use super::site::Site;
 use super::state::{AppState, lock};
 
 pub(crate) const AUDIENCE: &str = "api.atlassian.com";
@@ -27,10 +26,6 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/authorize", get(authorize_page))
         .route("/authorize/decision", post(authorize_decision))
         .route("/oauth/token", post(token))
-        .route(
-            "/oauth/token/accessible-resources",
-            get(accessible_resources),
-        )
 }
 
 /// A validated authorization request.
@@ -108,17 +103,44 @@ pub(crate) fn validate(app: &AppState, p: &Params) -> Result<AuthorizeRequest, S
     })
 }
 
+/// The user's decision on the consent page: Accept for these sites (cloud ids), or Deny.
+#[derive(Clone, Debug)]
+pub(crate) enum Decision {
+    Accept(Vec<String>),
+    Deny,
+}
+
+/// The sites of an Accept, checked: at least one, each a configured site, no repeats. `Err` is
+/// the message of a 400 page.
+pub(crate) fn chosen_sites(app: &AppState, ids: &[&str]) -> Result<Vec<String>, String> {
+    let mut sites: Vec<String> = Vec::new();
+    for id in ids {
+        if app.site(id).is_none() {
+            return Err(format!("Unknown site '{id}'."));
+        }
+        if !sites.iter().any(|s| s == id) {
+            sites.push((*id).to_owned());
+        }
+    }
+    if sites.is_empty() {
+        return Err("Choose at least one site to grant access to.".into());
+    }
+    Ok(sites)
+}
+
 /// The redirect after the user's decision: `?code=…&state=…` or `?error=access_denied&…`,
-/// keeping any query the registered redirect URI already has.
-pub(crate) fn decide(app: &AppState, req: &AuthorizeRequest, accept: bool) -> Url {
+/// keeping any query the registered redirect URI already has. An Accept adds its sites to the
+/// app's grant (see `grants.rs`).
+pub(crate) fn decide(app: &AppState, req: &AuthorizeRequest, decision: &Decision) -> Url {
     let mut url = req.redirect_url.clone();
     {
         let mut q = url.query_pairs_mut();
-        if accept {
+        if let Decision::Accept(sites) = decision {
             let code = lock(&app.grants).issue_code(
                 &req.client_id,
                 &req.redirect_uri,
                 req.scopes.clone(),
+                sites,
                 app.clock.now(),
             );
             q.append_pair("code", &code);
@@ -161,7 +183,11 @@ async fn authorize_page(State(app): State<Arc<AppState>>, RawQuery(query): RawQu
         sites: app
             .sites
             .iter()
-            .map(|s| (s.ctx.name.clone(), s.ctx.url.clone()))
+            .map(|s| ConsentSite {
+                cloud_id: s.ctx.cloud_id.clone(),
+                name: s.ctx.name.clone(),
+                url: s.ctx.url.clone(),
+            })
             .collect(),
         scopes: &req.scopes,
         hidden,
@@ -175,9 +201,12 @@ async fn authorize_decision(State(app): State<Arc<AppState>>, body: Bytes) -> Re
         Ok(req) => req,
         Err(message) => return respond::html(StatusCode::BAD_REQUEST, error_page(&message)),
     };
-    let accept = match params.get("decision") {
-        Some("accept") => true,
-        Some("deny") => false,
+    let decision = match params.get("decision") {
+        Some("accept") => match chosen_sites(&app, &params.all("site")) {
+            Ok(sites) => Decision::Accept(sites),
+            Err(message) => return respond::html(StatusCode::BAD_REQUEST, error_page(&message)),
+        },
+        Some("deny") => Decision::Deny,
         _ => {
             return respond::html(
                 StatusCode::BAD_REQUEST,
@@ -185,7 +214,7 @@ async fn authorize_decision(State(app): State<Arc<AppState>>, body: Bytes) -> Re
             );
         }
     };
-    let url = decide(&app, &req, accept);
+    let url = decide(&app, &req, &decision);
     respond::redirect(StatusCode::FOUND, url.as_str())
 }
 
@@ -272,6 +301,11 @@ async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     };
     match result {
         Ok(issued) => respond::ok(token_json(&issued)),
+        // 403, not RFC 6749's 400: Atlassian's token endpoint answers a dead refresh token with
+        // `403 {"error":"invalid_grant","error_description":"Unknown or invalid refresh
+        // token."}` (https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens;
+        // Auth0, which serves auth.atlassian.com, documents the same status and body). Code
+        // exchange failures share the status and error code.
         Err(e) => token_error(StatusCode::FORBIDDEN, "invalid_grant", e.0),
     }
 }
@@ -287,78 +321,4 @@ fn token_json(t: &Issued) -> Value {
         obj.insert("refresh_token".into(), json!(rt));
     }
     v
-}
-
-/// The grant behind the request's `Authorization: Bearer …`, if it is good now.
-fn bearer_grant(app: &AppState, headers: &HeaderMap) -> Option<AccessGrant> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    lock(&app.grants).check_access(token.trim(), app.clock.now())
-}
-
-async fn accessible_resources(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let Some(grant) = bearer_grant(&app, &headers) else {
-        return respond::gateway(StatusCode::UNAUTHORIZED, "Unauthorized");
-    };
-    let scopes: Vec<&String> = grant
-        .scopes
-        .iter()
-        .filter(|s| *s != "offline_access")
-        .collect();
-    let sites: Vec<Value> = app
-        .sites
-        .iter()
-        .map(|s| {
-            json!({
-                "id": s.ctx.cloud_id,
-                "url": s.ctx.url,
-                "name": s.ctx.name,
-                "scopes": scopes,
-                "avatarUrl": "https://site-admin-avatar-cdn.prod.public.atl-paas.net/avatars/240/rocket.png",
-            })
-        })
-        .collect();
-    respond::ok(Value::Array(sites))
-}
-
-/// What an API call needs from the token's scopes.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Need {
-    /// `read:jira-work`.
-    JiraRead,
-    /// `read:confluence-content.all`.
-    ConfluenceRead,
-    /// `search:confluence` or `read:confluence-content.all`.
-    ConfluenceSearch,
-}
-
-/// The gateway's check for `/ex/{product}/{cloudId}/...`: a good bearer (else 401), a known
-/// site (else 404), and the product scope (else 401 "scope does not match", as the gateway says).
-pub(crate) fn authenticate(
-    app: &AppState,
-    headers: &HeaderMap,
-    cloud_id: &str,
-    need: Need,
-) -> Result<Site, Response> {
-    let grant = bearer_grant(app, headers)
-        .ok_or_else(|| respond::gateway(StatusCode::UNAUTHORIZED, "Unauthorized"))?;
-    let site = app
-        .site(cloud_id)
-        .ok_or_else(|| respond::gateway(StatusCode::NOT_FOUND, "Not Found"))?;
-    let has = |s: &str| grant.scopes.iter().any(|g| g == s);
-    let allowed = match need {
-        Need::JiraRead => has("read:jira-work"),
-        Need::ConfluenceRead => has("read:confluence-content.all"),
-        Need::ConfluenceSearch => has("search:confluence") || has("read:confluence-content.all"),
-    };
-    if !allowed {
-        return Err(respond::gateway(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized; scope does not match",
-        ));
-    }
-    Ok(site.clone())
 }

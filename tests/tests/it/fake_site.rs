@@ -18,69 +18,82 @@ use url::Url;
 
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
-const ALL_SCOPES: &[&str] = &[
+/// Every scope some endpoint of the fake documents (classic where there is one, granular for
+/// Confluence v2), so the tests of data behaviour are not about scopes.
+pub(crate) const ALL_SCOPES: &[&str] = &[
     "read:jira-work",
     "read:jira-user",
     "read:confluence-content.all",
+    "read:confluence-content.summary",
+    "read:confluence-space.summary",
+    "readonly:content.attachment:confluence",
     "search:confluence",
+    "read:page:confluence",
+    "read:attachment:confluence",
+    "read:space:confluence",
     "offline_access",
 ];
+
+/// What Atlassian answers a dead refresh token, whatever killed it.
+pub(crate) fn dead_refresh_token() -> Value {
+    json!({ "error": "invalid_grant", "error_description": "Unknown or invalid refresh token." })
+}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-async fn fake() -> FakeAtlassian {
+pub(crate) async fn fake() -> FakeAtlassian {
     fake_with(FakeConfig::default()).await
 }
 
-async fn fake_with(config: FakeConfig) -> FakeAtlassian {
+pub(crate) async fn fake_with(config: FakeConfig) -> FakeAtlassian {
     FakeAtlassian::start(config).await.expect("fake starts")
 }
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
 }
 
-fn cloud(fake: &FakeAtlassian) -> String {
+pub(crate) fn cloud(fake: &FakeAtlassian) -> String {
     fake.cloud_ids().remove(0)
 }
 
-fn query_param(url: &Url, key: &str) -> Option<String> {
+pub(crate) fn query_param(url: &Url, key: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
 }
 
 #[derive(Debug, Clone)]
-struct Tokens {
-    access: String,
-    refresh: Option<String>,
+pub(crate) struct Tokens {
+    pub(crate) access: String,
+    pub(crate) refresh: Option<String>,
 }
 
 impl Tokens {
-    fn from_json(v: &Value) -> Tokens {
+    pub(crate) fn from_json(v: &Value) -> Tokens {
         Tokens {
             access: v["access_token"].as_str().expect("access_token").to_owned(),
             refresh: v["refresh_token"].as_str().map(str::to_owned),
         }
     }
 
-    fn refresh(&self) -> &str {
+    pub(crate) fn refresh(&self) -> &str {
         self.refresh.as_deref().expect("a refresh token")
     }
 }
 
 /// A code for the Jira app (consent accepted programmatically).
-async fn code_for(fake: &FakeAtlassian, scopes: &[&str]) -> String {
+pub(crate) async fn code_for(fake: &FakeAtlassian, scopes: &[&str]) -> String {
     let authorize = fake.authorize_url(JIRA_CLIENT_ID, DEFAULT_REDIRECT_URI, scopes, "st4te");
     let redirect = fake.consent(&authorize, true).await.expect("consent");
     query_param(&redirect, "code").expect("code in redirect")
 }
 
-async fn token_request(fake: &FakeAtlassian, body: Value) -> (StatusCode, Value) {
+pub(crate) async fn token_request(fake: &FakeAtlassian, body: Value) -> (StatusCode, Value) {
     let response = http()
         .post(fake.base_url().join("oauth/token").unwrap())
         .json(&body)
@@ -91,7 +104,7 @@ async fn token_request(fake: &FakeAtlassian, body: Value) -> (StatusCode, Value)
     (status, response.json().await.unwrap())
 }
 
-async fn exchange(fake: &FakeAtlassian, code: &str) -> (StatusCode, Value) {
+pub(crate) async fn exchange(fake: &FakeAtlassian, code: &str) -> (StatusCode, Value) {
     token_request(
         fake,
         json!({
@@ -105,7 +118,7 @@ async fn exchange(fake: &FakeAtlassian, code: &str) -> (StatusCode, Value) {
     .await
 }
 
-async fn refresh(fake: &FakeAtlassian, refresh_token: &str) -> (StatusCode, Value) {
+pub(crate) async fn refresh(fake: &FakeAtlassian, refresh_token: &str) -> (StatusCode, Value) {
     token_request(
         fake,
         json!({
@@ -118,14 +131,14 @@ async fn refresh(fake: &FakeAtlassian, refresh_token: &str) -> (StatusCode, Valu
     .await
 }
 
-async fn grant(fake: &FakeAtlassian, scopes: &[&str]) -> Tokens {
+pub(crate) async fn grant(fake: &FakeAtlassian, scopes: &[&str]) -> Tokens {
     let code = code_for(fake, scopes).await;
     let (status, body) = exchange(fake, &code).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     Tokens::from_json(&body)
 }
 
-async fn get(fake: &FakeAtlassian, path: &str, token: &str) -> reqwest::Response {
+pub(crate) async fn get(fake: &FakeAtlassian, path: &str, token: &str) -> reqwest::Response {
     http()
         .get(fake.base_url().join(path).unwrap())
         .bearer_auth(token)
@@ -134,21 +147,21 @@ async fn get(fake: &FakeAtlassian, path: &str, token: &str) -> reqwest::Response
         .unwrap()
 }
 
-async fn get_json(fake: &FakeAtlassian, path: &str, token: &str) -> (StatusCode, Value) {
+pub(crate) async fn get_json(fake: &FakeAtlassian, path: &str, token: &str) -> (StatusCode, Value) {
     let response = get(fake, path, token).await;
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn jira_path(fake: &FakeAtlassian, rest: &str) -> String {
+pub(crate) fn jira_path(fake: &FakeAtlassian, rest: &str) -> String {
     format!("ex/jira/{}/rest/api/3/{rest}", cloud(fake))
 }
 
-fn wiki_path(fake: &FakeAtlassian, rest: &str) -> String {
+pub(crate) fn wiki_path(fake: &FakeAtlassian, rest: &str) -> String {
     format!("ex/confluence/{}/wiki{rest}", cloud(fake))
 }
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -213,6 +226,11 @@ async fn consent_page_accept_and_deny_redirect() {
     assert!(html.contains(r#"<form method="post" action="/authorize/decision">"#));
     assert!(html.contains(r#"id="accept""#) && html.contains(r#"id="deny""#));
     assert!(html.contains(r#"name="state" value="s-1""#));
+    // Each site is a checked checkbox named `site` whose value is the cloud id.
+    assert!(html.contains(&format!(
+        r#"<input type="checkbox" name="site" value="{}" checked>"#,
+        cloud(&fake)
+    )));
 
     // Click through like a headless browser: post the hidden fields plus the button's value.
     let fields = |decision: &str| {
@@ -223,6 +241,7 @@ async fn consent_page_accept_and_deny_redirect() {
             ("redirect_uri", DEFAULT_REDIRECT_URI.to_owned()),
             ("response_type", "code".to_owned()),
             ("state", "s-1".to_owned()),
+            ("site", cloud(&fake)),
             ("decision", decision.to_owned()),
         ]
     };
@@ -480,7 +499,7 @@ async fn refresh_token_reused_after_leeway_kills_the_family() {
     fake.advance_clock(11 * MINUTE);
     let (status, body) = refresh(&fake, tokens.refresh()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body, dead_refresh_token());
     assert_eq!(fake.token_families_killed(), 1);
     // The whole family is dead: the newest refresh token and its access token too.
     let (status, _) = refresh(&fake, newest.refresh()).await;
@@ -519,7 +538,7 @@ async fn refresh_token_expires_after_90_days_without_a_refresh() {
     fake.advance_clock(90 * DAY + MINUTE);
     let (status, body) = refresh(&fake, tokens.refresh()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body, dead_refresh_token());
     assert_eq!(fake.token_families_killed(), 0);
 }
 
@@ -536,7 +555,7 @@ async fn token_family_expires_365_days_after_consent_despite_refreshes() {
     fake.advance_clock(30 * DAY);
     let (status, body) = refresh(&fake, tokens.refresh()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body, dead_refresh_token());
 }
 
 #[tokio::test]
@@ -555,7 +574,7 @@ async fn revoked_grant_answers_invalid_grant_and_api_401() {
     );
     let (status, body) = refresh(&fake, tokens.refresh()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(body, dead_refresh_token());
     assert_eq!(fake.token_families_killed(), 0, "revocation is not reuse");
     // Consenting again gives a working grant.
     let again = grant(&fake, ALL_SCOPES).await;
@@ -625,25 +644,41 @@ async fn missing_product_scope_answers_401() {
 }
 
 #[tokio::test]
-async fn accessible_resources_list_every_site_of_the_grant() {
+async fn accessible_resources_list_every_site_of_the_grant_once_per_product() {
     let fake = fake_with(FakeConfig::default().with_sites(2, SeedSpec::empty())).await;
     let tokens = grant(&fake, ALL_SCOPES).await;
     let (status, body) = get_json(&fake, "oauth/token/accessible-resources", &tokens.access).await;
     assert_eq!(status, StatusCode::OK);
-    let sites = body.as_array().unwrap();
-    assert_eq!(sites.len(), 2);
-    let ids: Vec<&str> = sites.iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, fake.cloud_ids());
-    for s in sites {
+    let entries = body.as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{body}");
+    let ids: Vec<&str> = entries.iter().map(|s| s["id"].as_str().unwrap()).collect();
+    let c = fake.cloud_ids();
+    assert_eq!(ids, [&c[0], &c[0], &c[1], &c[1]]);
+    for (i, s) in entries.iter().enumerate() {
         assert!(s["url"].as_str().unwrap().starts_with("https://"));
         assert!(s["name"].is_string() && s["avatarUrl"].is_string());
-        assert!(
-            s["scopes"]
-                .as_array()
-                .unwrap()
-                .contains(&json!("read:jira-work"))
-        );
+        let scopes: Vec<&str> = s["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let product = if i % 2 == 0 { "jira" } else { "confluence" };
+        assert!(!scopes.is_empty());
+        assert!(scopes.iter().all(|s| s.contains(product)), "{scopes:?}");
     }
+    // A token with Jira scopes only lists Jira entries only.
+    let jira = grant(&fake, &["read:jira-work", "offline_access"]).await;
+    let (_, body) = get_json(&fake, "oauth/token/accessible-resources", &jira.access).await;
+    assert_eq!(
+        body,
+        json!([
+            {"id": c[0], "url": "https://fake-site-1.atlassian.net", "name": "fake-site-1",
+             "scopes": ["read:jira-work"], "avatarUrl": entries[0]["avatarUrl"]},
+            {"id": c[1], "url": "https://fake-site-2.atlassian.net", "name": "fake-site-2",
+             "scopes": ["read:jira-work"], "avatarUrl": entries[0]["avatarUrl"]},
+        ])
+    );
 }
 
 #[tokio::test]

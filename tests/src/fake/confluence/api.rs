@@ -15,13 +15,14 @@ use serde_json::{Value, json};
 
 use super::render::{self, Expand};
 use super::{ConfluenceState, ContentKind, cql};
+use crate::fake::gateway::authenticate;
 use crate::fake::media::Download;
-use crate::fake::oauth::{Need, authenticate};
 use crate::fake::params::{Params, encode_query};
 use crate::fake::respond::{
     self, confluence_v1_error as v1_error, confluence_v2_error as v2_error, try_response,
 };
 use crate::fake::rng::fnv1a;
+use crate::fake::scopes::Endpoint;
 use crate::fake::site::Site;
 use crate::fake::state::AppState;
 
@@ -90,7 +91,7 @@ async fn content_search(
         &app,
         &headers,
         &cloud_id,
-        Need::ConfluenceSearch
+        Endpoint::ConfluenceContentSearch
     ));
     run_search(&site, &Params::parse(q.as_deref()), false)
 }
@@ -105,7 +106,7 @@ async fn search(
         &app,
         &headers,
         &cloud_id,
-        Need::ConfluenceSearch
+        Endpoint::ConfluenceSearch
     ));
     run_search(&site, &Params::parse(q.as_deref()), true)
 }
@@ -242,7 +243,7 @@ async fn content(
         &app,
         &headers,
         &cloud_id,
-        Need::ConfluenceRead
+        Endpoint::ConfluenceContent
     ));
     let p = Params::parse(q.as_deref());
     let expand = Expand::parse(&p.list("expand"), false);
@@ -277,7 +278,7 @@ async fn child_attachments(
         &app,
         &headers,
         &cloud_id,
-        Need::ConfluenceRead
+        Endpoint::ConfluenceChildAttachments
     ));
     let p = Params::parse(q.as_deref());
     let limit = try_response!(limit(&p, 50, 200, false));
@@ -330,7 +331,12 @@ fn v2_content(
     q: Option<&str>,
     kind: ContentKind,
 ) -> Response {
-    let site = try_response!(authenticate(app, headers, cloud_id, Need::ConfluenceRead));
+    let endpoint = if kind == ContentKind::Page {
+        Endpoint::ConfluencePageV2
+    } else {
+        Endpoint::ConfluenceBlogPostV2
+    };
+    let site = try_response!(authenticate(app, headers, cloud_id, endpoint));
     let p = Params::parse(q);
     let body_format = p.get("body-format");
     if let Some(f) = body_format
@@ -397,7 +403,7 @@ async fn attachments_v2(
         &app,
         &headers,
         &cloud_id,
-        Need::ConfluenceRead
+        Endpoint::ConfluencePageAttachmentsV2
     ));
     let p = Params::parse(q.as_deref());
     let limit = try_response!(limit(&p, 50, 250, true));
@@ -453,7 +459,7 @@ async fn spaces_v2(
         &app,
         &headers,
         &cloud_id,
-        Need::ConfluenceRead
+        Endpoint::ConfluenceSpacesV2
     ));
     let p = Params::parse(q.as_deref());
     let keys: Vec<String> = p
@@ -513,7 +519,7 @@ async fn download(
         &app,
         &headers,
         &cloud_id,
-        Need::ConfluenceRead
+        Endpoint::ConfluenceDownloadServlet
     ));
     let state = site.confluence.read();
     let Some(idx) = state.find(&page) else {
@@ -550,7 +556,7 @@ async fn child_attachment_download(
         &app,
         &headers,
         &cloud_id,
-        Need::ConfluenceRead
+        Endpoint::ConfluenceAttachmentDownload
     ));
     let state = site.confluence.read();
     let idx = try_response!(readable_page(&state, &page, false));

@@ -16,11 +16,12 @@ use serde_json::{Value, json};
 
 use super::render::{self, Fields};
 use super::{JiraData, JiraState, jql};
+use crate::fake::gateway::authenticate;
 use crate::fake::media::{self, Download};
-use crate::fake::oauth::{Need, authenticate};
 use crate::fake::params::{Params, split_list};
 use crate::fake::respond::{self, jira_error, try_response};
 use crate::fake::rng::fnv1a;
+use crate::fake::scopes::Endpoint;
 use crate::fake::site::Site;
 use crate::fake::state::AppState;
 
@@ -45,8 +46,13 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         })
 }
 
-fn site(app: &AppState, headers: &HeaderMap, cloud_id: &str) -> Result<Site, Response> {
-    authenticate(app, headers, cloud_id, Need::JiraRead)
+fn site(
+    app: &AppState,
+    headers: &HeaderMap,
+    cloud_id: &str,
+    endpoint: Endpoint,
+) -> Result<Site, Response> {
+    authenticate(app, headers, cloud_id, endpoint)
 }
 
 /// One search request, whichever method it came by.
@@ -64,7 +70,7 @@ async fn search_get(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraSearchGet));
     let p = Params::parse(query.as_deref());
     let max_results = try_response!(
         p.number("maxResults")
@@ -89,7 +95,7 @@ async fn search_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraSearchPost));
     let body = try_response!(json_object(&body));
     let max_results = match body.get("maxResults") {
         None | Some(Value::Null) => None,
@@ -231,7 +237,7 @@ async fn bulkfetch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraBulkFetch));
     let body = try_response!(json_object(&body));
     let ids: Vec<String> = match body.get("issueIdsOrKeys") {
         Some(Value::Array(items)) => {
@@ -315,7 +321,7 @@ async fn issue(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraIssue));
     let p = Params::parse(query.as_deref());
     let state = site.jira.read();
     let idx = try_response!(visible(&state, &id));
@@ -354,7 +360,7 @@ async fn comments(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraComments));
     let p = Params::parse(query.as_deref());
     let (start, max) = try_response!(paging(&p, 50, 100));
     let state = site.jira.read();
@@ -383,7 +389,7 @@ async fn changelog(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraChangelog));
     let p = Params::parse(query.as_deref());
     let (start, max) = try_response!(paging(&p, 100, 100));
     let state = site.jira.read();
@@ -448,7 +454,12 @@ async fn attachment_meta(
     Path((cloud_id, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(
+        &app,
+        &headers,
+        &cloud_id,
+        Endpoint::JiraAttachmentMeta
+    ));
     let state = site.jira.read();
     let idx = try_response!(find_attachment(&state, &id));
     respond::ok(render::attachment(site.jira.ctx(), &state.attachments[idx]))
@@ -460,7 +471,12 @@ async fn attachment_content(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(
+        &app,
+        &headers,
+        &cloud_id,
+        Endpoint::JiraAttachmentContent
+    ));
     let download = {
         let state = site.jira.read();
         let idx = try_response!(find_attachment(&state, &id));
@@ -486,6 +502,6 @@ async fn myself(
     Path(cloud_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let site = try_response!(site(&app, &headers, &cloud_id));
+    let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraMyself));
     respond::ok(site.ctx.users.jira_json(0, &site.ctx.jira_api()))
 }
