@@ -24,10 +24,14 @@ use url::Url;
 
 use crate::procfs;
 
-/// Scopes the bench's apps ask for (the functions' defaults).
+/// Scopes the bench's apps ask for: what the endpoints the exports call document (the fake
+/// checks them per endpoint, `tests/src/fake/scopes.rs`; v1 content and attachment listing
+/// need `read:confluence-content.summary`, attachment download
+/// `readonly:content.attachment:confluence`).
 const JIRA_SCOPES: &str = "read:jira-work read:jira-user offline_access";
-const CONFLUENCE_SCOPES: &str =
-    "read:confluence-content.all read:confluence-space.summary search:confluence offline_access";
+const CONFLUENCE_SCOPES: &str = "read:confluence-content.all read:confluence-content.summary \
+     readonly:content.attachment:confluence read:confluence-space.summary search:confluence \
+     offline_access";
 
 /// The fake's app for `product`: client id, secret and scopes.
 fn app_of(product: Product) -> (&'static str, &'static str, &'static str) {

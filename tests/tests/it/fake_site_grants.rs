@@ -462,7 +462,10 @@ async fn minted_grants_cover_all_sites_or_the_chosen_ones() {
     let only_b = fake
         .mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &[&b])
         .unwrap();
-    assert_eq!(listed_sites(&fake, &only_b.access_token).await, [b.as_str()]);
+    assert_eq!(
+        listed_sites(&fake, &only_b.access_token).await,
+        [b.as_str()]
+    );
     assert!(
         fake.mint_grant_for_sites(JIRA_CLIENT_ID, JIRA, &[])
             .is_err()
