@@ -75,8 +75,12 @@ pub struct Config {
 const DEFAULT_AUTH_URL: &str = "https://auth.atlassian.com";
 const DEFAULT_API_URL: &str = "https://api.atlassian.com";
 const DEFAULT_JIRA_SCOPES: &str = "read:jira-work read:jira-user offline_access";
-const DEFAULT_CONFLUENCE_SCOPES: &str =
-    "read:confluence-content.all search:confluence read:confluence-space.summary offline_access";
+/// Every Confluence endpoint we call needs one of these (README, Configuration): CQL search
+/// `search:confluence`; content by id and the attachment listing
+/// `read:confluence-content.summary`; bodies `read:confluence-content.all`; spaces
+/// `read:confluence-space.summary`; the attachment download
+/// `readonly:content.attachment:confluence`.
+const DEFAULT_CONFLUENCE_SCOPES: &str = "read:confluence-content.all read:confluence-content.summary search:confluence read:confluence-space.summary readonly:content.attachment:confluence offline_access";
 
 /// Variable-name fragments that would mean basic auth or an API token (PRIVACY.md P6).
 const FORBIDDEN_FRAGMENTS: [&str; 4] = ["API_TOKEN", "PASSWORD", "BASIC_AUTH", "USERNAME"];

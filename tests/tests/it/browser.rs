@@ -222,7 +222,11 @@ async fn a_browser_consents_for_two_sites_and_picks_one_on_the_chooser() {
     let (_, chooser) = click_through(&mut browser, &tab, &authorize, &callback_url, &dir)
         .await
         .unwrap_or_else(|e| panic!("consent: {e}"));
-    assert_eq!(chooser.title, "Choose the Jira site to connect", "{}", chooser.text);
+    assert_eq!(
+        chooser.title, "Choose the Jira site to connect",
+        "{}",
+        chooser.text
+    );
     assert!(
         chooser.text.contains("https://fake-site-1.atlassian.net")
             && chooser.text.contains("https://fake-site-2.atlassian.net"),
