@@ -102,10 +102,11 @@ ALLOWED = {
     | PUBLISH
     | grant(["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"], [BUCKET])
     | grant(["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"], [OBJECTS]),
-    # Reads due connections from the refresh-due index, refreshes them, publishes
-    # ConnectionRevoked. No S3.
+    # Reads due grants from the refresh-due index, refreshes them, publishes ConnectionRevoked;
+    # migrates legacy connections into grants (PutItem) and deletes grants no connection uses
+    # (DeleteItem); lists a tenant's connections to find a grant's (Query on the table). No S3.
     "token-refresh": logs("TokenRefreshLogGroup")
-    | grant(["dynamodb:GetItem", "dynamodb:UpdateItem"], [TABLE])
+    | grant(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], [TABLE])
     | grant(["dynamodb:Query"], [TABLE, INDEX])
     | SEAL_AND_OPEN
     | SECRETS
