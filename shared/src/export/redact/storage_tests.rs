@@ -129,3 +129,100 @@ fn storage_malformed_markup_keeps_what_it_cannot_parse() {
     let (out, n) = redact_storage_body(&text, &names);
     assert_eq!((out.as_str(), n), (text.as_str(), 0));
 }
+
+// --- lenient reading ----------------------------------------------------------------------------
+
+#[test]
+fn storage_format_without_namespaces_and_with_html_entities_is_read() {
+    let xhtml = format!(
+        "<p>Hi&nbsp;<ac:link><ri:user ri:account-id=\"{BOB}\"/></ac:link>&mdash;&#8212; R&amp;D \
+         <ac:emoticon ac:name=\"smile\"/><br>next<br/> <ac:structured-macro ac:name=\"toc\"/></p>"
+    );
+    let (out, n) = redact_storage_body(&xhtml, &book());
+    assert_eq!(
+        out,
+        "<p>Hi&nbsp;@Bob Builder&mdash;&#8212; R&amp;D \
+         <ac:emoticon ac:name=\"smile\"/><br>next<br/> <ac:structured-macro ac:name=\"toc\"/></p>"
+    );
+    assert_eq!(n, 1);
+}
+
+#[test]
+fn markup_the_reader_rejects_is_kept_and_reading_goes_on_after_it() {
+    let names = book();
+    for (xhtml, want) in [
+        // A `<` that starts no tag.
+        (
+            format!("if a < b then <ri:user ri:account-id=\"{ALICE}\"/> x"),
+            "if a < b then @Alice Example x".to_owned(),
+        ),
+        // Unknown `<!` markup.
+        (
+            format!("<!x> <ri:user ri:account-id=\"{ALICE}\"/>"),
+            "<!x> @Alice Example".to_owned(),
+        ),
+        // An unterminated comment: reading starts again at the next `<`.
+        (
+            format!("<!-- open <ri:user ri:account-id=\"{ALICE}\"/>"),
+            "<!-- open @Alice Example".to_owned(),
+        ),
+        // An unterminated quote: reading starts again at the next `<`.
+        (
+            format!("<a title=\"x <ri:user ri:account-id='{ALICE}'/>"),
+            "<a title=\"x @Alice Example".to_owned(),
+        ),
+        // Stray end tags and an unclosed element.
+        (
+            format!("</p></ac:link><div><ri:user ri:account-id=\"{BOB}\"></ri:user>"),
+            "</p></ac:link><div>@Bob Builder".to_owned(),
+        ),
+    ] {
+        let (out, _) = redact_storage_body(&xhtml, &names);
+        assert_eq!(out, want, "{xhtml}");
+    }
+}
+
+#[test]
+fn user_references_inside_cdata_and_comments_are_not_tags() {
+    let xhtml = format!(
+        "<ac:plain-text-body><![CDATA[<ri:user ri:account-id=\"{ALICE}\"/>]]></ac:plain-text-body>\
+         <!-- <ri:user ri:account-id=\"{ALICE}\"/> -->"
+    );
+    let (out, n) = redact_storage_body(&xhtml, &book());
+    assert_eq!((out.as_str(), n), (xhtml.as_str(), 0));
+}
+
+#[test]
+fn user_attributes_are_removed_and_the_tag_written_anew() {
+    let mut names = book();
+    names.insert(DAVE, "Dave Doe");
+    let html = format!(
+        "<p><a href=\"{SITE}/jira/people/{OBJECT_ID}\" class=\"user-hover\" rel=\"{DAVE}\" \
+         data-user-id='{OBJECT_ID}' title='say \"hi\"'>Dave</a> <img src={SITE}/wiki/aa-avatar/{ALICE} alt=\"\" disabled> \
+         <span data-account-id=\"x\" id=\"{OBJECT_ID}\">{OBJECT_ID}</span> <a rel=\"{OBJECT_ID}\">?</a></p>"
+    );
+    let out = redact_markup(&html, &names, true);
+    assert_eq!(
+        out.text.as_deref(),
+        Some(&*format!(
+            "<p><a class=\"user-hover\" title='say \"hi\"'>Dave</a> <img alt=\"\" disabled=\"\"> \
+             <span id=\"{OBJECT_ID}\">{OBJECT_ID}</span> <a>?</a></p>"
+        ))
+    );
+    // href, rel, data-user-id; src; data-account-id; rel (a whole 24-hex `rel` is Jira's
+    // user-hover card, whoever it is).
+    assert_eq!(out.attributes, 6);
+    assert_eq!(out.mentions, 0);
+    // Written anew, the tags are read back the same: nothing more to remove.
+    let again = redact_markup(out.text.as_deref().unwrap_or_default(), &names, true);
+    assert!(again.text.is_none());
+}
+
+#[test]
+fn storage_pass_without_attribute_stripping_keeps_attributes() {
+    let html = format!("<a data-account-id=\"{BOB}\">Bob</a>");
+    let out = redact_markup(&html, &book(), false);
+    assert!(out.text.is_none());
+    let out = redact_markup(&html, &book(), true);
+    assert_eq!(out.text.as_deref(), Some("<a>Bob</a>"));
+}

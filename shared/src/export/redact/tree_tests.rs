@@ -3,6 +3,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::export::redact::find_account_ids;
 use crate::export::redact::fixtures::*;
 
 #[test]
@@ -227,4 +228,150 @@ fn json_with_users_embedded_in_a_string_is_redacted_as_json() {
     let inner: Value = serde_json::from_str(v["properties"]["config"].as_str().unwrap()).unwrap();
     assert_eq!(inner, json!({"owner": {"displayName": "Alice Example"}}));
     assert_eq!(r.user_objects, 1);
+}
+
+// --- fields named in issue 16, JSM customers, identity profiles ---------------------------------
+
+#[test]
+fn newer_profile_fields_are_removed() {
+    let mut v = json!({
+        // Confluence v2 tasks: ids, not user objects.
+        "task": {"id": "1", "status": "complete", "createdBy": ALICE, "assignedTo": BOB,
+                 "completedBy": CAROL, "body": {"storage": {"value": "ship it"}}},
+        // Confluence v2 whiteboards / databases / folders.
+        "whiteboard": {"id": "2", "creatorId": OBJECT_ID, "lastModifierId": OBJECT_ID,
+                       "ownerId": OBJECT_ID, "authorId": OBJECT_ID, "spaceOwnerId": OBJECT_ID},
+        // An identity profile (`/me`) fragment without its account id.
+        "profile": {"nickname": "al", "zoneinfo": "Europe/Berlin", "picture": "https://avatar/x",
+                    "extended_profile": {"job_title": "Engineer"}, "keep": true},
+        "assignedTo": null,
+        "createdBy": {"displayName": "Bob Builder"}
+    });
+    let r = redact_value(&mut v, &NameBook::default());
+    assert_eq!(
+        v,
+        json!({
+            "task": {"id": "1", "status": "complete", "body": {"storage": {"value": "ship it"}}},
+            "whiteboard": {"id": "2"},
+            "profile": {"keep": true},
+            "createdBy": {"displayName": "Bob Builder"}
+        })
+    );
+    assert_eq!(r.fields, 13);
+    assert_eq!(r.strings, 0);
+}
+
+#[test]
+fn identity_profile_with_snake_case_account_id_is_a_user_object() {
+    let mut v = json!({"account_id": ALICE, "email": "alice@example.com", "name": "Alice Example",
+                       "nickname": "al", "picture": "https://avatar/a", "zoneinfo": "UTC",
+                       "locale": "en-US", "account_status": "active"});
+    let r = redact_value(&mut v, &NameBook::default());
+    assert_eq!(
+        v,
+        json!({"email": "alice@example.com", "name": "Alice Example"})
+    );
+    assert_eq!(r.user_objects, 1);
+}
+
+#[test]
+fn jsm_customer_objects_keep_only_name_and_email() {
+    let mut v = json!({"reporter": {
+        "accountId": CUSTOMER, "name": CUSTOMER, "key": CUSTOMER,
+        "emailAddress": "fred@example.com", "displayName": "Fred F. User", "active": true,
+        "timeZone": "Australia/Sydney",
+        "_links": {"jiraRest": format!("{SITE}/rest/api/2/user?username={CUSTOMER}")}
+    }, "note": format!("raised by {CUSTOMER} for {CUSTOMER2}")});
+    let mut names = NameBook::default();
+    names.learn_from(&v);
+    redact_value(&mut v, &names);
+    assert_eq!(
+        v,
+        json!({"reporter": {"emailAddress": "fred@example.com", "displayName": "Fred F. User"},
+               "note": "raised by [account] for [account]"})
+    );
+    // A customer with no usable name keeps nothing but its e-mail.
+    let mut v =
+        json!({"accountId": CUSTOMER, "name": CUSTOMER, "emailAddress": "fred@example.com"});
+    redact_value(&mut v, &NameBook::default());
+    assert_eq!(v, json!({"emailAddress": "fred@example.com"}));
+}
+
+#[test]
+fn values_of_keys_naming_users_lose_24_hex_words() {
+    let mut v = json!({
+        "customfield_10070": {"approvers": [OBJECT_ID, DAVE], "count": 2},
+        "items": [{"field": "assignee", "from": OBJECT_ID, "to": null}],
+        "properties": {"lastReviewer": OBJECT_ID, "build": OBJECT_ID, "participants": {DAVE: true}},
+        "commit": SHA1
+    });
+    redact_value(&mut v, &NameBook::default());
+    assert_eq!(
+        v,
+        json!({
+            "customfield_10070": {"approvers": ["[account]", "[account]"], "count": 2},
+            "items": [{"field": "assignee", "from": "[account]", "to": null}],
+            "properties": {"lastReviewer": OBJECT_ID, "build": OBJECT_ID, "participants": {"[account]": true}},
+            "commit": SHA1
+        })
+    );
+}
+
+/// `levels` strings each holding the JSON of the next; the innermost holds `inner`.
+fn nested_json(levels: usize, inner: Value) -> Value {
+    let mut v = inner;
+    for _ in 0..levels {
+        v = json!({"config": v.to_string()});
+    }
+    v
+}
+
+#[test]
+fn json_embedded_deeper_than_three_levels_is_redacted_as_json() {
+    let user = json!({"owner": jira_user(ALICE, "Alice Example", None), "build": OBJECT_ID});
+    for levels in [1, 4, 6, usize::from(MAX_EMBEDDED_DEPTH)] {
+        let mut v = nested_json(levels, user.clone());
+        redact_value(&mut v, &NameBook::default());
+        let mut inner = v.clone();
+        for _ in 0..levels {
+            inner = serde_json::from_str(inner["config"].as_str().unwrap()).unwrap();
+        }
+        assert_eq!(
+            inner,
+            json!({"owner": {"displayName": "Alice Example"}, "build": OBJECT_ID}),
+            "{levels} levels"
+        );
+    }
+}
+
+#[test]
+fn json_embedded_too_deep_is_scrubbed_as_text() {
+    let user = json!({"owner": jira_user(ALICE, "Alice Example", None), "build": OBJECT_ID,
+                      "who": BOB, "customer": CUSTOMER});
+    let levels = usize::from(MAX_EMBEDDED_DEPTH) + 3;
+    let mut v = nested_json(levels, user);
+    let r = redact_value(&mut v, &NameBook::default());
+    let text = v.to_string();
+    // No id of any shape is left, not even a 24-hex word that was not one.
+    assert_eq!(find_account_ids(&text), Vec::<String>::new(), "{text}");
+    assert!(!text.contains(OBJECT_ID));
+    assert_eq!(r.strings, 1);
+    // Stable on a second pass.
+    let once = v.clone();
+    assert_eq!(
+        redact_value(&mut v, &NameBook::default()),
+        Redactions::default()
+    );
+    assert_eq!(v, once);
+}
+
+#[test]
+fn json_looking_strings_that_do_not_parse_are_scrubbed_as_text() {
+    let mut v = json!({"x": format!("{{\"accountId\": \"{ALICE}\", broken"),
+                       "y": format!("[{OBJECT_ID}, {BOB}]")});
+    redact_value(&mut v, &NameBook::default());
+    assert_eq!(
+        v,
+        json!({"x": "{\"accountId\": \"[account]\", broken", "y": format!("[{OBJECT_ID}, [account]]")})
+    );
 }
