@@ -47,25 +47,27 @@ pub fn scrub_for_sink(text: &str) -> String {
 /// is kept for the caller's own key escaping (`blob::safe_key_segment`).
 #[must_use]
 pub fn safe_key_component(name: &str) -> String {
-    // The extension stays out of the e-mail match (`cv of a@b.com.pdf` keeps its `.pdf`).
-    let ext_at = name.rfind('.').filter(|&p| {
-        p > 0
-            && name.len() - p <= MAX_EXTENSION
-            && name[p + 1..].bytes().all(|c| c.is_ascii_alphanumeric())
-    });
-    let (stem, ext) = name.split_at(ext_at.unwrap_or(name.len()));
-    let (stem, _) = ids::scrub_with(stem, None, Legacy::All, KEY_ACCOUNT);
-    let (ext, _) = ids::scrub_with(ext, None, Legacy::All, KEY_ACCOUNT);
-    mask_emails(&stem, KEY_EMAIL) + &ext
+    let (name, _) = ids::scrub_with(name, None, Legacy::All, KEY_ACCOUNT);
+    mask_emails_with(&name, KEY_EMAIL, true)
 }
 
-/// Longest file-name extension kept apart (with its dot).
-const MAX_EXTENSION: usize = 9;
+/// File extensions that end a file name rather than an e-mail domain (`logo@2x.png` is a file,
+/// `cv of a@b.com.pdf` keeps its `.pdf`).
+const FILE_EXTENSIONS: [&str; 24] = [
+    "png", "jpg", "jpeg", "gif", "svg", "webp", "bmp", "ico", "pdf", "doc", "docx", "xls", "xlsx",
+    "ppt", "pptx", "txt", "csv", "log", "zip", "gz", "json", "xml", "md", "html",
+];
 
 /// Every e-mail address in `text` replaced by `with`: `local@domain.tld` with the `@` raw,
 /// percent-encoded (once or more) or an HTML character reference.
 #[must_use]
 pub(super) fn mask_emails(text: &str, with: &str) -> String {
+    mask_emails_with(text, with, false)
+}
+
+/// [`mask_emails`]; in a `file_name`, a last label that is a [`FILE_EXTENSIONS`] entry is not
+/// part of the domain.
+fn mask_emails_with(text: &str, with: &str, file_name: bool) -> String {
     let b = text.as_bytes();
     let mut out = String::new();
     let mut copied = 0;
@@ -80,7 +82,7 @@ pub(super) fn mask_emails(text: &str, with: &str) -> String {
             start -= 1;
         }
         start = after_escape(b, start, i);
-        let end = domain_end(b, i + at_len);
+        let end = domain_end(b, i + at_len, file_name);
         match end {
             Some(end) if start < i => {
                 out.push_str(text.get(copied..start).unwrap_or_default());
@@ -126,10 +128,9 @@ fn after_escape(b: &[u8], start: usize, at: usize) -> usize {
 
 /// End of a domain name (`labels.tld`, at least two labels, an alphabetic top-level label of two
 /// or more letters) starting at `p`.
-fn domain_end(b: &[u8], p: usize) -> Option<usize> {
+fn domain_end(b: &[u8], p: usize, file_name: bool) -> Option<usize> {
+    let mut labels: Vec<(usize, usize)> = Vec::new();
     let mut i = p;
-    let mut labels = 0;
-    let mut last_label = (p, p);
     loop {
         let start = i;
         while b
@@ -141,17 +142,28 @@ fn domain_end(b: &[u8], p: usize) -> Option<usize> {
         if i == start {
             break;
         }
-        labels += 1;
-        last_label = (start, i);
+        labels.push((start, i));
         if b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric) {
             i += 1;
         } else {
             break;
         }
     }
-    let tld = b.get(last_label.0..last_label.1)?;
-    (labels >= 2 && tld.len() >= 2 && tld.iter().all(u8::is_ascii_alphabetic))
-        .then_some(last_label.1)
+    let label = |&(s, e): &(usize, usize)| b.get(s..e).unwrap_or_default();
+    if file_name
+        && labels.last().is_some_and(|l| {
+            FILE_EXTENSIONS
+                .iter()
+                .any(|ext| label(l).eq_ignore_ascii_case(ext.as_bytes()))
+        })
+    {
+        labels.pop();
+    }
+    let tld = labels.last()?;
+    let ok = labels.len() >= 2
+        && label(tld).len() >= 2
+        && label(tld).iter().all(u8::is_ascii_alphabetic);
+    ok.then_some(tld.1)
 }
 
 #[cfg(test)]

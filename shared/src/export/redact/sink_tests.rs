@@ -107,3 +107,15 @@ fn sink_scrubbers_are_idempotent() {
     let once = safe_key_component(&text);
     assert_eq!(safe_key_component(&once), once);
 }
+
+#[test]
+fn e_mail_addresses_in_file_names_go_and_retina_suffixes_stay() {
+    for (name, want) in [
+        ("cv of alice@example.com.pdf", "cv of email.pdf"),
+        ("alice@example.com", "email"),
+        ("logo@2x.png", "logo@2x.png"),
+        ("mail to bob@corp.example.co.uk.txt", "mail to email.txt"),
+    ] {
+        assert_eq!(safe_key_component(name), want, "{name}");
+    }
+}
