@@ -51,6 +51,7 @@
 //! instead, which replace every 24-hex word and every e-mail address: no precision is needed
 //! there, and no [`NameBook`] is at hand.
 
+mod encoding;
 mod ids;
 mod names;
 mod sink;

@@ -138,3 +138,7 @@ pub(super) fn usable_name(name: &str) -> Option<&str> {
 pub(super) fn non_empty_str(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str).filter(|s| !s.trim().is_empty())
 }
+
+#[cfg(test)]
+#[path = "names_tests.rs"]
+mod tests;

@@ -6,7 +6,6 @@ use super::*;
 use crate::export::redact::find_account_ids;
 use crate::export::redact::fixtures::*;
 
-
 #[test]
 fn name_book_learns_users_and_mentions() {
     let mut names = NameBook::default();
@@ -40,4 +39,38 @@ fn name_book_debug_shows_no_account_ids() {
     let debug = format!("{:?}", book());
     assert!(find_account_ids(&debug).is_empty(), "{debug}");
     assert!(!debug.contains("Alice"), "{debug}");
+}
+
+#[test]
+fn name_book_knows_every_id_it_saw_named_or_not() {
+    let mut names = NameBook::default();
+    names.learn_from(&json!([
+        {"accountId": ALICE, "displayName": ""},
+        {"account_id": CUSTOMER, "name": CUSTOMER},
+        adf_mention(DAVE, None),
+        {"accountId": BOB, "displayName": "Bob Builder", "userKey": "ff8080815a0b3b12015a0b3c7e2a0000"}
+    ]));
+    for id in [
+        ALICE,
+        CUSTOMER,
+        DAVE,
+        BOB,
+        "ff8080815a0b3b12015a0b3c7e2a0000",
+    ] {
+        assert!(names.knows(id), "{id}");
+    }
+    assert!(names.knows(&ALICE.to_uppercase()));
+    assert!(!names.knows(OBJECT_ID));
+    assert!(!names.knows(""));
+    assert_eq!(
+        names.len(),
+        2,
+        "only Bob (id and user key) has a usable name"
+    );
+    assert_eq!(
+        names.name_of("ff8080815a0b3b12015a0b3c7e2a0000"),
+        Some("Bob Builder")
+    );
+    let debug = format!("{names:?}");
+    assert!(find_account_ids(&debug).is_empty(), "{debug}");
 }

@@ -9,6 +9,7 @@
 //! - [`safe_key_component`]: an S3 key part built from a file name; the same removals, with
 //!   placeholders that need no escaping, so the name stays readable.
 
+use super::encoding;
 use super::ids::{self, ACCOUNT_PLACEHOLDER, Legacy};
 use super::names::NameBook;
 
@@ -73,7 +74,7 @@ fn mask_emails_with(text: &str, with: &str, file_name: bool) -> String {
     let mut copied = 0;
     let mut i = 0;
     while i < b.len() {
-        let Some(at_len) = ids::encoded_char_at(b, i, b'@') else {
+        let Some(at_len) = encoding::encoded_char_at(b, i, b'@') else {
             i += 1;
             continue;
         };
