@@ -5,3 +5,4 @@ pub mod chromium;
 pub mod emulator;
 pub mod fake;
 pub mod http_functions;
+pub mod leak;
