@@ -83,6 +83,21 @@ const INLINE_TYPES: [&str; 10] = [
     "inlineExtension",
 ];
 
+const BLOCK_TYPES: [&str; 12] = [
+    "paragraph",
+    "heading",
+    "codeBlock",
+    "blockquote",
+    "listItem",
+    "taskItem",
+    "decisionItem",
+    "panel",
+    "expand",
+    "nestedExpand",
+    "tableCell",
+    "tableHeader",
+];
+
 impl Conv<'_> {
     fn blocks(&self, nodes: &[Value], depth: usize) -> Vec<Block> {
         let mut bb = BlockBuilder::new();
@@ -165,8 +180,12 @@ impl Conv<'_> {
     fn unknown_into(&self, n: &Value, bb: &mut BlockBuilder, depth: usize) {
         if let Some(text) = n.get("text").and_then(Value::as_str) {
             bb.inline(Inline::text(text));
+        } else if content(n).iter().all(|c| INLINE_TYPES.contains(&ty(c))) {
+            bb.inlines(self.inlines(content(n), depth));
         } else if !content(n).is_empty() {
-            bb.splice(self.blocks(content(n), depth));
+            for b in self.blocks(content(n), depth) {
+                bb.block(b);
+            }
         } else if let Some(text) = fallback_text(n) {
             bb.inline(Inline::text(text));
         }
@@ -263,11 +282,18 @@ impl Conv<'_> {
             },
             "mediaInline" | "media" => self.media(n),
             "placeholder" => Inline::text(attr_str(n, "text").unwrap_or("")),
-            // A block in inline position: its text, set apart by spaces.
-            _ if !content(n).is_empty() => {
-                let mut inner = vec![Inline::text(" ")];
+            // Anything else with content (an unknown wrapper, or a block misplaced in a line):
+            // its inline text; a block is set apart by spaces.
+            t if !content(n).is_empty() => {
+                let block = !INLINE_TYPES.contains(&t) && BLOCK_TYPES.contains(&t);
+                let mut inner = Vec::new();
+                if block {
+                    inner.push(Inline::text(" "));
+                }
                 inner.extend(self.inlines(content(n), depth));
-                inner.push(Inline::text(" "));
+                if block {
+                    inner.push(Inline::text(" "));
+                }
                 return inner;
             }
             _ => match n
@@ -383,15 +409,23 @@ fn fallback_text(n: &Value) -> Option<String> {
         .map(str::to_string)
 }
 
-/// ADF `date.attrs.timestamp` is milliseconds since the epoch (a string in the documented
-/// example); shown as the UTC calendar date, as Jira shows it.
+/// ADF `date.attrs.timestamp`: a string of milliseconds since the epoch, as the editors write
+/// it; the documented example (nodes/date) is `"1582152559"`, in seconds. A value below 10^11
+/// (which as milliseconds would be before March 1973) is read as seconds. Shown as the UTC
+/// calendar date, as Jira shows it.
 fn format_timestamp(ts: &Value) -> String {
-    let ms = ts
+    let n = ts
         .as_i64()
         .or_else(|| ts.as_str().and_then(|s| s.trim().parse::<i64>().ok()));
-    let date = ms.and_then(|ms| {
-        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    let nanos = n.map(|n| {
+        let ms = if n.abs() < 100_000_000_000 {
+            i128::from(n) * 1000
+        } else {
+            i128::from(n)
+        };
+        ms * 1_000_000
     });
+    let date = nanos.and_then(|ns| time::OffsetDateTime::from_unix_timestamp_nanos(ns).ok());
     match (date, ts) {
         (Some(d), _) => {
             let d = d.date();
@@ -440,6 +474,7 @@ mod tests {
     #[test]
     fn date_timestamp_renders_as_utc_date() {
         assert_eq!(format_timestamp(&json!("1582152559000")), "2020-02-19");
+        assert_eq!(format_timestamp(&json!("1582152559")), "2020-02-19");
         assert_eq!(format_timestamp(&json!(0)), "1970-01-01");
         assert_eq!(format_timestamp(&json!("soon")), "soon");
     }

@@ -147,22 +147,6 @@ impl BlockBuilder {
         self.blocks.push(b);
     }
 
-    /// Adds blocks converted from a wrapper whose kind was unknown: a lone paragraph joins the
-    /// current run of inlines (the wrapper was inline), anything else stands as blocks.
-    pub fn splice(&mut self, mut blocks: Vec<Block>) {
-        if blocks.len() == 1 {
-            if let Some(Block::Paragraph(_)) = blocks.first() {
-                if let Some(Block::Paragraph(inl)) = blocks.pop() {
-                    self.pending.extend(inl);
-                }
-                return;
-            }
-        }
-        for b in blocks {
-            self.block(b);
-        }
-    }
-
     fn flush(&mut self) {
         if self.pending.is_empty() {
             return;

@@ -16,8 +16,6 @@ use super::tree::{Element, Node};
 enum Out {
     Inline(Vec<Inline>),
     Blocks(Vec<Block>),
-    /// Blocks of a wrapper of unknown kind: a lone paragraph joins the surrounding text.
-    Splice(Vec<Block>),
     Nothing,
 }
 
@@ -27,16 +25,27 @@ pub(crate) struct Conv<'r> {
 
 impl Conv<'_> {
     pub fn blocks(&self, nodes: &[Node]) -> Vec<Block> {
-        let mut bb = BlockBuilder::new();
-        for n in nodes {
-            match self.node(n) {
-                Out::Inline(i) => bb.inlines(i),
-                Out::Blocks(bs) => bs.into_iter().for_each(|b| bb.block(b)),
-                Out::Splice(bs) => bb.splice(bs),
-                Out::Nothing => {}
-            }
+        build_blocks(nodes.iter().map(|n| self.node(n)))
+    }
+
+    /// An element of unknown kind: inline if everything in it is, else blocks.
+    fn transparent(&self, nodes: &[Node]) -> Out {
+        let outs: Vec<Out> = nodes.iter().map(|n| self.node(n)).collect();
+        if outs
+            .iter()
+            .all(|o| matches!(o, Out::Inline(_) | Out::Nothing))
+        {
+            Out::Inline(
+                outs.into_iter()
+                    .flat_map(|o| match o {
+                        Out::Inline(i) => i,
+                        _ => Vec::new(),
+                    })
+                    .collect(),
+            )
+        } else {
+            Out::Blocks(build_blocks(outs))
         }
-        bb.finish()
     }
 
     fn inlines(&self, nodes: &[Node]) -> Vec<Inline> {
@@ -44,7 +53,7 @@ impl Conv<'_> {
         for n in nodes {
             match self.node(n) {
                 Out::Inline(i) => out.extend(i),
-                Out::Blocks(bs) | Out::Splice(bs) => {
+                Out::Blocks(bs) => {
                     for b in bs {
                         if !out.is_empty() {
                             out.push(Inline::Break);
@@ -130,16 +139,19 @@ impl Conv<'_> {
             "ac:placeholder" => Out::Nothing,
             // Cloud bodies wrap editor-only nodes with a storage-format fallback.
             "ac:adf-extension" => match e.child("ac:adf-fallback") {
-                Some(f) => Out::Splice(self.blocks(&f.children)),
-                None => Out::Splice(self.blocks(&e.children)),
+                Some(f) => self.transparent(&f.children),
+                None => self.transparent(&e.children),
             },
+            // Containers of blocks: each child block stands apart.
+            "div" | "section" | "article" | "ac:layout" | "ac:layout-section"
+            | "ac:layout-cell" => Out::Blocks(self.blocks(&e.children)),
             "ri:user" => Out::Inline(vec![Inline::Text(self.user(e, None))]),
             "ri:attachment" => Out::Inline(vec![self.attachment(e, None)]),
             "ri:page" | "ri:blog-post" => Out::Inline(vec![self.page(e, None)]),
             "ri:url" => Out::Inline(e.attr("ri:value").map(url_link).into_iter().collect()),
             "ac:parameter" | "colgroup" | "col" | "script" | "style" => Out::Nothing,
             _ if e.name.starts_with("ri:") => Out::Nothing,
-            _ => Out::Splice(self.blocks(&e.children)),
+            _ => self.transparent(&e.children),
         }
     }
 
@@ -392,8 +404,8 @@ impl Conv<'_> {
                 }
             }
             _ => {
-                if rich.is_some() {
-                    Out::Splice(rich_blocks())
+                if let Some(body) = rich {
+                    self.transparent(&body.children)
                 } else if let Some(text) = plain.filter(|t| !t.trim().is_empty()) {
                     Out::Blocks(vec![Block::Code {
                         language: None,
@@ -416,6 +428,18 @@ impl Conv<'_> {
             }
         }
     }
+}
+
+fn build_blocks(outs: impl IntoIterator<Item = Out>) -> Vec<Block> {
+    let mut bb = BlockBuilder::new();
+    for o in outs {
+        match o {
+            Out::Inline(i) => bb.inlines(i),
+            Out::Blocks(bs) => bs.into_iter().for_each(|b| bb.block(b)),
+            Out::Nothing => {}
+        }
+    }
+    bb.finish()
 }
 
 /// The rows of a table in document order, across thead/tbody/tfoot.
