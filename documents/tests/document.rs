@@ -4,8 +4,9 @@ mod common;
 
 use common::Book;
 use documents::{
-    AttachmentMeta, Body, Comment, Container, ContainerKind, DocumentMetadata, DocumentSource, ItemRef,
-    METADATA_SCHEMA_V1, Product, SCHEMA_VERSION, content_hash, document_markdown, normalize_timestamp,
+    AttachmentMeta, Body, Comment, Container, ContainerKind, DocumentMetadata, DocumentSource,
+    ItemRef, METADATA_SCHEMA_V1, Product, SCHEMA_VERSION, content_hash, document_markdown,
+    normalize_timestamp,
 };
 use serde_json::{Value, json};
 
@@ -68,8 +69,10 @@ fn document_without_body_or_comments_is_its_title() {
 }
 
 fn validator() -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(METADATA_SCHEMA_V1).unwrap_or_else(|e| panic!("schema is JSON: {e}"));
-    jsonschema::draft202012::meta::validate(&schema).unwrap_or_else(|e| panic!("schema is a valid 2020-12 schema: {e}"));
+    let schema: Value =
+        serde_json::from_str(METADATA_SCHEMA_V1).unwrap_or_else(|e| panic!("schema is JSON: {e}"));
+    jsonschema::draft202012::meta::validate(&schema)
+        .unwrap_or_else(|e| panic!("schema is a valid 2020-12 schema: {e}"));
     jsonschema::draft202012::options()
         .should_validate_formats(true)
         .build(&schema)
@@ -166,7 +169,9 @@ fn confluence_example() -> DocumentMetadata {
 }
 
 fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
-    v.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    v.iter_errors(doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 #[test]
@@ -176,7 +181,8 @@ fn examples_of_both_products_validate_against_the_schema() {
         let doc = serde_json::to_value(&example).unwrap_or_else(|e| panic!("serializes: {e}"));
         assert_eq!(errors(&v, &doc), Vec::<String>::new(), "{doc:#}");
         // And reads back as the same record.
-        let back: DocumentMetadata = serde_json::from_value(doc).unwrap_or_else(|e| panic!("deserializes: {e}"));
+        let back: DocumentMetadata =
+            serde_json::from_value(doc).unwrap_or_else(|e| panic!("deserializes: {e}"));
         assert_eq!(back, example);
     }
 }
@@ -215,18 +221,39 @@ fn the_schema_rejects_what_the_promise_forbids() {
     let v = validator();
     let good = serde_json::to_value(jira_example()).unwrap_or_else(|e| panic!("{e}"));
     let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
-        ("an account id as a name", Box::new(|d| d["assignee"] = json!("5b10ac8d82e05b22cc7d4ef5"))),
+        (
+            "an account id as a name",
+            Box::new(|d| d["assignee"] = json!("5b10ac8d82e05b22cc7d4ef5")),
+        ),
         (
             "a new-style account id as a name",
             Box::new(|d| d["creator"] = json!("557058:f58131cb-b67d-43c7-b30d-6b58d40bd077")),
         ),
         ("an extra field", Box::new(|d| d["accountId"] = json!("x"))),
-        ("a missing field", Box::new(|d| drop(d.as_object_mut().map(|o| o.remove("title"))))),
-        ("another product", Box::new(|d| d["product"] = json!("bitbucket"))),
-        ("another version", Box::new(|d| d["schemaVersion"] = json!(2))),
-        ("a bad timestamp", Box::new(|d| d["created"] = json!("yesterday"))),
-        ("a bad hash", Box::new(|d| d["contentHash"] = json!("md5:abc"))),
-        ("an attachment without a key", Box::new(|d| d["attachments"][0]["key"] = json!(""))),
+        (
+            "a missing field",
+            Box::new(|d| drop(d.as_object_mut().map(|o| o.remove("title")))),
+        ),
+        (
+            "another product",
+            Box::new(|d| d["product"] = json!("bitbucket")),
+        ),
+        (
+            "another version",
+            Box::new(|d| d["schemaVersion"] = json!(2)),
+        ),
+        (
+            "a bad timestamp",
+            Box::new(|d| d["created"] = json!("yesterday")),
+        ),
+        (
+            "a bad hash",
+            Box::new(|d| d["contentHash"] = json!("md5:abc")),
+        ),
+        (
+            "an attachment without a key",
+            Box::new(|d| d["attachments"][0]["key"] = json!("")),
+        ),
     ];
     for (what, change) in broken {
         let mut doc = good.clone();

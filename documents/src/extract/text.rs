@@ -85,6 +85,8 @@ const HIDDEN: [&str; 5] = ["script", "style", "noscript", "template", "svg"];
 /// do not have to match).
 pub(crate) fn html(data: &[u8], sink: &mut TextSink) -> Outcome {
     let source = decode(data, Format::Html)?;
+    // Where `reader` started in `source`: it restarts after a script or style element.
+    let mut offset = 0usize;
     let mut reader = lenient_reader(&source);
     let mut errors = 0usize;
     let mut in_pre = false;
@@ -97,9 +99,19 @@ pub(crate) fn html(data: &[u8], sink: &mut TextSink) -> Outcome {
             Ok(Event::Start(e)) => {
                 let name = name_of(&e);
                 if HIDDEN.contains(&name.as_str()) {
-                    // Raw text up to the end tag: a `<` in a script is not markup.
-                    if reader.read_text(e.name()).is_err() {
-                        break;
+                    // Raw text up to the end tag (a `<` in a script is not markup): skipped, and
+                    // parsing starts again at the end tag.
+                    let from =
+                        offset + usize::try_from(reader.buffer_position()).unwrap_or(usize::MAX);
+                    match source
+                        .get(from..)
+                        .and_then(|rest| find_end_tag(rest.as_bytes(), name.as_bytes()))
+                    {
+                        Some(at) => {
+                            offset = from + at;
+                            reader = lenient_reader(&source[offset..]);
+                        }
+                        None => break,
                     }
                     continue;
                 }
@@ -138,6 +150,16 @@ pub(crate) fn html(data: &[u8], sink: &mut TextSink) -> Outcome {
         }
     }
     Ok(Vec::new())
+}
+
+/// Where `</name` starts (name compared ignoring ASCII case).
+fn find_end_tag(hay: &[u8], name: &[u8]) -> Option<usize> {
+    memchr::memchr_iter(b'<', hay).find(|&at| {
+        hay.get(at + 1) == Some(&b'/')
+            && hay
+                .get(at + 2..at + 2 + name.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+    })
 }
 
 fn block_or_cell(name: &str, sink: &mut TextSink) {
