@@ -295,14 +295,20 @@ fn pdf_page_stream_that_inflates_past_the_limit_is_dropped_not_decoded() {
 fn pdf_with_a_cross_reference_stream_bomb_is_skipped() {
     // A cross-reference stream (ISO 32000-1, 7.5.8) is inflated while the file is read, before
     // any page is looked at; this one expands to 4 MiB.
+    // It is appended as an update whose startxref points at it, so it is the table a reader
+    // uses.
     let mut data = pdf_of(&[text_page("Hello")]);
     let bomb = deflate(&vec![0u8; 4 * 1024 * 1024]);
+    let at = data.len();
     data.extend_from_slice(
-        format!("9 0 obj\n<< /Type /XRef /Size 10 /W [1 2 1] /Filter /FlateDecode /Length {} >>\nstream\n", bomb.len())
-            .as_bytes(),
+        format!(
+            "9 0 obj\n<< /Type /XRef /Size 10 /W [1 2 1] /Root 1 0 R /Filter /FlateDecode /Length {} >>\nstream\n",
+            bomb.len()
+        )
+        .as_bytes(),
     );
     data.extend_from_slice(&bomb);
-    data.extend_from_slice(b"\nendstream\nendobj\n");
+    data.extend_from_slice(format!("\nendstream\nendobj\nstartxref\n{at}\n%%EOF\n").as_bytes());
     let reason = reason_of(extract_text(&data, Some("x.pdf"), None, &small_limits()));
     assert_eq!(reason, SkipReason::StreamTooLarge { limit: 1024 * 1024 });
     assert_eq!(
@@ -364,6 +370,48 @@ fn zip_with_too_many_entries_is_skipped_before_it_is_indexed() {
         reason_of(extract_text(&data, Some("many.pptx"), None, &limits)),
         SkipReason::TooManyEntries { limit: 10 }
     );
+}
+
+#[test]
+fn zip_declaring_more_entries_than_allowed_is_refused_from_its_directory_record() {
+    // The end-of-central-directory record (APPNOTE.TXT 4.3.16) declares 65,535 entries: refused
+    // before the zip reader would walk (and index) that many headers.
+    let mut data = zip_of(&[("word/document.xml", b"<w:document/>")]);
+    let eocd = data.len() - 22;
+    assert_eq!(&data[eocd..eocd + 4], b"PK\x05\x06");
+    data[eocd + 8..eocd + 12].copy_from_slice(&[0xFF; 4]);
+    assert_eq!(
+        reason_of(extract_text(
+            &data,
+            Some("a.docx"),
+            None,
+            &Limits::default()
+        )),
+        SkipReason::TooManyEntries { limit: 10_000 }
+    );
+}
+
+#[test]
+fn pdf_page_with_oversized_content_is_left_out_and_noted() {
+    let long = format!(
+        "BT /F1 12 Tf 72 700 Td (Long page) Tj ET{}",
+        " ".repeat(4096)
+    );
+    let data = pdf_of(&[("", long.into_bytes()), text_page("Short page")]);
+    let limits = Limits {
+        max_page_content_bytes: 1024,
+        ..Limits::default()
+    };
+    match extract_text(&data, Some("a.pdf"), None, &limits) {
+        Extraction::Extracted(t) => {
+            assert_eq!(t.text, "Short page\n");
+            assert_eq!(
+                t.incomplete.as_deref(),
+                Some("1 of 2 pages left out: content over 1024 bytes")
+            );
+        }
+        Extraction::Skipped(r) => panic!("{r}"),
+    }
 }
 
 #[test]
