@@ -220,7 +220,8 @@ fn the_schema_and_the_type_have_the_same_fields() {
 fn the_schema_rejects_what_the_promise_forbids() {
     let v = validator();
     let good = serde_json::to_value(jira_example()).unwrap_or_else(|e| panic!("{e}"));
-    let broken: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Change = Box<dyn Fn(&mut Value)>;
+    let broken: Vec<(&str, Change)> = vec![
         (
             "an account id as a name",
             Box::new(|d| d["assignee"] = json!("5b10ac8d82e05b22cc7d4ef5")),
@@ -260,4 +261,25 @@ fn the_schema_rejects_what_the_promise_forbids() {
         change(&mut doc);
         assert!(!errors(&v, &doc).is_empty(), "the schema accepted {what}");
     }
+}
+
+#[test]
+fn the_example_files_validate_and_read_as_metadata() {
+    // documents/schema/examples/*.json: the examples the README shows, one per product.
+    let v = validator();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/examples");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap_or_else(|e| panic!("{e}")).path();
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let doc: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(errors(&v, &doc), Vec::<String>::new(), "{}", path.display());
+        let meta: DocumentMetadata =
+            serde_json::from_value(doc).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        seen.push(meta.product);
+    }
+    seen.sort_by_key(|p| format!("{p:?}"));
+    assert_eq!(seen, vec![Product::Confluence, Product::Jira]);
 }

@@ -277,3 +277,21 @@ fn unknown_elements_and_macros_keep_their_text() {
         "inside a future element\n\ninline wrapped text\n\nmacro body\n\n```\nplain body\n```\n"
     );
 }
+
+#[test]
+fn deeply_nested_markup_renders_without_exhausting_the_stack() {
+    // Hostile nesting: 5,000 lists, quotes and panels deep; the text at the bottom survives.
+    let depth = 5000;
+    let lists = format!(
+        "{}deep list{}",
+        "<ul><li>".repeat(depth),
+        "</li></ul>".repeat(depth)
+    );
+    assert!(md(&lists).contains("deep list"));
+    let quotes = format!(
+        "{}deep quote{}",
+        "<blockquote><ac:structured-macro ac:name=\"info\"><ac:rich-text-body>".repeat(depth),
+        "</ac:rich-text-body></ac:structured-macro></blockquote>".repeat(depth)
+    );
+    assert!(md(&quotes).contains("deep quote"));
+}

@@ -13,7 +13,7 @@ use quick_xml::events::Event;
 
 use crate::xml::{attributes_of, entity_text, lenient_reader, name_of};
 
-pub(crate) const MAX_DEPTH: usize = 128;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Syntax errors tolerated before the rest of the input is given up.
 const MAX_ERRORS: usize = 64;
