@@ -238,8 +238,10 @@ pub fn extract_text(
     let format = if data.starts_with(b"%PDF-") {
         Some(Format::Pdf)
     } else if data.starts_with(b"PK\x03\x04") {
-        match declared {
-            Some(f @ (Format::Docx | Format::Pptx | Format::Xlsx)) => Some(f),
+        let by_name = file_name.and_then(format_of_name);
+        match (declared, by_name) {
+            (Some(f @ (Format::Docx | Format::Pptx | Format::Xlsx)), _)
+            | (_, Some(f @ (Format::Docx | Format::Pptx | Format::Xlsx))) => Some(f),
             _ => None,
         }
     } else {

@@ -19,6 +19,9 @@ use crate::xml::{attribute, entity_text, name_of};
 
 type Archive<'a> = ZipArchive<Cursor<&'a [u8]>>;
 
+/// Shared strings kept from one workbook (a few dozen MB of `String` headers at most).
+const MAX_SHARED_STRINGS: usize = 1_000_000;
+
 /// The package, opened after its declared entry count was checked.
 struct Package<'a> {
     zip: Archive<'a>,
@@ -391,7 +394,8 @@ fn shared_strings(pkg: &mut Package<'_>, max_bytes: usize) -> Result<Vec<String>
             Event::GeneralRef(r) if in_t && !in_phonetic => cur.push_str(&entity_text(r)),
             _ => {}
         }
-        true
+        // Later strings read as empty: a table of millions of tiny entries stays small.
+        out.len() < MAX_SHARED_STRINGS
     })?;
     Ok(out)
 }
