@@ -312,13 +312,13 @@ impl Conv<'_> {
     /// An attachment (or external image) as a link to where the export put it.
     fn media(&self, n: &Value) -> Inline {
         let alt = attr_str(n, "alt");
-        if attr_str(n, "type") == Some("external") {
-            if let Some(url) = attr_str(n, "url") {
-                return Inline::Link {
-                    href: url.to_string(),
-                    content: vec![Inline::text(alt.unwrap_or(url))],
-                };
-            }
+        if attr_str(n, "type") == Some("external")
+            && let Some(url) = attr_str(n, "url")
+        {
+            return Inline::Link {
+                href: url.to_string(),
+                content: vec![Inline::text(alt.unwrap_or(url))],
+            };
         }
         let r = AttachmentRef {
             file_name: alt,

@@ -28,11 +28,16 @@ FUNCTIONS = {
     "export": "ExportFunction",
 }
 SIZES = {  # MemorySize (MB), Timeout (s)
-    "oauth-callback": (256, 15),
+    "oauth-callback": (256, 30),
     "connectors-api": (256, 30),
     "token-refresh": (256, 300),
     "export": (1024, 900),
 }
+
+
+def test_the_public_callback_has_reserved_concurrency(template):
+    props = function(template, "oauth-callback")
+    assert 1 <= props["ReservedConcurrentExecutions"] <= 50
 
 
 def load_schema_names():

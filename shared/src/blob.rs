@@ -538,13 +538,13 @@ impl Upload<'_> {
         while let Some(mut chunk) = self.next_chunk(stream.as_mut()).await? {
             hasher.update(&chunk);
             total += chunk.len() as u64;
-            if let Some(expected) = expected_len {
-                if total > expected {
-                    return Err(BlobError::LengthMismatch {
-                        expected,
-                        got: total,
-                    });
-                }
+            if let Some(expected) = expected_len
+                && total > expected
+            {
+                return Err(BlobError::LengthMismatch {
+                    expected,
+                    got: total,
+                });
             }
             while !chunk.is_empty() {
                 if buf.len() == part_size {
@@ -558,13 +558,13 @@ impl Upload<'_> {
                 buf.extend_from_slice(&chunk.split_to(n));
             }
         }
-        if let Some(expected) = expected_len {
-            if total != expected {
-                return Err(BlobError::LengthMismatch {
-                    expected,
-                    got: total,
-                });
-            }
+        if let Some(expected) = expected_len
+            && total != expected
+        {
+            return Err(BlobError::LengthMismatch {
+                expected,
+                got: total,
+            });
         }
         let stored = Stored {
             key: self.key.to_owned(),
@@ -939,10 +939,10 @@ pub fn safe_key_segment(name: &str, max_bytes: usize) -> String {
         .filter(|&p| p > 0 && chars.len() - p <= MAX_EXTENSION_CHARS);
     if let Some(p) = ext_start {
         let (stem, ext) = chars.split_at(p);
-        if encode_segment(ext).len() <= max / 2 {
-            if let Some(fitted) = fit(stem, ext, max) {
-                return fitted;
-            }
+        if encode_segment(ext).len() <= max / 2
+            && let Some(fitted) = fit(stem, ext, max)
+        {
+            return fitted;
         }
     }
     fit(&chars, &[], max).unwrap_or_else(|| "_".to_owned())

@@ -117,10 +117,15 @@ impl Config {
         reject_basic_auth(&vars)?;
         let env = Env(&vars);
 
+        // Every AWS call goes here when set (the emulator locally): https, or plain http to a
+        // loopback host only (PRIVACY.md P12: no other host sees our requests).
         let aws_endpoint_url = env
             .opt("AWS_ENDPOINT_URL")
             .map(|v| parse_url("AWS_ENDPOINT_URL", v))
             .transpose()?;
+        if let Some(url) = &aws_endpoint_url {
+            require_https_or_loopback("AWS_ENDPOINT_URL", url)?;
+        }
         let atlassian = AtlassianSettings {
             auth_url: outbound_url(
                 "ATLASSIAN_AUTH_URL",
@@ -400,6 +405,14 @@ mod tests {
         assert_eq!(c.event_bus_name, "default");
         assert_eq!(c.job_retention, Duration::from_secs(30 * 86400));
         assert!(c.jira.is_none() && c.confluence.is_none());
+    }
+
+    #[test]
+    fn the_aws_endpoint_must_be_https_or_loopback() {
+        assert!(with(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")]).is_ok());
+        assert!(with(&[("AWS_ENDPOINT_URL", "https://vpce.example.amazonaws.com")]).is_ok());
+        assert!(with(&[("AWS_ENDPOINT_URL", "http://collector.example.com")]).is_err());
+        assert!(with(&[("AWS_ENDPOINT_URL", "ftp://127.0.0.1")]).is_err());
     }
 
     #[test]

@@ -405,23 +405,21 @@ fn shared_strings(pkg: &mut Package<'_>, max_bytes: usize) -> Result<Vec<String>
 fn sheets(pkg: &mut Package<'_>) -> Result<Vec<(String, String)>, SkipReason> {
     let mut declared: Vec<(String, String)> = Vec::new();
     pkg.read_xml("xl/workbook.xml", |ev| {
-        if let Event::Empty(e) | Event::Start(e) = ev {
-            if e.name().as_ref() == b"sheet" {
-                if let (Some(name), Some(rid)) = (attribute(e, b"name"), attribute(e, b"r:id")) {
-                    declared.push((name, rid));
-                }
-            }
+        if let Event::Empty(e) | Event::Start(e) = ev
+            && e.name().as_ref() == b"sheet"
+            && let (Some(name), Some(rid)) = (attribute(e, b"name"), attribute(e, b"r:id"))
+        {
+            declared.push((name, rid));
         }
         true
     })?;
     let mut targets: HashMap<String, String> = HashMap::new();
     pkg.read_xml("xl/_rels/workbook.xml.rels", |ev| {
-        if let Event::Empty(e) | Event::Start(e) = ev {
-            if name_of(e) == "relationship" {
-                if let (Some(id), Some(target)) = (attribute(e, b"Id"), attribute(e, b"Target")) {
-                    targets.insert(id, target);
-                }
-            }
+        if let Event::Empty(e) | Event::Start(e) = ev
+            && name_of(e) == "relationship"
+            && let (Some(id), Some(target)) = (attribute(e, b"Id"), attribute(e, b"Target"))
+        {
+            targets.insert(id, target);
         }
         true
     })?;

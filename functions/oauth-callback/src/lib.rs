@@ -20,6 +20,17 @@ pub use page::Page;
 pub const MAX_QUERY_LEN: usize = 8 * 1024;
 /// Longest single parameter value we accept.
 const MAX_PARAM_LEN: usize = 2048;
+/// The most the callback spends on Atlassian and AWS for one request; inside the function's
+/// 30 s timeout, so a slow upstream still ends on our page, never on Lambda's bare 502.
+pub const CALLBACK_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Our states (and chooser selections) are 32 random bytes, base64url without padding: 43
+/// characters. Anything else is refused before any lookup.
+fn is_state_shaped(v: &str) -> bool {
+    v.len() == 43
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
 
 /// The callback's parameters, validated.
 #[derive(Debug)]
@@ -88,6 +99,9 @@ pub fn parse_query(raw: Option<&str>) -> Result<Callback, QueryProblem> {
         }
     };
     let state = take("state")?;
+    if state.as_deref().is_some_and(|s| !is_state_shaped(s)) {
+        return Err(QueryProblem::Malformed("state"));
+    }
     if let Some(error) = take("error")? {
         return Ok(Callback::Refused {
             state: state.map(secret),
@@ -172,34 +186,54 @@ async fn route(
             };
             (outcome, page.into_response())
         }
-        Callback::Consented { code, state } => match service.complete(&code, &state, now).await {
-            Ok(Completed::Connected(connected)) => connected_response(connected, correlation_id),
-            Ok(Completed::Choose(choice)) => {
-                tracing::info!(
-                    product = %choice.product,
-                    site_count = choice.sites.len() as u64,
-                    "site choice shown"
-                );
-                let action = service
-                    .config
-                    .redirect_url()
-                    .map(|u| u.path().to_owned())
-                    .unwrap_or_else(|_| "/".into());
-                (
-                    "choose_site",
-                    Page::chooser(
-                        choice.product,
-                        &choice.sites,
-                        choice.selection.expose_secret(),
-                        &action,
-                        correlation_id,
+        Callback::Consented { code, state } => {
+            match tokio::time::timeout(CALLBACK_BUDGET, service.complete(&code, &state, now)).await
+            {
+                Err(_) => timed_out(correlation_id),
+                Ok(Ok(Completed::Connected(connected))) => {
+                    connected_response(connected, correlation_id)
+                }
+                Ok(Ok(Completed::Choose(choice))) => {
+                    tracing::info!(
+                        product = %choice.product,
+                        site_count = choice.sites.len() as u64,
+                        "site choice shown"
+                    );
+                    let action = service
+                        .config
+                        .redirect_url()
+                        .map(|u| u.path().to_owned())
+                        .unwrap_or_else(|_| "/".into());
+                    (
+                        "choose_site",
+                        Page::chooser(
+                            choice.product,
+                            &choice.sites,
+                            choice.selection.expose_secret(),
+                            &action,
+                            correlation_id,
+                        )
+                        .into_response(),
                     )
-                    .into_response(),
-                )
+                }
+                Ok(Err(e)) => failure(&e, correlation_id),
             }
-            Err(e) => failure(&e, correlation_id),
-        },
+        }
     }
+}
+
+fn timed_out(correlation_id: &str) -> (&'static str, Response<Body>) {
+    tracing::error!(outcome = "upstream_timeout", "callback ran out of time");
+    (
+        "upstream_timeout",
+        Page::error(
+            StatusCode::BAD_GATEWAY,
+            "Atlassian did not answer in time",
+            "We could not complete the authorization in time. Please start connecting again in a few minutes.",
+            correlation_id,
+        )
+        .into_response(),
+    )
 }
 
 fn bad_link(problem: QueryProblem, correlation_id: &str) -> (&'static str, Response<Body>) {
@@ -231,9 +265,15 @@ async fn choose(
         Ok(f) => f,
         Err(problem) => return bad_link(problem, correlation_id),
     };
-    match service.choose(&form.selection, &form.sites, now).await {
-        Ok(connected) => connected_response(connected, correlation_id),
-        Err(e) => failure(&e, correlation_id),
+    match tokio::time::timeout(
+        CALLBACK_BUDGET,
+        service.choose(&form.selection, &form.sites, now),
+    )
+    .await
+    {
+        Err(_) => timed_out(correlation_id),
+        Ok(Ok(connected)) => connected_response(connected, correlation_id),
+        Ok(Err(e)) => failure(&e, correlation_id),
     }
 }
 
@@ -257,7 +297,9 @@ pub fn parse_choice(body: &[u8]) -> Result<ChoiceForm, QueryProblem> {
             && !v.contains('\u{FFFD}')
             && !v.chars().any(char::is_control);
         match k.as_ref() {
-            "selection" if !ok => return Err(QueryProblem::Malformed("selection")),
+            "selection" if !ok || !is_state_shaped(&v) => {
+                return Err(QueryProblem::Malformed("selection"));
+            }
             "selection" if selection.is_some() => {
                 return Err(QueryProblem::Duplicated("selection"));
             }
@@ -398,17 +440,24 @@ fn redirect(to: &Url) -> Response<Body> {
 mod tests {
     use super::*;
 
+    /// A state of the right shape (43 base64url characters).
+    const S: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ";
+
     #[test]
     fn code_and_state_are_read() {
-        let c = parse_query(Some("code=abc&state=xyz"));
+        let c = parse_query(Some(&format!("code=abc&state={S}")));
         assert!(matches!(c, Ok(Callback::Consented { .. })));
+        assert_eq!(
+            parse_query(Some("code=abc&state=short")).err(),
+            Some(QueryProblem::Malformed("state"))
+        );
     }
 
     #[test]
     fn access_denied_is_a_refusal_with_state() {
-        let c = parse_query(Some(
-            "error=access_denied&error_description=User+did+not+authorize&state=s1",
-        ));
+        let c = parse_query(Some(&format!(
+            "error=access_denied&error_description=User+did+not+authorize&state={S}"
+        )));
         assert!(
             matches!(c, Ok(Callback::Refused { state: Some(_), ref error }) if error == "access_denied")
         );
@@ -426,24 +475,24 @@ mod tests {
             Some(QueryProblem::Duplicated("state"))
         );
         assert_eq!(
-            parse_query(Some("code=%FF%FE&state=b")).err(),
+            parse_query(Some(&format!("code=%FF%FE&state={S}"))).err(),
             Some(QueryProblem::Malformed("code"))
         );
         assert_eq!(
-            parse_query(Some("code=a%0Ab&state=b")).err(),
+            parse_query(Some(&format!("code=a%0Ab&state={S}"))).err(),
             Some(QueryProblem::Malformed("code"))
         );
         assert_eq!(
-            parse_query(Some("code=&state=b")).err(),
+            parse_query(Some(&format!("code=&state={S}"))).err(),
             Some(QueryProblem::Malformed("code"))
         );
-        let huge = format!("code={}&state=b", "a".repeat(MAX_QUERY_LEN));
+        let huge = format!("code={}&state={S}", "a".repeat(MAX_QUERY_LEN));
         assert_eq!(parse_query(Some(&huge)).err(), Some(QueryProblem::TooLong));
     }
 
     #[test]
     fn the_choice_form_is_read_and_checked() {
-        let f = parse_choice(b"selection=abc&site=c1&site=c2&other=x")
+        let f = parse_choice(format!("selection={S}&site=c1&site=c2&other=x").as_bytes())
             .unwrap_or_else(|e| panic!("{e:?}"));
         assert_eq!(f.sites, vec!["c1".to_owned(), "c2".to_owned()]);
         assert_eq!(
@@ -451,14 +500,18 @@ mod tests {
             Some(QueryProblem::Missing("selection"))
         );
         assert_eq!(
-            parse_choice(b"selection=a&selection=b").err(),
+            parse_choice(format!("selection={S}&selection={S}").as_bytes()).err(),
             Some(QueryProblem::Duplicated("selection"))
         );
         assert_eq!(
-            parse_choice(b"selection=a&site=%00").err(),
+            parse_choice(format!("selection={S}&site=%00").as_bytes()).err(),
             Some(QueryProblem::Malformed("site"))
         );
-        let many = format!("selection=a{}", "&site=c".repeat(51));
+        assert_eq!(
+            parse_choice(b"selection=abc").err(),
+            Some(QueryProblem::Malformed("selection"))
+        );
+        let many = format!("selection={S}{}", "&site=c".repeat(51));
         assert_eq!(
             parse_choice(many.as_bytes()).err(),
             Some(QueryProblem::TooLong)
@@ -467,7 +520,7 @@ mod tests {
 
     #[test]
     fn unknown_parameters_are_ignored() {
-        assert!(parse_query(Some("code=a&state=b&foo=1&foo=2")).is_ok());
+        assert!(parse_query(Some(&format!("code=a&state={S}&foo=1&foo=2"))).is_ok());
     }
 
     #[test]

@@ -686,7 +686,7 @@ async fn a_replayed_callback_is_refused_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_state_is_refused() {
     let w = World::new(1).await;
-    let state = secret("an-expired-state-value-0123456789");
+    let state = secret("an-expired-state-value-0123456789abcdefghij");
     let past = time::OffsetDateTime::now_utc() - time::Duration::seconds(1);
     w.store()
         .put_state(

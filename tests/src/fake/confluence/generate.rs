@@ -145,7 +145,7 @@ fn attach(state: &mut ConfluenceState, spec: &SeedSpec, seed: u64, users: usize)
             j,
         );
         let every = spec.forbidden_attachment_every;
-        let forbidden = every > 0 && j >= named && (j - named) % every == 0;
+        let forbidden = every > 0 && j >= named && (j - named).is_multiple_of(every);
         add(
             state,
             seed::attachment_filename(j, false),

@@ -206,7 +206,7 @@ fn attach(state: &mut JiraState, spec: &SeedSpec, seed: u64, users: usize) {
         );
         let forbidden = spec.forbidden_attachment_every > 0
             && j >= hostile
-            && (j - hostile) % spec.forbidden_attachment_every == 0;
+            && (j - hostile).is_multiple_of(spec.forbidden_attachment_every);
         add(state, j, filename, size, forbidden, (j / 2) * 7 + 3);
     }
     for (k, size) in spec.jira_large_attachments.iter().enumerate() {
@@ -223,7 +223,7 @@ fn attach(state: &mut JiraState, spec: &SeedSpec, seed: u64, users: usize) {
 
 pub(crate) fn large_name(size: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if size % MIB == 0 {
+    if size.is_multiple_of(MIB) {
         format!("large-{}MiB.bin", size / MIB)
     } else {
         format!("large-{size}B.bin")
