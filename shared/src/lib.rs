@@ -3,6 +3,7 @@
 pub mod atlassian;
 pub mod aws;
 pub mod blob;
+pub mod clock;
 pub mod config;
 pub mod connect;
 pub mod erase;

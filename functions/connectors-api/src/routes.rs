@@ -93,6 +93,7 @@ fn job_view(j: &Job) -> Value {
         "updated_at": ts(j.updated_at),
         "finished_at": opt_ts(j.finished_at),
         "failure_reason": j.failure_reason,
+        "resume_at": opt_ts(j.resume_at),
     })
 }
 
@@ -331,7 +332,7 @@ pub async fn start_export(api: &Api, req: &Request, raw: &str) -> Handled {
             .get_job(&tenant, active)
             .await
             .map_err(unavailable)?;
-        if running.is_some_and(|j| j.status == JobStatus::Running) {
+        if running.is_some_and(|j| j.status.is_live()) {
             return Err(ApiError::conflict(format!(
                 "an export of this connector is already running: {active}"
             )));

@@ -22,18 +22,20 @@ use tokio::time::Instant;
 use super::confluence::Confluence;
 use super::keys::Layout;
 use super::redact::NameBook;
+use super::resume::{ResumeAt, Resumer};
 use super::source::{AttachmentRef, Batch, Ctx, Item, Source};
 use super::{ExportError, jira::Jira};
-use crate::atlassian::http::{HttpError, Idempotency};
+use crate::atlassian::http::{HttpError, Idempotency, ThrottleScope};
 use crate::blob::{BlobError, BlobStore, Stored, metadata_value};
+use crate::clock::Clock;
 use crate::events::{
     Event, ExportCompleted, ExportContinued, ExportFailed, ExportRequested, RevocationReason,
 };
-use crate::ids::{JobId, Product, TenantId};
+use crate::ids::{CloudId, JobId, Product, TenantId};
 use crate::secret::{ExposeSecret, Secret};
 use crate::store::StoreError;
 use crate::store::connectors::Connector;
-use crate::store::jobs::{Job, JobStatus, SKIPPED_INLINE, Skipped};
+use crate::store::jobs::{Job, JobStatus, LeaseTake, SKIPPED_INLINE, Skipped};
 use crate::vault::refresh::{Need, Obtained, TokenKeeper};
 
 /// Incremental runs look back this much further than the watermark (clock skew, Jira's
@@ -41,6 +43,9 @@ use crate::vault::refresh::{Need, Obtained, TokenKeeper};
 pub const INCREMENTAL_OVERLAP: time::Duration = time::Duration::minutes(10);
 /// Transient failures in a row before a job fails.
 pub const MAX_ERRORS_IN_A_ROW: u32 = 5;
+/// Invocations in a row that died holding the job (Lambda timeout, out of memory, crash)
+/// without a checkpoint in between before the job fails: it would only die again.
+pub const MAX_DEATHS_IN_A_ROW: u32 = 3;
 /// Attempts to copy one attachment when its download breaks midway.
 const ATTACHMENT_ATTEMPTS: u32 = 3;
 
@@ -55,7 +60,14 @@ pub enum Outcome {
     },
     /// Paused before the deadline; `ExportContinued` was published.
     Continued,
-    /// Another invocation holds the job's lease; nothing done.
+    /// Atlassian asked us to wait: the job is `waiting` and a delayed delivery resumes it at
+    /// `until` (a delivery before that does nothing).
+    Waiting {
+        until: OffsetDateTime,
+    },
+    /// Another invocation holds the job's lease; nothing done. The export function answers
+    /// this with a retryable error: Lambda delivers the event again a minute or two later,
+    /// when a crashed holder's lease has lapsed.
     Busy,
     /// The job had already ended (a re-delivered event).
     AlreadyFinished,
@@ -69,7 +81,8 @@ pub struct Exporter {
     pub keeper: TokenKeeper,
     pub blobs: BlobStore,
     pub job_retention: Duration,
-    /// How long a job lease lasts: longer than one invocation.
+    /// How long a job lease lasts without renewal. Renewed at every checkpoint and by a
+    /// heartbeat every third of it, so a dead invocation's job is free again within this.
     pub lease_ttl: time::Duration,
     /// Stop taking new batches when less than this is left before the deadline.
     pub deadline_margin: Duration,
@@ -81,6 +94,10 @@ pub struct Exporter {
     /// bound moves forward while a job runs; N includes this slack so that no page of a job
     /// shorter than it misses an item changed since the watermark.
     pub incremental_slack: time::Duration,
+    /// Delayed deliveries after a wait.
+    pub resumer: Resumer,
+    /// The time leases, waits and resumes are decided with.
+    pub clock: Clock,
 }
 
 impl Exporter {
@@ -95,11 +112,14 @@ impl Exporter {
             keeper,
             blobs: BlobStore::new(aws.s3.clone(), bucket, config.kms_key_id.clone()),
             job_retention: config.job_retention,
-            lease_ttl: time::Duration::minutes(16),
+            lease_ttl: time::Duration::minutes(2),
             deadline_margin: Duration::from_secs(60),
             item_concurrency: 8,
             batch_size: 100,
             incremental_slack: time::Duration::hours(6),
+            resumer: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone())
+                .with_dead_letters(config.dead_letter_queue_url.clone()),
+            clock: Clock::system(),
         })
     }
 }
@@ -161,7 +181,7 @@ impl Exporter {
         if let Some(job) = store.get_job(&ev.tenant, &job_id).await? {
             return self.run(job, deadline).await;
         }
-        let now = OffsetDateTime::now_utc();
+        let now = self.clock.now();
         let full_run = ev.full || connector.watermark.is_none();
         let job = Job {
             tenant: ev.tenant.clone(),
@@ -188,6 +208,8 @@ impl Exporter {
             updated_at: now,
             finished_at: None,
             failure_reason: None,
+            resume_at: None,
+            lease_expires_at: None,
         };
         store.create_job(&job).await?;
         match self.claim(&connector, &job_id).await? {
@@ -221,7 +243,7 @@ impl Exporter {
                 let alive = store
                     .get_job(&connector.tenant, other)
                     .await?
-                    .is_some_and(|j| j.status == JobStatus::Running);
+                    .is_some_and(|j| j.status.is_live());
                 if alive {
                     return Ok(holder);
                 }
@@ -249,33 +271,72 @@ impl Exporter {
     }
 
     async fn run(&self, mut job: Job, deadline: Instant) -> Result<Outcome, ExportError> {
-        if job.status != JobStatus::Running {
+        if !job.status.is_live() {
             return Ok(Outcome::AlreadyFinished);
         }
         let store = &self.keeper.store;
+        let now = self.clock.now();
+        if job.status == JobStatus::Waiting
+            && let Some(until) = job.resume_at
+            && until > now
+        {
+            // A delivery before the wait is over (a duplicate, or the sweeper racing the
+            // queue): the delivery for `until` is already on its way.
+            return Ok(Outcome::Waiting { until });
+        }
         let mut raw = [0u8; 16];
         rand::rng().fill_bytes(&mut raw);
         let owner = hex::encode(raw);
-        let now = OffsetDateTime::now_utc();
-        if !store
+        let LeaseTake::Taken { died, deaths } = store
             .take_job_lease(&job, &owner, now, now + self.lease_ttl)
             .await?
-        {
+        else {
             return Ok(Outcome::Busy);
-        }
+        };
+        job.status = JobStatus::Running;
+        job.resume_at = None;
         job.invocations += 1;
+        job.deaths = deaths;
+        let job_key = job.clone();
+        if died {
+            tracing::warn!(job_id = %job.id, deaths, "the job's previous invocation died holding it");
+        }
+        if deaths >= MAX_DEATHS_IN_A_ROW {
+            let reason = format!(
+                "the export stopped without finishing {deaths} times in a row at the same point \
+                 (Lambda timeout, out of memory or crash); retrying would only repeat it"
+            );
+            let (tenant, id) = (job.tenant.clone(), job.id.clone());
+            let outcome = self.fail(job, &owner, reason.clone()).await?;
+            self.resumer
+                .dead_letter(&tenant, &id, &reason)
+                .await
+                .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+            return Ok(outcome);
+        }
         let span = tracing::info_span!("export", tenant = %job.tenant, job_id = %job.id, connector_id = %job.connector_id, product = %job.product);
         let _entered = span.enter();
-        let result = self.drive(&mut job, &owner, deadline).await;
+        let result = {
+            let drive = self.drive(&mut job, &owner, deadline);
+            let heartbeat = self.heartbeat(&job_key, &owner);
+            tokio::select! {
+                r = drive => r,
+                lost = heartbeat => Err(lost),
+            }
+        };
         match result {
             Ok(Step::Done) => self.complete(job, &owner).await,
-            Ok(Step::Paused) => {
+            Ok(Step::Paused) | Err(ExportError::OutOfTime) => {
                 job.checkpoint.errors_in_a_row = 0;
                 self.pause(&job, &owner).await?;
                 Ok(Outcome::Continued)
             }
             Err(ExportError::LeaseLost) => Ok(Outcome::Busy),
             Err(e) if e.is_terminal() => self.fail(job, &owner, e.to_string()).await,
+            // Atlassian said when to come back: a wait, never counted as a failure.
+            Err(e) if let Some((until, scope)) = e.wait(self.clock.now()) => {
+                self.wait(job, &owner, until, scope).await
+            }
             Err(e) => {
                 job.checkpoint.errors_in_a_row += 1;
                 tracing::warn!(error = %e, attempt = job.checkpoint.errors_in_a_row, "export hit a transient failure");
@@ -294,11 +355,33 @@ impl Exporter {
         }
     }
 
+    /// Renew the lease every third of its life while the invocation works (a batch of large
+    /// attachments can outlast it). Returns only if the lease was lost.
+    async fn heartbeat(&self, job: &Job, owner: &str) -> ExportError {
+        let period = (self.lease_ttl / 3).unsigned_abs().max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(period).await;
+            let until = self.clock.now() + self.lease_ttl;
+            match self.keeper.store.renew_job_lease(job, owner, until).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => return ExportError::LeaseLost,
+                // A failed renewal is retried at the next beat (the lease outlives two).
+                Err(e) => tracing::warn!(error = %e, "job lease renewal failed"),
+            }
+        }
+    }
+
     /// Save, let go of the job, and ask for a continuation.
     async fn pause(&self, job: &Job, owner: &str) -> Result<(), ExportError> {
         let store = &self.keeper.store;
-        store.save_job(job, owner).await.map_err(lost)?;
-        store.release_job_lease(job, owner).await?;
+        let now = self.clock.now();
+        store
+            .save_job(job, owner, now + self.lease_ttl)
+            .await
+            .map_err(lost)?;
+        store
+            .release_job_lease(job, owner, now + self.lease_ttl)
+            .await?;
         self.keeper
             .events
             .publish(&Event::ExportContinued(ExportContinued {
@@ -311,6 +394,123 @@ impl Exporter {
         Ok(())
     }
 
+    /// Atlassian asked us to come back at `until`: for the whole site (recorded where every job
+    /// and the token refresh of the site read it) or for one endpoint (this job only). Ask for
+    /// a delivery at that time, then mark the job `waiting` and let go of it.
+    async fn wait(
+        &self,
+        mut job: Job,
+        owner: &str,
+        until: OffsetDateTime,
+        scope: ThrottleScope,
+    ) -> Result<Outcome, ExportError> {
+        let store = &self.keeper.store;
+        let now = self.clock.now();
+        // Whole seconds, rounded up: what the table keeps, so a delivery at `until` is never
+        // a moment early for it.
+        let mut until = ceil_second(until.max(now));
+        if scope == ThrottleScope::Site
+            && let Some(conn) = store
+                .get_connection(&job.tenant, &job.connection_id)
+                .await?
+        {
+            until = store.hold_site(&conn.cloud_id, until).await?;
+            self.keeper
+                .http
+                .hold_site_until(conn.cloud_id.as_str(), until);
+        }
+        // The delivery first: a job marked waiting without one would wait for the sweeper.
+        self.resumer
+            .schedule(
+                &ResumeAt {
+                    tenant: job.tenant.clone(),
+                    job_id: job.id.clone(),
+                    at: until,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+        job.status = JobStatus::Waiting;
+        job.resume_at = Some(until);
+        job.updated_at = now;
+        store.wait_job(&job, owner, until).await.map_err(lost)?;
+        tracing::info!(resume_at = %rfc3339(until), site_wide = scope == ThrottleScope::Site, items = job.items_done, "Atlassian asked us to wait; the job resumes then");
+        Ok(Outcome::Waiting { until })
+    }
+
+    /// A resume-queue message: when its time has come, publish `ExportContinued` (the job then
+    /// runs through the bus, with Lambda's retries and the dead-letter queue); before that,
+    /// send it on with the delay left (SQS delays at most 15 minutes).
+    pub async fn resume_due(&self, msg: &ResumeAt) -> Result<bool, ExportError> {
+        let now = self.clock.now();
+        if msg.at > now {
+            self.resumer
+                .schedule(msg, now)
+                .await
+                .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+            return Ok(false);
+        }
+        self.keeper
+            .events
+            .publish(&Event::ExportContinued(ExportContinued {
+                tenant: msg.tenant.clone(),
+                job_id: msg.job_id.clone(),
+            }))
+            .await
+            .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+        Ok(true)
+    }
+
+    /// The sweeper (a schedule every few minutes): every job that has not ended and is overdue
+    /// in the `jobs-due` index — an invocation died holding it and its lease lapsed, its
+    /// continuation or its resume was lost — gets an `ExportContinued`. Returns those jobs.
+    pub async fn sweep(&self) -> Result<Vec<JobId>, ExportError> {
+        let store = &self.keeper.store;
+        let now = self.clock.now();
+        let mut resumed = Vec::new();
+        for (tenant, id) in store.due_jobs(now).await? {
+            let Some(job) = store.get_job(&tenant, &id).await? else {
+                continue;
+            };
+            let overdue = match job.status {
+                JobStatus::Running => job.lease_expires_at.is_none_or(|t| t < now),
+                JobStatus::Waiting => job.resume_at.is_none_or(|t| t <= now),
+                JobStatus::Completed | JobStatus::Failed => false,
+            };
+            if !overdue {
+                continue;
+            }
+            self.keeper
+                .events
+                .publish(&Event::ExportContinued(ExportContinued {
+                    tenant: tenant.clone(),
+                    job_id: id.clone(),
+                }))
+                .await
+                .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+            tracing::info!(tenant = %tenant, job_id = %id, status = job.status.as_str(), "sweeper resumed an overdue job");
+            resumed.push(id);
+        }
+        Ok(resumed)
+    }
+
+    /// When the site must not be called before, if that is later than now: what this process
+    /// knows, else what any job (or the token refresh) of the site recorded in the table.
+    async fn site_hold(&self, cloud: &CloudId) -> Result<Option<OffsetDateTime>, ExportError> {
+        if let Some(until) = self.keeper.http.site_held_until(cloud.as_str()) {
+            return Ok(Some(until));
+        }
+        let stored = self.keeper.store.site_not_before(cloud).await?;
+        match stored {
+            Some(until) if until > self.clock.now() => {
+                self.keeper.http.hold_site_until(cloud.as_str(), until);
+                Ok(Some(until))
+            }
+            _ => Ok(None),
+        }
+    }
+
     async fn fail(
         &self,
         mut job: Job,
@@ -321,8 +521,8 @@ impl Exporter {
         job.status = JobStatus::Failed;
         job.phase = "done".into();
         job.failure_reason = Some(reason.clone());
-        job.finished_at = Some(OffsetDateTime::now_utc());
-        job.updated_at = OffsetDateTime::now_utc();
+        job.finished_at = Some(self.clock.now());
+        job.updated_at = self.clock.now();
         match store
             .finish_job(&job, Some(owner), self.job_retention)
             .await
@@ -368,6 +568,9 @@ impl Exporter {
             &connection.cloud_id,
             &job.connector_id,
         );
+        if let Some(until) = self.site_hold(&connection.cloud_id).await? {
+            return Err(site_waiting(until));
+        }
         let (token, _) = self
             .keeper
             .access_token(
@@ -424,7 +627,6 @@ impl Exporter {
         session: &Session,
         deadline: Instant,
     ) -> Result<Step, ExportError> {
-        let store = &self.keeper.store;
         // Derived from stored values only, so every invocation of the job builds the same query
         // (a page cursor is valid only for the query that produced it).
         let since_minutes = job.since.map(|s| {
@@ -463,8 +665,7 @@ impl Exporter {
                 if job.checkpoint.page_ids.is_empty() {
                     self.close_page(job, layout, &[]).await?;
                 }
-                job.updated_at = OffsetDateTime::now_utc();
-                store.save_job(job, owner).await.map_err(lost)?;
+                self.checkpoint(job, owner, ctx.cloud_id).await?;
                 continue;
             }
             let batch_size = S::BATCH.min(self.batch_size.max(1));
@@ -494,6 +695,7 @@ impl Exporter {
                         session,
                         item,
                         connector.options.attachments,
+                        deadline,
                     )
                 })
                 .buffer_unordered(self.item_concurrency.max(1))
@@ -533,13 +735,35 @@ impl Exporter {
                 job.checkpoint.done_in_page = 0;
                 job.checkpoint.page_skipped.clear();
             }
-            job.updated_at = OffsetDateTime::now_utc();
-            store.save_job(job, owner).await.map_err(lost)?;
+            self.checkpoint(job, owner, ctx.cloud_id).await?;
             tracing::debug!(
                 items = job.items_done,
                 bytes = job.bytes_done,
                 "batch exported"
             );
+        }
+    }
+
+    /// Save the job's progress, renewing its lease; then stop if the site asked every job of it
+    /// to wait (another job saw the quota 429).
+    async fn checkpoint(
+        &self,
+        job: &mut Job,
+        owner: &str,
+        cloud: &CloudId,
+    ) -> Result<(), ExportError> {
+        let now = self.clock.now();
+        job.updated_at = now;
+        // Progress: whatever killed earlier invocations did not kill this one here.
+        job.deaths = 0;
+        self.keeper
+            .store
+            .save_job(job, owner, now + self.lease_ttl)
+            .await
+            .map_err(lost)?;
+        match self.site_hold(cloud).await? {
+            Some(until) => Err(site_waiting(until)),
+            None => Ok(()),
         }
     }
 
@@ -597,6 +821,7 @@ impl Exporter {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn export_item(
         &self,
         job: &Job,
@@ -605,10 +830,16 @@ impl Exporter {
         session: &Session,
         mut item: Item,
         with_attachments: bool,
+        deadline: Instant,
     ) -> Result<ItemResult, ExportError> {
         let mut result = ItemResult::default();
         if with_attachments {
             for att in std::mem::take(&mut item.attachments) {
+                // Inside a batch too: a batch of large attachments must not outrun the
+                // invocation. The batch is redone by the continuation (same keys).
+                if Instant::now() + self.deadline_margin >= deadline {
+                    return Err(ExportError::OutOfTime);
+                }
                 let key = layout.attachment(&item.id, &att.id, &att.filename);
                 match self.copy_attachment(job, ctx, session, &att, &key).await? {
                     Ok(stored) => {
@@ -818,7 +1049,7 @@ impl Exporter {
                 .collect(),
             _ => Vec::new(),
         };
-        let finished = OffsetDateTime::now_utc();
+        let finished = self.clock.now();
         let manifest = json!({
             "job_id": job.id,
             "tenant": job.tenant,
@@ -923,6 +1154,22 @@ impl Exporter {
             .flatten()
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect())
+    }
+}
+
+fn site_waiting(until: OffsetDateTime) -> ExportError {
+    ExportError::Http(HttpError::SiteWaiting {
+        endpoint: "site",
+        until,
+    })
+}
+
+/// `t` rounded up to a whole second.
+fn ceil_second(t: OffsetDateTime) -> OffsetDateTime {
+    if t.nanosecond() == 0 {
+        t
+    } else {
+        t.replace_nanosecond(0).unwrap_or(t) + time::Duration::SECOND
     }
 }
 

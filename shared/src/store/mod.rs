@@ -30,6 +30,7 @@ pub mod connections;
 pub mod connectors;
 pub mod jobs;
 pub mod schema;
+pub mod sites;
 pub mod states;
 
 use std::sync::Arc;

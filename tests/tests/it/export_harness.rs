@@ -12,6 +12,8 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use shared::atlassian::http::AtlassianHttp;
 use shared::blob::BlobStore;
+use shared::clock::Clock;
+use shared::export::resume::Resumer;
 use shared::events::{ExportContinued, ExportRequested};
 use shared::export::redact::find_account_ids;
 use shared::export::runner::{Exporter, Outcome, new_job_id};
@@ -27,8 +29,9 @@ use crate::support::{LogCapture, fast_policy};
 
 pub(crate) const MIB: u64 = 1024 * 1024;
 
-/// How long the exporter's job lease lasts in tests (see [`exporter_for`]).
-const LEASE_TTL: Duration = Duration::from_secs(2);
+/// How long the exporter's job lease lasts in tests, as in production (see [`exporter_for`]);
+/// on the clock the tests move.
+const LEASE_TTL: Duration = Duration::from_secs(120);
 
 pub(crate) struct Export {
     pub(crate) w: World,
@@ -120,7 +123,8 @@ impl Export {
         }
     }
 
-    /// Run a job to its end with a generous deadline.
+    /// Run a job to its end with a generous deadline. A wait Atlassian asked for is waited out
+    /// on the test's clock: moved to the resume time, then the due delivery is made.
     pub(crate) async fn run(&self, connector: &Connector) -> (JobId, Outcome) {
         let job = new_job_id();
         let mut outcome = self
@@ -128,10 +132,27 @@ impl Export {
             .requested(&self.request(connector, &job), far())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        while outcome == Outcome::Continued {
+        loop {
+            match outcome {
+                Outcome::Continued => {}
+                Outcome::Waiting { until } => self.advance_to(until),
+                _ => return (job, outcome),
+            }
             outcome = self.continued(&job, far()).await;
         }
-        (job, outcome)
+    }
+
+    /// Move the clock the exporter and the fake site share to `until` (if it is later).
+    pub(crate) fn advance_to(&self, until: OffsetDateTime) {
+        let now = self.w.site.now();
+        if until > now {
+            self.advance((until - now).unsigned_abs());
+        }
+    }
+
+    /// Move the shared clock forward.
+    pub(crate) fn advance(&self, by: Duration) {
+        self.w.site.advance_clock(by);
     }
 
     /// Run a job to completion and say what it took.
@@ -161,13 +182,19 @@ impl Export {
     /// Run a job whose invocations crash (are dropped mid-flight) at `crashes` random points
     /// of its progress, then let it finish. The points are distinct item counts drawn (seeded)
     /// from what an uninterrupted run of the same job exported (`clean`), leaving out the last
-    /// two: crash `i` comes once the job's record shows that many items done, after a random
-    /// part of half an average item's time. So the crashes are spread over the whole export,
-    /// between and within items, however fast or loaded this machine is (with one item per
-    /// batch, see [`Export::with_batch_size`], each item done is a checkpoint). Until one
-    /// crash has hit an open multipart upload, a crash also comes as soon as one is open, so
-    /// at least one lands inside an attachment upload. Each crashed event is delivered again
-    /// once the crashed invocation's lease has lapsed, as Lambda's retries would.
+    /// two: crash `i` comes once the job's record shows that many items done (and the crashed
+    /// invocation itself made progress), after a random part of half an average item's time.
+    /// So the crashes are spread over the whole export, between and within items, however
+    /// fast or loaded this machine is (with one item per batch, see
+    /// [`Export::with_batch_size`], each item done is a checkpoint). Until one crash has hit an
+    /// open multipart upload, every other crash also comes as soon as one is open, so at least
+    /// one lands inside an attachment upload.
+    ///
+    /// A crashed event is delivered again as Lambda's asynchronous retries would: one minute,
+    /// then two more minutes later, on the clock the test controls (never by waiting out the
+    /// lease). A retry that meets the dead invocation's live lease is a retryable failure
+    /// ([`Outcome::Busy`]); when both retries fail the event is dead-lettered and the sweeper
+    /// resumes the job.
     pub(crate) async fn run_crashing(
         &self,
         connector: &Connector,
@@ -189,8 +216,12 @@ impl Export {
         let job = new_job_id();
         let mut report = Crashes::default();
         let mut created = false;
+        // Lambda's retries of the current event: after 1 minute, then after 2 more.
+        let mut retries_left: Vec<Duration> = Vec::new();
+        let mut last_was_hunt = false;
         loop {
             let deadline = far();
+            let started_with = self.items_done(&job).await;
             let invocation = async {
                 if created {
                     let ev = ExportContinued {
@@ -207,15 +238,16 @@ impl Export {
             let finished = match points.get(report.crashes) {
                 Some(&point) => {
                     let after = Duration::from_micros(rng.random_range(0..half_item));
-                    let hunt_upload = report.mid_upload == 0;
+                    let hunt_upload = report.mid_upload == 0 && !last_was_hunt;
                     let crash = async {
                         loop {
-                            if self.items_done(&job).await >= point {
+                            let done = self.items_done(&job).await;
+                            if done >= point && done > started_with {
                                 tokio::time::sleep(after).await;
-                                return;
+                                return false;
                             }
                             if hunt_upload && self.open_uploads().await > 0 {
-                                return;
+                                return true;
                             }
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
@@ -223,9 +255,10 @@ impl Export {
                     tokio::pin!(invocation);
                     tokio::select! {
                         outcome = &mut invocation => Some(outcome),
-                        () = crash => {
+                        hunted = crash => {
                             // Looked at while the invocation is frozen, before it is dropped.
                             report.mid_upload += usize::from(self.open_uploads().await > 0);
+                            last_was_hunt = hunted;
                             None
                         }
                     }
@@ -235,14 +268,28 @@ impl Export {
             };
             let Some(outcome) = finished else {
                 report.crashes += 1;
-                tokio::time::sleep(LEASE_TTL + Duration::from_millis(100)).await;
+                retries_left = vec![Duration::from_secs(60), Duration::from_secs(120)];
+                self.redeliver_later(&mut retries_left, &job, &mut report)
+                    .await;
                 continue;
             };
             match outcome.unwrap_or_else(|e| panic!("{e}")) {
                 Outcome::Completed { .. } | Outcome::AlreadyFinished => break,
-                Outcome::Continued => created = true,
-                // The lease of a crashed invocation had not lapsed yet: deliver again.
-                Outcome::Busy => {}
+                Outcome::Continued => {
+                    created = true;
+                    retries_left.clear();
+                }
+                Outcome::Waiting { until } => {
+                    created = true;
+                    retries_left.clear();
+                    self.advance_to(until);
+                }
+                // The dead invocation's lease is live: a retryable failure, retried later.
+                Outcome::Busy => {
+                    report.busy += 1;
+                    self.redeliver_later(&mut retries_left, &job, &mut report)
+                        .await;
+                }
                 other => panic!("{other:?}"),
             }
         }
@@ -254,6 +301,44 @@ impl Export {
             record.failure_reason
         );
         report
+    }
+
+    /// Wait (on the test's clock) for Lambda's next retry of the event; with none left the
+    /// event is dead-lettered, and the job comes back through the sweeper once it is overdue.
+    async fn redeliver_later(
+        &self,
+        retries_left: &mut Vec<Duration>,
+        job: &JobId,
+        report: &mut Crashes,
+    ) {
+        if !retries_left.is_empty() {
+            let wait = retries_left.remove(0);
+            self.advance(wait);
+            return;
+        }
+        report.swept += 1;
+        // The sweeper runs every 5 minutes.
+        for _ in 0..4 {
+            self.advance(Duration::from_secs(300));
+            let resumed = self
+                .exporter
+                .sweep()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if resumed.contains(job) {
+                return;
+            }
+        }
+        panic!("the sweeper never resumed {job}");
+    }
+
+    /// A job's record, if it exists yet.
+    pub(crate) async fn job_record(&self, job: &JobId) -> Option<Job> {
+        self.w
+            .store()
+            .get_job(&tenant(), job)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Items a job's record shows done (0 before it exists).
@@ -484,6 +569,10 @@ impl Export {
     ) {
         assert_eq!(crashed.crashes, crashes);
         assert!(
+            crashed.busy > 0,
+            "no retry met a dead invocation's live lease: {crashed:?}"
+        );
+        assert!(
             crashed.mid_upload > 0,
             "no crash interrupted an attachment upload: {crashed:?}"
         );
@@ -525,6 +614,10 @@ pub(crate) struct Effort {
 #[derive(Debug, Default)]
 pub(crate) struct Crashes {
     pub(crate) crashes: usize,
+    /// Retries that met a dead invocation's live lease (retryable failures).
+    pub(crate) busy: usize,
+    /// Times both retries had failed and the sweeper resumed the job.
+    pub(crate) swept: usize,
     /// Crashes that dropped an invocation while one of its multipart uploads was open.
     pub(crate) mid_upload: usize,
 }
@@ -535,12 +628,17 @@ pub(crate) struct Item {
     pub(crate) bytes: u64,
 }
 
-/// An exporter over a world, tuned for tests: quick retries, 5-item batches, 2 s job leases.
+/// An exporter over a world, tuned for tests: quick retries, 5-item batches, the fake site's
+/// clock.
 pub(crate) async fn exporter_for(w: &World) -> Exporter {
     let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
+    // One clock for the exporter and the fake site, which the tests move forward.
+    let clock = Clock::from_fn(w.site.clock_fn());
+    keeper.http = AtlassianHttp::new(fast_policy(), 8)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_clock(clock.clone());
     Exporter {
         keeper,
         blobs: BlobStore::new(
@@ -555,6 +653,11 @@ pub(crate) async fn exporter_for(w: &World) -> Exporter {
         item_concurrency: 4,
         batch_size: 5,
         incremental_slack: time::Duration::ZERO,
+        resumer: Resumer::new(
+            w.aws.clients.sqs.clone(),
+            Some(w.aws.resume_queue_url.clone()),
+        ),
+        clock,
     }
 }
 
