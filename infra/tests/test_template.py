@@ -126,7 +126,14 @@ ALLOWED = {
     | PUBLISH
     | grant(["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"], [BUCKET])
     | grant(
-        ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"],
+        [
+            "s3:PutObject",
+            "s3:PutObjectTagging",
+            "s3:GetObject",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:AbortMultipartUpload",
+        ],
         [OBJECTS],
     )
     | grant(["sqs:SendMessage"], [DLQ])
@@ -611,11 +618,18 @@ def test_bucket_is_versioned(template):
     assert bucket(template)["VersioningConfiguration"] == {"Status": "Enabled"}
 
 
-def test_bucket_lifecycle_keeps_nothing_longer_than_the_retention(template):
+def test_bucket_lifecycle_expires_only_transient_objects_and_old_versions(template):
+    """Exported items stay while their connector exists (an incremental run does not rewrite
+    an unchanged item, so an age-based rule would drop live data): only objects tagged
+    retention=expire (job state, manifests no longer needed) expire, and every noncurrent
+    version."""
     rules = [r for r in bucket(template)["LifecycleConfiguration"]["Rules"] if r["Status"] == "Enabled"]
     for r in rules:
-        assert "Prefix" not in r and "Filter" not in r, "every rule applies to the whole bucket"
-    assert any(r.get("ExpirationInDays") == {"Ref": "RetentionDays"} for r in rules)
+        assert "Prefix" not in r and "Filter" not in r
+    expiring = [r for r in rules if "ExpirationInDays" in r]
+    assert len(expiring) == 1
+    assert expiring[0]["ExpirationInDays"] == {"Ref": "RetentionDays"}
+    assert expiring[0]["TagFilters"] == [{"Key": "retention", "Value": "expire"}]
     assert any(
         r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == {"Ref": "NoncurrentRetentionDays"}
         for r in rules

@@ -26,6 +26,10 @@ pub enum ExportError {
     /// Something that will not get better by retrying (missing connector, bad data).
     #[error("{0}")]
     Terminal(String),
+    /// Atlassian refused a page cursor (Jira: "The provided next page token is invalid or
+    /// expired", after 7 days): the search restarts from the first page.
+    #[error("the search's page cursor expired")]
+    CursorExpired,
     /// The invocation's deadline came inside a batch: pause, the continuation redoes it.
     #[error("the invocation ran out of time inside a batch")]
     OutOfTime,

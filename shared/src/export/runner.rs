@@ -14,6 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use rand::RngCore;
+use sha2::Digest;
 use reqwest::Method;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -35,7 +36,7 @@ use crate::ids::{CloudId, JobId, Product, TenantId};
 use crate::secret::{ExposeSecret, Secret};
 use crate::store::StoreError;
 use crate::store::connectors::Connector;
-use crate::store::jobs::{Job, JobStatus, LeaseTake, SKIPPED_INLINE, Skipped};
+use crate::store::jobs::{Job, JobStatus, LeaseTake, SKIPPED_INLINE, Skipped, Snapshot};
 use crate::vault::refresh::{Need, Obtained, TokenKeeper};
 
 /// Incremental runs look back this much further than the watermark (clock skew, Jira's
@@ -92,7 +93,8 @@ pub struct Exporter {
     pub batch_size: usize,
     /// Jira evaluates the incremental bound `updated >= "-Nm"` against its own clock, so the
     /// bound moves forward while a job runs; N includes this slack so that no page of a job
-    /// shorter than it misses an item changed since the watermark.
+    /// shorter than it misses an item changed since the watermark. A longer job widens it and
+    /// restarts its search; zero (tests) never widens.
     pub incremental_slack: time::Duration,
     /// Delayed deliveries after a wait.
     pub resumer: Resumer,
@@ -116,7 +118,7 @@ impl Exporter {
             deadline_margin: Duration::from_secs(60),
             item_concurrency: 8,
             batch_size: 100,
-            incremental_slack: time::Duration::hours(6),
+            incremental_slack: time::Duration::minutes(30),
             resumer: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone())
                 .with_dead_letters(config.dead_letter_queue_url.clone()),
             clock: Clock::system(),
@@ -183,6 +185,10 @@ impl Exporter {
         }
         let now = self.clock.now();
         let full_run = ev.full || connector.watermark.is_none();
+        let cloud_id = store
+            .get_connection(&ev.tenant, &connector.connection_id)
+            .await?
+            .map(|c| c.cloud_id);
         let job = Job {
             tenant: ev.tenant.clone(),
             id: job_id.clone(),
@@ -210,6 +216,12 @@ impl Exporter {
             failure_reason: None,
             resume_at: None,
             lease_expires_at: None,
+            deaths: 0,
+            snapshot: cloud_id.map(|cloud_id| Snapshot {
+                query: connector.query.clone(),
+                options: connector.options,
+                cloud_id,
+            }),
         };
         store.create_job(&job).await?;
         match self.claim(&connector, &job_id).await? {
@@ -236,22 +248,21 @@ impl Exporter {
     ) -> Result<Option<JobId>, ExportError> {
         let store = &self.keeper.store;
         let holder = store
-            .claim_active_job(&connector.tenant, &connector.id, job)
+            .claim_active_job(&connector.tenant, &connector.id, job, self.clock.now())
             .await?;
         match &holder {
             Some(other) if other != job => {
                 let alive = store
-                    .get_job(&connector.tenant, other)
-                    .await?
-                    .is_some_and(|j| j.status.is_live());
+                    .holds_slot(&connector.tenant, &connector.id, other, self.clock.now())
+                    .await?;
                 if alive {
                     return Ok(holder);
                 }
                 store
-                    .finish_active_job(&connector.tenant, &connector.id, other, None)
+                    .finish_active_job(&connector.tenant, &connector.id, other, None, None)
                     .await?;
                 Ok(store
-                    .claim_active_job(&connector.tenant, &connector.id, job)
+                    .claim_active_job(&connector.tenant, &connector.id, job, self.clock.now())
                     .await?)
             }
             _ => Ok(holder),
@@ -358,7 +369,7 @@ impl Exporter {
     /// Renew the lease every third of its life while the invocation works (a batch of large
     /// attachments can outlast it). Returns only if the lease was lost.
     async fn heartbeat(&self, job: &Job, owner: &str) -> ExportError {
-        let period = (self.lease_ttl / 3).unsigned_abs().max(Duration::from_millis(100));
+        let period = (self.lease_ttl / 3_i32).unsigned_abs().max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(period).await;
             let until = self.clock.now() + self.lease_ttl;
@@ -531,7 +542,7 @@ impl Exporter {
             other => other?,
         }
         store
-            .finish_active_job(&job.tenant, &job.connector_id, &job.id, None)
+            .finish_active_job(&job.tenant, &job.connector_id, &job.id, None, None)
             .await?;
         tracing::warn!(reason = %reason, "export failed");
         self.keeper
@@ -554,14 +565,20 @@ impl Exporter {
         deadline: Instant,
     ) -> Result<Step, ExportError> {
         let store = &self.keeper.store;
-        let connector = store
+        let mut connector = store
             .get_connector(&job.tenant, &job.connector_id)
             .await?
             .ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
-        let connection = store
+        let mut connection = store
             .get_connection(&job.tenant, &job.connection_id)
             .await?
             .ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?;
+        // The job runs what the connector said when it started (a cursor belongs to its query).
+        if let Some(snapshot) = &job.snapshot {
+            connector.query = snapshot.query.clone();
+            connector.options = snapshot.options;
+            connection.cloud_id = snapshot.cloud_id.clone();
+        }
         let layout = Layout::new(
             &job.tenant,
             job.product,
@@ -628,16 +645,28 @@ impl Exporter {
         deadline: Instant,
     ) -> Result<Step, ExportError> {
         // Derived from stored values only, so every invocation of the job builds the same query
-        // (a page cursor is valid only for the query that produced it).
-        let since_minutes = job.since.map(|s| {
-            ((job.started_at - s) + self.incremental_slack)
-                .whole_minutes()
-                .max(1)
-        });
-        let query = source.effective_query(&connector.query, since_minutes);
+        // (a page cursor is valid only for the query that produced it). Jira and Confluence
+        // evaluate the relative bound `updated >= "-Nm"` on their clock when each page is
+        // asked for, so the bound moves forward while the job runs: N covers the time since the
+        // watermark (with its overlap for clock skew and search lag) plus a slack for the job's
+        // own duration. A job that outlives its slack widens it and restarts its search
+        // (skipping what it exported), so the window stays as small as correctness allows.
+        let query_for = |job: &Job| {
+            let slack = job
+                .checkpoint
+                .slack_minutes
+                .map_or(self.incremental_slack, time::Duration::minutes);
+            let since_minutes = job
+                .since
+                .map(|s| ((job.started_at - s) + slack).whole_minutes().max(1));
+            source.effective_query(&connector.query, since_minutes)
+        };
+        let mut query = query_for(job);
         // The next batch of the current page, fetched while the previous one was written:
         // ((page number, first index), result).
         let mut prefetched: Option<((u32, usize), Result<Batch, ExportError>)> = None;
+        // After a search restart: the ids this job already exported (read once).
+        let mut done_before: Option<BTreeSet<String>> = None;
         loop {
             if Instant::now() + self.deadline_margin >= deadline {
                 return Ok(Step::Paused);
@@ -646,6 +675,30 @@ impl Exporter {
             if cp.page_ids.is_empty() && cp.search_done {
                 return Ok(Step::Done);
             }
+            if cp.page_ids.is_empty()
+                && job.since.is_some()
+                && self.incremental_slack > time::Duration::ZERO
+            {
+                let slack = cp
+                    .slack_minutes
+                    .map_or(self.incremental_slack, time::Duration::minutes);
+                let elapsed = self.clock.now() - job.started_at;
+                if elapsed + SLACK_MARGIN >= slack {
+                    let cp = &mut job.checkpoint;
+                    let wider = (slack.max(elapsed) * 2_i32).whole_minutes();
+                    tracing::info!(slack_minutes = wider, "the job outlived its look-back slack; the search restarts with a wider one");
+                    cp.slack_minutes = Some(wider);
+                    cp.widened += 1;
+                    cp.next_page = None;
+                    cp.recent_cursors.clear();
+                    cp.empty_pages = 0;
+                    done_before = None;
+                    query = query_for(job);
+                    self.checkpoint(job, owner, ctx.cloud_id).await?;
+                    continue;
+                }
+            }
+            let cp = &job.checkpoint;
             if cp.page_ids.is_empty() {
                 let cursor = cp.next_page.clone();
                 let (query, cursor) = (&query, cursor.as_deref());
@@ -653,12 +706,43 @@ impl Exporter {
                     .authed(job, session, |t| async move {
                         source.page(ctx, &t, query, cursor).await
                     })
-                    .await?;
+                    .await;
+                let page = match page {
+                    Err(ExportError::CursorExpired) => {
+                        let cp = &mut job.checkpoint;
+                        cp.restarts += 1;
+                        if cp.restarts > MAX_SEARCH_RESTARTS {
+                            return Err(ExportError::Terminal(format!(
+                                "the search's page cursor expired {MAX_SEARCH_RESTARTS} times; \
+                                 the export cannot keep its place in the results"
+                            )));
+                        }
+                        tracing::info!(restarts = cp.restarts, "page cursor expired; the search restarts and skips what was exported");
+                        cp.next_page = None;
+                        cp.recent_cursors.clear();
+                        cp.empty_pages = 0;
+                        done_before = None;
+                        self.checkpoint(job, owner, ctx.cloud_id).await?;
+                        continue;
+                    }
+                    other => other?,
+                };
+                guard_paging(&mut job.checkpoint, &page)?;
+                let mut ids = page.ids;
+                if job.checkpoint.restarts > 0 || job.checkpoint.widened > 0 {
+                    // After a restart the first pages repeat what this job exported already.
+                    if done_before.is_none() {
+                        done_before = Some(self.exported_ids(job, layout).await?);
+                    }
+                    if let Some(done) = &done_before {
+                        ids.retain(|id| !done.contains(id));
+                    }
+                }
                 let cp = &mut job.checkpoint;
                 cp.page_no += 1;
                 cp.search_done = page.next.is_none();
                 cp.next_page = page.next;
-                cp.page_ids = page.ids;
+                cp.page_ids = ids;
                 cp.done_in_page = 0;
                 cp.page_skipped.clear();
                 job.phase = "exporting".into();
@@ -713,8 +797,10 @@ impl Exporter {
             let (exported, next_batch) = futures::join!(export, prefetch);
             prefetched = next_batch.map(|b| ((job.checkpoint.page_no, end), b));
             let mut skipped = batch.skipped;
+            let mut unchanged = 0u64;
             for r in exported {
                 let r = r?;
+                unchanged += u64::from(r.unchanged);
                 job.items_done += 1;
                 job.attachments_done += r.attachments;
                 job.bytes_done += r.bytes;
@@ -739,6 +825,7 @@ impl Exporter {
             tracing::debug!(
                 items = job.items_done,
                 bytes = job.bytes_done,
+                unchanged,
                 "batch exported"
             );
         }
@@ -790,6 +877,30 @@ impl Exporter {
         Ok(batch)
     }
 
+    /// Every id this job recorded as exported or skipped in its S3 state.
+    async fn exported_ids(
+        &self,
+        job: &Job,
+        layout: &Layout,
+    ) -> Result<BTreeSet<String>, ExportError> {
+        let mut done = BTreeSet::new();
+        for key in self.blobs.list_keys(&layout.state(&job.id)).await? {
+            let body = self.blobs.get_bytes(&key).await?.ok_or_else(|| {
+                ExportError::Store(StoreError::Malformed(format!(
+                    "job state page {key} was listed but could not be read"
+                )))
+            })?;
+            let page: StatePage = serde_json::from_slice(&body).map_err(|_| {
+                ExportError::Store(StoreError::Malformed(format!(
+                    "job state page {key} is not readable"
+                )))
+            })?;
+            done.extend(page.items);
+            done.extend(page.skipped.into_iter().map(|s| s.id));
+        }
+        Ok(done)
+    }
+
     /// Record a finished page's exported ids and skips in the job's S3 state (the manifest is
     /// built from these, so its item list is complete across any number of invocations).
     async fn close_page(
@@ -811,11 +922,10 @@ impl Exporter {
             .collect();
         let body = json!({ "items": exported, "skipped": job.checkpoint.page_skipped });
         self.blobs
-            .put_bytes(
+            .put_bytes_expiring(
                 &layout.state_page(&job.id, job.checkpoint.page_no),
                 Bytes::from(body.to_string()),
                 "application/json",
-                &[],
             )
             .await?;
         Ok(())
@@ -857,12 +967,20 @@ impl Exporter {
         let body = serde_json::to_vec(&item.doc)
             .map_err(|e| ExportError::Terminal(format!("item {}: {e}", item.id)))?;
         result.bytes += body.len() as u64;
+        // An unchanged item (an incremental run's overlap, a redone batch) is not written
+        // again: no new object version for the same content.
+        let key = layout.item(&item.id);
+        let sha256 = hex::encode(sha2::Sha256::digest(&body));
+        if self.blobs.metadata_of(&key, CONTENT_SHA256).await?.as_deref() == Some(&sha256) {
+            result.unchanged = true;
+            return Ok(result);
+        }
         self.blobs
             .put_bytes(
-                &layout.item(&item.id),
+                &key,
                 Bytes::from(body),
                 "application/json",
-                &[("item-id", &item.id)],
+                &[("item-id", &item.id), (CONTENT_SHA256, &sha256)],
             )
             .await?;
         Ok(result)
@@ -1003,64 +1121,175 @@ impl Exporter {
         Ok((fresh.token, obtained))
     }
 
-    /// All pages done: write the manifest, clean up, move the watermark, announce it.
+    /// All pages done: write the manifest, announce it, end the job, move the watermark,
+    /// clean up. Resumable at every step: the job is saved in the `finishing` phase first; the
+    /// manifest is written once (a later invocation reads the one written); the completion is
+    /// announced before the job is marked completed (a crash in between announces it again,
+    /// never not at all; consumers tell repeats by the job id); the job state in S3 is deleted
+    /// only after the job has ended.
     async fn complete(&self, mut job: Job, owner: &str) -> Result<Outcome, ExportError> {
         let store = &self.keeper.store;
         let connector = store
             .get_connector(&job.tenant, &job.connector_id)
             .await?
             .ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
-        let connection = store
-            .get_connection(&job.tenant, &job.connection_id)
-            .await?
-            .ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?;
-        let layout = Layout::new(
-            &job.tenant,
-            job.product,
-            &connection.cloud_id,
-            &job.connector_id,
-        );
-        job.phase = "finishing".into();
+        let cloud_id = match &job.snapshot {
+            Some(s) => s.cloud_id.clone(),
+            None => {
+                store
+                    .get_connection(&job.tenant, &job.connection_id)
+                    .await?
+                    .ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?
+                    .cloud_id
+            }
+        };
+        let layout = Layout::new(&job.tenant, job.product, &cloud_id, &job.connector_id);
+        let manifest_key = layout.manifest(&job.id);
+        if job.phase != "finishing" {
+            job.phase = "finishing".into();
+            job.updated_at = self.clock.now();
+            store
+                .save_job(&job, owner, job.updated_at + self.lease_ttl)
+                .await
+                .map_err(lost)?;
+        }
+        let manifest = match self.blobs.get_bytes(&manifest_key).await? {
+            // Written by an invocation that died after it: the one manifest of this job.
+            Some(body) => serde_json::from_slice::<Value>(&body).map_err(|_| {
+                ExportError::Terminal(format!("the manifest of job {} is not JSON", job.id))
+            })?,
+            None => {
+                let manifest = self
+                    .build_manifest(&job, &connector, &layout, &cloud_id)
+                    .await?;
+                let body = Bytes::from(manifest.to_string());
+                if job.full_run {
+                    // Kept until the next full run: removal detection compares with it.
+                    self.blobs
+                        .put_bytes(&manifest_key, body, "application/json", &[])
+                        .await?;
+                } else {
+                    self.blobs
+                        .put_bytes_expiring(&manifest_key, body, "application/json")
+                        .await?;
+                }
+                manifest
+            }
+        };
+        let count = |name: &str| manifest["counts"][name].as_u64().unwrap_or(0);
+        let (items, skipped, removed) = (count("items"), count("skipped"), count("removed"));
+        let finished = manifest["finished_at"]
+            .as_str()
+            .and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .unwrap_or_else(|| self.clock.now());
+        self.keeper
+            .events
+            .publish(&Event::ExportCompleted(ExportCompleted {
+                tenant: job.tenant.clone(),
+                connector_id: job.connector_id.clone(),
+                job_id: job.id.clone(),
+                items,
+                attachments: job.attachments_done,
+                bytes: job.bytes_done,
+                skipped,
+                removed,
+                manifest: manifest_key.clone(),
+            }))
+            .await
+            .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
 
+        job.status = JobStatus::Completed;
+        job.phase = "done".into();
+        job.finished_at = Some(finished);
+        job.updated_at = finished;
+        job.skipped_count = skipped;
+        match store
+            .finish_job(&job, Some(owner), self.job_retention)
+            .await
+        {
+            Err(StoreError::Conflict(_)) => return Ok(Outcome::Busy),
+            other => other?,
+        }
+        store
+            .finish_active_job(
+                &job.tenant,
+                &job.connector_id,
+                &job.id,
+                Some((job.started_at, job.full_run)),
+                job.snapshot.as_ref().map(|s| s.query.as_str()),
+            )
+            .await?;
+        // The previous full run's manifest is no longer compared with: it may expire now.
+        if job.full_run
+            && let Some(prev) = connector.last_full_job.as_ref().filter(|p| **p != job.id)
+        {
+            self.blobs.mark_expiring(&layout.manifest(prev)).await?;
+        }
+        // Clean-up once the job has ended (a crash here leaves pages the lifecycle removes).
+        self.blobs.delete_prefix(&layout.state(&job.id)).await?;
+        self.blobs
+            .abort_uploads_under(&layout.attachments_root())
+            .await?;
+        tracing::info!(
+            items,
+            attachments = job.attachments_done,
+            bytes = job.bytes_done,
+            skipped,
+            outcome = "completed",
+            "export completed"
+        );
+        Ok(Outcome::Completed {
+            manifest: manifest_key,
+        })
+    }
+
+    /// The manifest, from the pages recorded in the job's S3 state. An unreadable page is an
+    /// error (tried again later), never an empty page: the manifest lists every item.
+    async fn build_manifest(
+        &self,
+        job: &Job,
+        connector: &Connector,
+        layout: &Layout,
+        cloud_id: &CloudId,
+    ) -> Result<Value, ExportError> {
         let mut items: BTreeSet<String> = BTreeSet::new();
         let mut skipped: Vec<Skipped> = Vec::new();
         for key in self.blobs.list_keys(&layout.state(&job.id)).await? {
-            let Some(body) = self.blobs.get_bytes(&key).await? else {
-                continue;
-            };
-            let page: Value = serde_json::from_slice(&body).unwrap_or_default();
-            items.extend(
-                page["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|v| v.as_str().map(str::to_owned)),
-            );
-            if let Ok(s) = serde_json::from_value::<Vec<Skipped>>(page["skipped"].clone()) {
-                skipped.extend(s);
-            }
+            let body = self.blobs.get_bytes(&key).await?.ok_or_else(|| {
+                ExportError::Store(StoreError::Malformed(format!(
+                    "job state page {key} was listed but could not be read"
+                )))
+            })?;
+            let page: StatePage = serde_json::from_slice(&body).map_err(|_| {
+                ExportError::Store(StoreError::Malformed(format!(
+                    "job state page {key} is not readable"
+                )))
+            })?;
+            items.extend(page.items);
+            skipped.extend(page.skipped);
         }
         let removed: Vec<String> = match (&connector.last_full_job, job.full_run) {
             (Some(prev), true) => self
-                .previous_items(&layout, prev)
+                .previous_items(layout, prev)
                 .await?
                 .into_iter()
                 .filter(|id| !items.contains(id))
                 .collect(),
             _ => Vec::new(),
         };
-        let finished = self.clock.now();
-        let manifest = json!({
+        Ok(json!({
             "job_id": job.id,
             "tenant": job.tenant,
             "connector_id": job.connector_id,
             "connection_id": job.connection_id,
             "product": job.product,
-            "cloud_id": connection.cloud_id,
+            "cloud_id": cloud_id,
             "full_run": job.full_run,
             "since": job.since.map(rfc3339),
             "started_at": rfc3339(job.started_at),
-            "finished_at": rfc3339(finished),
+            "finished_at": rfc3339(self.clock.now()),
             "watermark": rfc3339(job.started_at),
             "counts": {
                 "items": items.len(),
@@ -1076,67 +1305,7 @@ impl Exporter {
                 "items": format!("{}items/", layout.root()),
                 "attachments": layout.attachments_root(),
             },
-        });
-        let manifest_key = layout.manifest(&job.id);
-        self.blobs
-            .put_bytes(
-                &manifest_key,
-                Bytes::from(manifest.to_string()),
-                "application/json",
-                &[],
-            )
-            .await?;
-        self.blobs.delete_prefix(&layout.state(&job.id)).await?;
-        self.blobs
-            .abort_uploads_under(&layout.attachments_root())
-            .await?;
-
-        job.status = JobStatus::Completed;
-        job.phase = "done".into();
-        job.finished_at = Some(finished);
-        job.updated_at = finished;
-        job.skipped_count = skipped.len() as u64;
-        match store
-            .finish_job(&job, Some(owner), self.job_retention)
-            .await
-        {
-            Err(StoreError::Conflict(_)) => return Ok(Outcome::Busy),
-            other => other?,
-        }
-        store
-            .finish_active_job(
-                &job.tenant,
-                &job.connector_id,
-                &job.id,
-                Some((job.started_at, job.full_run)),
-            )
-            .await?;
-        tracing::info!(
-            items = items.len() as u64,
-            attachments = job.attachments_done,
-            bytes = job.bytes_done,
-            skipped = skipped.len() as u64,
-            outcome = "completed",
-            "export completed"
-        );
-        self.keeper
-            .events
-            .publish(&Event::ExportCompleted(ExportCompleted {
-                tenant: job.tenant.clone(),
-                connector_id: job.connector_id.clone(),
-                job_id: job.id.clone(),
-                items: items.len() as u64,
-                attachments: job.attachments_done,
-                bytes: job.bytes_done,
-                skipped: skipped.len() as u64,
-                removed: removed.len() as u64,
-                manifest: manifest_key.clone(),
-            }))
-            .await
-            .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
-        Ok(Outcome::Completed {
-            manifest: manifest_key,
-        })
+        }))
     }
 
     async fn previous_items(
@@ -1155,6 +1324,46 @@ impl Exporter {
             .filter_map(|v| v.as_str().map(str::to_owned))
             .collect())
     }
+}
+
+/// A job widens its look-back slack when less than this is left of it.
+const SLACK_MARGIN: time::Duration = time::Duration::minutes(5);
+/// Times a search may restart (an expired cursor) before the job fails.
+const MAX_SEARCH_RESTARTS: u32 = 3;
+/// Empty pages in a row that still promise more before the job fails.
+pub const MAX_EMPTY_PAGES: u32 = 20;
+/// Cursors remembered to detect a paging loop.
+const RECENT_CURSORS: usize = 16;
+
+/// Fail the job with a clear reason when the search's paging goes wrong: a cursor seen
+/// before (Atlassian would serve the same pages forever), or page after page of nothing.
+fn guard_paging(cp: &mut crate::store::jobs::Checkpoint, page: &super::source::Page) -> Result<(), ExportError> {
+    if let Some(next) = &page.next {
+        let fingerprint = hex::encode(&sha2::Sha256::digest(next.as_bytes())[..8]);
+        if cp.recent_cursors.contains(&fingerprint) {
+            return Err(ExportError::Terminal(
+                "the search returned a page cursor it had returned before: its paging loops, \
+                 so the export stopped instead of exporting the same pages forever"
+                    .into(),
+            ));
+        }
+        cp.recent_cursors.push(fingerprint);
+        if cp.recent_cursors.len() > RECENT_CURSORS {
+            cp.recent_cursors.remove(0);
+        }
+    }
+    if page.ids.is_empty() && page.next.is_some() {
+        cp.empty_pages += 1;
+        if cp.empty_pages >= MAX_EMPTY_PAGES {
+            return Err(ExportError::Terminal(format!(
+                "the search returned {MAX_EMPTY_PAGES} empty pages in a row that each promised \
+                 more; the export stopped"
+            )));
+        }
+    } else {
+        cp.empty_pages = 0;
+    }
+    Ok(())
 }
 
 fn site_waiting(until: OffsetDateTime) -> ExportError {
@@ -1180,12 +1389,25 @@ fn lost(e: StoreError) -> ExportError {
     }
 }
 
+/// One finished search page in the job's S3 state.
+#[derive(serde::Deserialize)]
+struct StatePage {
+    items: Vec<String>,
+    #[serde(default)]
+    skipped: Vec<Skipped>,
+}
+
 #[derive(Default)]
 struct ItemResult {
     attachments: u64,
     bytes: u64,
     skipped: Vec<Skipped>,
+    /// The stored item already had this content: not written.
+    unchanged: bool,
 }
+
+/// Object metadata holding an item's SHA-256 (hex), to skip rewriting unchanged items.
+const CONTENT_SHA256: &str = "content-sha256";
 
 /// Note in the item's JSON where its attachment landed.
 fn mark_exported(doc: &mut Value, attachment_id: &str, key: &str, sha256: &str) {

@@ -15,7 +15,8 @@ use super::connectors::pk;
 use super::schema::{JOB_DUE_AT, JOB_DUE_BUCKET, JOB_DUE_BUCKET_VALUE, JOB_DUE_INDEX, PK, SK, TTL};
 use super::{Store, StoreError};
 use crate::error::AwsError;
-use crate::ids::{ConnectionId, ConnectorId, JobId, Product, TenantId};
+use crate::ids::{CloudId, ConnectionId, ConnectorId, JobId, Product, TenantId};
+use crate::store::connectors::ConnectorOptions;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +76,22 @@ pub struct Checkpoint {
     /// Transient failures in a row (reset by progress); the job fails after a few.
     #[serde(default)]
     pub errors_in_a_row: u32,
+    /// Search pages in a row that held no id but promised more.
+    #[serde(default)]
+    pub empty_pages: u32,
+    /// Fingerprints of the last cursors followed: a cursor seen again means the paging loops.
+    #[serde(default)]
+    pub recent_cursors: Vec<String>,
+    /// Times the search restarted from its first page (an expired cursor); ids exported
+    /// before are then skipped.
+    #[serde(default)]
+    pub restarts: u32,
+    /// An incremental job's look-back slack, once it had to be widened (minutes).
+    #[serde(default)]
+    pub slack_minutes: Option<i64>,
+    /// Times the slack was widened (each a restart of the search).
+    #[serde(default)]
+    pub widened: u32,
 }
 
 /// An item that was not exported, and why (no content, only ids and reasons).
@@ -119,6 +136,18 @@ pub struct Job {
     /// Invocations in a row that died holding the job (timeout, out of memory, crash) without
     /// a checkpoint in between; the job fails after a few.
     pub deaths: u32,
+    /// What the job exports, as the connector said when the job started: a change of the
+    /// connector meanwhile applies to the next run, never to this one's cursor. `None` only on
+    /// jobs created before snapshots existed (they read the connector).
+    pub snapshot: Option<Snapshot>,
+}
+
+/// The connector's query and options and the site, taken when the job starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub query: String,
+    pub options: ConnectorOptions,
+    pub cloud_id: CloudId,
 }
 
 /// What taking a job's lease found.
@@ -177,6 +206,10 @@ fn job_from(item: &Item) -> Result<Job, StoreError> {
         resume_at: attrs::opt_time(item, "resume_at"),
         lease_expires_at: attrs::opt_time(item, "lease_expires_at"),
         deaths: attrs::opt_n(item, "deaths").unwrap_or(0),
+        snapshot: attrs::opt_s(item, "snapshot")
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|_| malformed("snapshot"))?,
     })
 }
 
@@ -190,9 +223,12 @@ fn conditional<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
 impl Store {
     /// Create the job unless it exists (a re-delivered request). Returns whether it was created.
     pub async fn create_job(&self, job: &Job) -> Result<bool, StoreError> {
-        let result = self
-            .ddb
-            .put_item()
+        let mut put = self.ddb.put_item();
+        if let Some(snapshot) = &job.snapshot {
+            let body = serde_json::to_string(snapshot).map_err(|_| malformed("snapshot"))?;
+            put = put.item("snapshot", attrs::s(body));
+        }
+        let result = put
             .table_name(&self.table)
             .item(PK, attrs::s(pk(&job.tenant)))
             .item(SK, attrs::s(sk(&job.id)))

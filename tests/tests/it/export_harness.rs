@@ -102,6 +102,7 @@ impl Export {
             options: ConnectorOptions::default(),
             watermark: None,
             active_job: None,
+            active_job_at: None,
             last_job: None,
             last_full_job: None,
             created_at: now,
@@ -190,6 +191,9 @@ impl Export {
     /// open multipart upload, every other crash also comes as soon as one is open, so at least
     /// one lands inside an attachment upload.
     ///
+    /// The last two crashes come inside `complete()`: as the job enters its `finishing` phase,
+    /// and once its manifest is written.
+    ///
     /// A crashed event is delivered again as Lambda's asynchronous retries would: one minute,
     /// then two more minutes later, on the clock the test controls (never by waiting out the
     /// lease). A retry that meets the dead invocation's live lease is a retryable failure
@@ -201,19 +205,24 @@ impl Export {
         crashes: usize,
         clean: &Effort,
     ) -> Crashes {
+        let job = new_job_id();
         let items = clean.items as usize;
+        assert!(crashes >= 2, "two crashes are inside complete()");
         assert!(
-            items >= crashes + 2,
+            items >= crashes,
             "{items} items leave no room for {crashes} crash points"
         );
         let mut rng = rand::rngs::StdRng::seed_from_u64(20);
-        let mut points: Vec<u64> = rand::seq::index::sample(&mut rng, items - 1, crashes)
-            .into_iter()
-            .map(|i| i as u64)
-            .collect();
-        points.sort_unstable();
+        let mut item_points: Vec<u64> =
+            rand::seq::index::sample(&mut rng, items - 1, crashes - 2)
+                .into_iter()
+                .map(|i| i as u64)
+                .collect();
+        item_points.sort_unstable();
+        let mut points: Vec<CrashAt> = item_points.into_iter().map(CrashAt::Items).collect();
+        points.extend([CrashAt::Finishing, CrashAt::ManifestWritten]);
+        let manifest_key = format!("{}manifests/{job}.json", self.prefix(connector));
         let half_item = (clean.took.as_micros() / (2 * items as u128)).max(1) as u64;
-        let job = new_job_id();
         let mut report = Crashes::default();
         let mut created = false;
         // Lambda's retries of the current event: after 1 minute, then after 2 more.
@@ -238,23 +247,43 @@ impl Export {
             let finished = match points.get(report.crashes) {
                 Some(&point) => {
                     let after = Duration::from_micros(rng.random_range(0..half_item));
-                    let hunt_upload = report.mid_upload == 0 && !last_was_hunt;
+                    let hunt_upload = report.mid_upload == 0
+                        && !last_was_hunt
+                        && matches!(point, CrashAt::Items(_));
                     let crash = async {
                         loop {
-                            let done = self.items_done(&job).await;
-                            if done >= point && done > started_with {
+                            let reached = match point {
+                                CrashAt::Items(n) => {
+                                    let done = self.items_done(&job).await;
+                                    done >= n && done > started_with
+                                }
+                                CrashAt::Finishing => self
+                                    .job_record(&job)
+                                    .await
+                                    .is_some_and(|j| j.phase == "finishing"),
+                                CrashAt::ManifestWritten => {
+                                    self.object(&manifest_key).await.is_some()
+                                }
+                            };
+                            if reached {
                                 tokio::time::sleep(after).await;
                                 return false;
                             }
                             if hunt_upload && self.open_uploads().await > 0 {
                                 return true;
                             }
-                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            tokio::time::sleep(Duration::from_millis(2)).await;
                         }
                     };
                     tokio::pin!(invocation);
                     tokio::select! {
-                        outcome = &mut invocation => Some(outcome),
+                        outcome = &mut invocation => {
+                            assert!(
+                                !matches!(point, CrashAt::Finishing | CrashAt::ManifestWritten),
+                                "the job completed before its crash inside complete() ({point:?})"
+                            );
+                            Some(outcome)
+                        }
                         hunted = crash => {
                             // Looked at while the invocation is frozen, before it is dropped.
                             report.mid_upload += usize::from(self.open_uploads().await > 0);
@@ -608,6 +637,17 @@ pub(crate) struct Effort {
     pub(crate) took: Duration,
     /// Items it exported.
     pub(crate) items: u64,
+}
+
+/// Where a crash of [`Export::run_crashing`] comes.
+#[derive(Debug, Clone, Copy)]
+enum CrashAt {
+    /// Once the job's record shows this many items done.
+    Items(u64),
+    /// As the job enters its `finishing` phase (inside `complete()`).
+    Finishing,
+    /// Once the job's manifest is written (inside `complete()`, before the job ends).
+    ManifestWritten,
 }
 
 /// What [`Export::run_crashing`] did.
