@@ -543,7 +543,12 @@ impl AtlassianHttp {
                 endpoint,
                 kind: TransportKind::Builder,
             };
-            let permit = limiter.permits.clone().acquire_owned().await.map_err(closed)?;
+            let permit = limiter
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(closed)?;
             let site_permit = site_permits.clone().acquire_owned().await.map_err(closed)?;
             // Checked once the permits are ours: a quota 429 answered to a concurrent call
             // while we queued stops this one too.
@@ -882,7 +887,10 @@ mod tests {
         );
         let burst = Throttle::of(
             StatusCode::TOO_MANY_REQUESTS,
-            &headers(&[("retry-after", "2"), ("ratelimit-reason", "jira-burst-based")]),
+            &headers(&[
+                ("retry-after", "2"),
+                ("ratelimit-reason", "jira-burst-based"),
+            ]),
         );
         assert_eq!(burst.map(|t| t.scope), Some(ThrottleScope::Endpoint));
         let unsaid = Throttle::of(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new());
@@ -896,7 +904,10 @@ mod tests {
             Throttle::of(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new()),
             None
         );
-        assert_eq!(Throttle::of(StatusCode::BAD_GATEWAY, &HeaderMap::new()), None);
+        assert_eq!(
+            Throttle::of(StatusCode::BAD_GATEWAY, &HeaderMap::new()),
+            None
+        );
     }
 
     #[test]

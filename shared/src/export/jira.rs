@@ -163,7 +163,10 @@ impl Source for Jira {
             }
         }
         for id in ids {
-            if returned.iter().any(|i| i["id"].as_str() == Some(id.as_str())) {
+            if returned
+                .iter()
+                .any(|i| i["id"].as_str() == Some(id.as_str()))
+            {
                 continue;
             }
             let reason = match errors.iter().find(|e| e.id.as_deref() == Some(id.as_str())) {
@@ -171,8 +174,9 @@ impl Source for Jira {
                     "Jira could not load it after {BULKFETCH_ATTEMPTS} attempts: {}",
                     e.error_message.as_deref().unwrap_or("no reason given")
                 ),
-                None => "not returned by Jira (no permission to see it, or deleted meanwhile)"
-                    .into(),
+                None => {
+                    "not returned by Jira (no permission to see it, or deleted meanwhile)".into()
+                }
             };
             batch.skipped.push(Skipped {
                 id: id.clone(),

@@ -8,15 +8,15 @@
 //! event, redoes at most one batch and ends with the same bucket content.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use rand::RngCore;
-use sha2::Digest;
 use reqwest::Method;
 use serde_json::{Value, json};
+use sha2::Digest;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
@@ -100,7 +100,54 @@ pub struct Exporter {
     pub resumer: Resumer,
     /// The time leases, waits and resumes are decided with.
     pub clock: Clock,
+    /// Test seam: holds an invocation at a named step of `complete()` so a test can crash it
+    /// exactly there. `None` in production.
+    pub gate: Option<Arc<StepGate>>,
 }
+
+/// Holds an invocation at one armed step (see [`Exporter::gate`]): the invocation signals
+/// that it got there and then never goes on (the test drops it: a crash).
+#[derive(Debug, Default)]
+pub struct StepGate {
+    armed: Mutex<Option<&'static str>>,
+    reached: tokio::sync::Notify,
+}
+
+impl StepGate {
+    /// Hold the next invocation that reaches `step`.
+    pub fn arm(&self, step: &'static str) {
+        *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = Some(step);
+    }
+
+    /// Resolves once an invocation is held at the armed step.
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    async fn pass(&self, step: &'static str) {
+        let hold = {
+            let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+            if *armed == Some(step) {
+                *armed = None;
+                true
+            } else {
+                false
+            }
+        };
+        if hold {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The steps of `complete()` a [`StepGate`] can hold an invocation at.
+pub const COMPLETE_STEPS: [&str; 4] = [
+    "finishing-saved",
+    "manifest-written",
+    "completion-announced",
+    "job-finished",
+];
 
 impl Exporter {
     /// Build from validated config and the cold start's AWS clients.
@@ -122,6 +169,7 @@ impl Exporter {
             resumer: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone())
                 .with_dead_letters(config.dead_letter_queue_url.clone()),
             clock: Clock::system(),
+            gate: None,
         })
     }
 }
@@ -166,6 +214,12 @@ enum Step {
 }
 
 impl Exporter {
+    async fn step(&self, name: &'static str) {
+        if let Some(gate) = &self.gate {
+            gate.pass(name).await;
+        }
+    }
+
     /// `ExportRequested`: create the job (or resume it, if the event is a re-delivery) and run.
     pub async fn requested(
         &self,
@@ -282,6 +336,17 @@ impl Exporter {
     }
 
     async fn run(&self, mut job: Job, deadline: Instant) -> Result<Outcome, ExportError> {
+        if job.status == JobStatus::Completed
+            && let Some(snapshot) = &job.snapshot
+        {
+            let layout = Layout::new(
+                &job.tenant,
+                job.product,
+                &snapshot.cloud_id,
+                &job.connector_id,
+            );
+            self.after_completion(&job, &layout).await?;
+        }
         if !job.status.is_live() {
             return Ok(Outcome::AlreadyFinished);
         }
@@ -369,7 +434,9 @@ impl Exporter {
     /// Renew the lease every third of its life while the invocation works (a batch of large
     /// attachments can outlast it). Returns only if the lease was lost.
     async fn heartbeat(&self, job: &Job, owner: &str) -> ExportError {
-        let period = (self.lease_ttl / 3_i32).unsigned_abs().max(Duration::from_millis(100));
+        let period = (self.lease_ttl / 3_i32)
+            .unsigned_abs()
+            .max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(period).await;
             let until = self.clock.now() + self.lease_ttl;
@@ -686,7 +753,10 @@ impl Exporter {
                 if elapsed + SLACK_MARGIN >= slack {
                     let cp = &mut job.checkpoint;
                     let wider = (slack.max(elapsed) * 2_i32).whole_minutes();
-                    tracing::info!(slack_minutes = wider, "the job outlived its look-back slack; the search restarts with a wider one");
+                    tracing::info!(
+                        slack_minutes = wider,
+                        "the job outlived its look-back slack; the search restarts with a wider one"
+                    );
                     cp.slack_minutes = Some(wider);
                     cp.widened += 1;
                     cp.next_page = None;
@@ -717,7 +787,10 @@ impl Exporter {
                                  the export cannot keep its place in the results"
                             )));
                         }
-                        tracing::info!(restarts = cp.restarts, "page cursor expired; the search restarts and skips what was exported");
+                        tracing::info!(
+                            restarts = cp.restarts,
+                            "page cursor expired; the search restarts and skips what was exported"
+                        );
                         cp.next_page = None;
                         cp.recent_cursors.clear();
                         cp.empty_pages = 0;
@@ -971,7 +1044,13 @@ impl Exporter {
         // again: no new object version for the same content.
         let key = layout.item(&item.id);
         let sha256 = hex::encode(sha2::Sha256::digest(&body));
-        if self.blobs.metadata_of(&key, CONTENT_SHA256).await?.as_deref() == Some(&sha256) {
+        if self
+            .blobs
+            .metadata_of(&key, CONTENT_SHA256)
+            .await?
+            .as_deref()
+            == Some(&sha256)
+        {
             result.unchanged = true;
             return Ok(result);
         }
@@ -1145,14 +1224,11 @@ impl Exporter {
         };
         let layout = Layout::new(&job.tenant, job.product, &cloud_id, &job.connector_id);
         let manifest_key = layout.manifest(&job.id);
-        if job.phase != "finishing" {
-            job.phase = "finishing".into();
-            job.updated_at = self.clock.now();
-            store
-                .save_job(&job, owner, job.updated_at + self.lease_ttl)
-                .await
-                .map_err(lost)?;
-        }
+        job.phase = "finishing".into();
+        // Each step of finishing that is done is progress: saved, so that invocations dying at
+        // successive steps are not taken for one that keeps dying at the same point.
+        self.progress(&mut job, owner).await?;
+        self.step("finishing-saved").await;
         let manifest = match self.blobs.get_bytes(&manifest_key).await? {
             // Written by an invocation that died after it: the one manifest of this job.
             Some(body) => serde_json::from_slice::<Value>(&body).map_err(|_| {
@@ -1176,6 +1252,8 @@ impl Exporter {
                 manifest
             }
         };
+        self.progress(&mut job, owner).await?;
+        self.step("manifest-written").await;
         let count = |name: &str| manifest["counts"][name].as_u64().unwrap_or(0);
         let (items, skipped, removed) = (count("items"), count("skipped"), count("removed"));
         let finished = manifest["finished_at"]
@@ -1199,6 +1277,8 @@ impl Exporter {
             }))
             .await
             .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
+        self.progress(&mut job, owner).await?;
+        self.step("completion-announced").await;
 
         job.status = JobStatus::Completed;
         job.phase = "done".into();
@@ -1212,26 +1292,8 @@ impl Exporter {
             Err(StoreError::Conflict(_)) => return Ok(Outcome::Busy),
             other => other?,
         }
-        store
-            .finish_active_job(
-                &job.tenant,
-                &job.connector_id,
-                &job.id,
-                Some((job.started_at, job.full_run)),
-                job.snapshot.as_ref().map(|s| s.query.as_str()),
-            )
-            .await?;
-        // The previous full run's manifest is no longer compared with: it may expire now.
-        if job.full_run
-            && let Some(prev) = connector.last_full_job.as_ref().filter(|p| **p != job.id)
-        {
-            self.blobs.mark_expiring(&layout.manifest(prev)).await?;
-        }
-        // Clean-up once the job has ended (a crash here leaves pages the lifecycle removes).
-        self.blobs.delete_prefix(&layout.state(&job.id)).await?;
-        self.blobs
-            .abort_uploads_under(&layout.attachments_root())
-            .await?;
+        self.step("job-finished").await;
+        self.after_completion(&job, &layout).await?;
         tracing::info!(
             items,
             attachments = job.attachments_done,
@@ -1243,6 +1305,50 @@ impl Exporter {
         Ok(Outcome::Completed {
             manifest: manifest_key,
         })
+    }
+
+    /// Save the job as it is, as progress (no death since), renewing the lease.
+    async fn progress(&self, job: &mut Job, owner: &str) -> Result<(), ExportError> {
+        job.deaths = 0;
+        job.updated_at = self.clock.now();
+        self.keeper
+            .store
+            .save_job(job, owner, job.updated_at + self.lease_ttl)
+            .await
+            .map_err(lost)
+    }
+
+    /// What follows a job's completion: free the connector's slot and move its watermark, let
+    /// the previous full run's manifest expire, remove the job's S3 state. Idempotent: a
+    /// redelivery that finds the job completed runs it again (an invocation may have died
+    /// right after marking the job completed).
+    async fn after_completion(&self, job: &Job, layout: &Layout) -> Result<(), ExportError> {
+        let store = &self.keeper.store;
+        let connector = store.get_connector(&job.tenant, &job.connector_id).await?;
+        let prev_full = connector.as_ref().and_then(|c| c.last_full_job.clone());
+        if connector.is_some_and(|c| c.active_job.as_ref() == Some(&job.id)) {
+            store
+                .finish_active_job(
+                    &job.tenant,
+                    &job.connector_id,
+                    &job.id,
+                    Some((job.started_at, job.full_run)),
+                    job.snapshot.as_ref().map(|s| s.query.as_str()),
+                )
+                .await?;
+            // The previous full run's manifest is no longer compared with: it may expire.
+            if job.full_run
+                && let Some(prev) = prev_full.filter(|p| *p != job.id)
+            {
+                self.blobs.mark_expiring(&layout.manifest(&prev)).await?;
+            }
+        }
+        // A crash here leaves pages the lifecycle removes (they are tagged to expire).
+        self.blobs.delete_prefix(&layout.state(&job.id)).await?;
+        self.blobs
+            .abort_uploads_under(&layout.attachments_root())
+            .await?;
+        Ok(())
     }
 
     /// The manifest, from the pages recorded in the job's S3 state. An unreadable page is an
@@ -1337,7 +1443,10 @@ const RECENT_CURSORS: usize = 16;
 
 /// Fail the job with a clear reason when the search's paging goes wrong: a cursor seen
 /// before (Atlassian would serve the same pages forever), or page after page of nothing.
-fn guard_paging(cp: &mut crate::store::jobs::Checkpoint, page: &super::source::Page) -> Result<(), ExportError> {
+fn guard_paging(
+    cp: &mut crate::store::jobs::Checkpoint,
+    page: &super::source::Page,
+) -> Result<(), ExportError> {
     if let Some(next) = &page.next {
         let fingerprint = hex::encode(&sha2::Sha256::digest(next.as_bytes())[..8]);
         if cp.recent_cursors.contains(&fingerprint) {

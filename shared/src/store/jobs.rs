@@ -397,7 +397,8 @@ impl Store {
             for item in out.items() {
                 let pk = attrs::get_s(item, PK)?;
                 let sk = attrs::get_s(item, SK)?;
-                let (Some(tenant), Some(job)) = (pk.strip_prefix("TENANT#"), sk.strip_prefix("JOB#"))
+                let (Some(tenant), Some(job)) =
+                    (pk.strip_prefix("TENANT#"), sk.strip_prefix("JOB#"))
                 else {
                     continue;
                 };

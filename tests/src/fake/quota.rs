@@ -128,14 +128,23 @@ mod tests {
         assert!(q.check("/ex/jira/c1/a", t0).is_none());
         assert!(q.check("/ex/jira/c2/a", t0).is_none(), "another site");
         assert!(q.check("/ex/jira/c1/b", t0).is_none());
-        let first = q.check("/ex/jira/c1/c", t0).unwrap_or_else(|| panic!("no 429"));
+        let first = q
+            .check("/ex/jira/c1/c", t0)
+            .unwrap_or_else(|| panic!("no 429"));
         assert_eq!(first.headers()["retry-after"], "1800");
-        assert_eq!(first.headers()["ratelimit-reason"], "jira-quota-tenant-based");
+        assert_eq!(
+            first.headers()["ratelimit-reason"],
+            "jira-quota-tenant-based"
+        );
         assert_eq!(q.early_calls, 0);
         let early = q
             .check("/ex/jira/c1/d", t0 + time::Duration::seconds(1000))
             .unwrap_or_else(|| panic!("no 429"));
-        assert_eq!(early.headers()["retry-after"], "860", "longer than the 800 s left");
+        assert_eq!(
+            early.headers()["retry-after"],
+            "860",
+            "longer than the 800 s left"
+        );
         assert_eq!(q.early_calls, 1);
         assert!(
             q.check("/ex/jira/c1/e", t0 + time::Duration::seconds(1860))

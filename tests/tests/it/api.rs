@@ -471,7 +471,10 @@ async fn two_quick_export_requests_start_one_job_and_the_connector_is_not_change
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
-    let job = requested[0].1["job_id"].as_str().unwrap_or_default().to_owned();
+    let job = requested[0].1["job_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     run_requested(&w, "acme", "jira-main", &job).await;
     let (status, body) = w
         .api(

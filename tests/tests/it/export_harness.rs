@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 use shared::atlassian::http::AtlassianHttp;
 use shared::blob::BlobStore;
 use shared::clock::Clock;
-use shared::export::resume::Resumer;
 use shared::events::{ExportContinued, ExportRequested};
 use shared::export::redact::find_account_ids;
-use shared::export::runner::{Exporter, Outcome, new_job_id};
+use shared::export::resume::Resumer;
+use shared::export::runner::{COMPLETE_STEPS, Exporter, Outcome, StepGate, new_job_id};
 use shared::ids::{ConnectorId, JobId, Product};
 use shared::store::connectors::{Connector, ConnectorOptions};
 use shared::store::jobs::Job;
@@ -43,7 +43,12 @@ pub(crate) struct Export {
 
 impl Export {
     pub(crate) async fn for_product(seed: SeedSpec, product: Product) -> Export {
-        let w = World::with_fake(FakeConfig::default().with_sites(1, seed)).await;
+        Export::for_product_with(FakeConfig::default().with_sites(1, seed), product).await
+    }
+
+    /// As [`Export::for_product`], over a fake configured by `config`.
+    pub(crate) async fn for_product_with(config: FakeConfig, product: Product) -> Export {
+        let w = World::with_fake(config).await;
         let back = w
             .consent(&w.authorize(product.as_str(), None).await, true)
             .await;
@@ -191,8 +196,9 @@ impl Export {
     /// open multipart upload, every other crash also comes as soon as one is open, so at least
     /// one lands inside an attachment upload.
     ///
-    /// The last two crashes come inside `complete()`: as the job enters its `finishing` phase,
-    /// and once its manifest is written.
+    /// The last four crashes come inside `complete()`, one at each of its steps
+    /// ([`COMPLETE_STEPS`]: finishing saved, manifest written, completion announced, job
+    /// marked completed), held there by the exporter's step gate.
     ///
     /// A crashed event is delivered again as Lambda's asynchronous retries would: one minute,
     /// then two more minutes later, on the clock the test controls (never by waiting out the
@@ -207,21 +213,29 @@ impl Export {
     ) -> Crashes {
         let job = new_job_id();
         let items = clean.items as usize;
-        assert!(crashes >= 2, "two crashes are inside complete()");
+        let inside_complete = COMPLETE_STEPS.len();
+        assert!(
+            crashes >= inside_complete,
+            "some crashes are inside complete()"
+        );
         assert!(
             items >= crashes,
             "{items} items leave no room for {crashes} crash points"
         );
         let mut rng = rand::rngs::StdRng::seed_from_u64(20);
         let mut item_points: Vec<u64> =
-            rand::seq::index::sample(&mut rng, items - 1, crashes - 2)
+            rand::seq::index::sample(&mut rng, items - 1, crashes - inside_complete)
                 .into_iter()
                 .map(|i| i as u64)
                 .collect();
         item_points.sort_unstable();
         let mut points: Vec<CrashAt> = item_points.into_iter().map(CrashAt::Items).collect();
-        points.extend([CrashAt::Finishing, CrashAt::ManifestWritten]);
-        let manifest_key = format!("{}manifests/{job}.json", self.prefix(connector));
+        points.extend(COMPLETE_STEPS.iter().map(|s| CrashAt::Step(s)));
+        let gate = self
+            .exporter
+            .gate
+            .clone()
+            .unwrap_or_else(|| panic!("the test exporter has a step gate"));
         let half_item = (clean.took.as_micros() / (2 * items as u128)).max(1) as u64;
         let mut report = Crashes::default();
         let mut created = false;
@@ -250,20 +264,22 @@ impl Export {
                     let hunt_upload = report.mid_upload == 0
                         && !last_was_hunt
                         && matches!(point, CrashAt::Items(_));
+                    if let CrashAt::Step(step) = point {
+                        gate.arm(step);
+                    }
                     let crash = async {
+                        if let CrashAt::Step(_) = point {
+                            // Held at the step by the gate: a crash exactly there.
+                            gate.reached().await;
+                            return false;
+                        }
                         loop {
                             let reached = match point {
                                 CrashAt::Items(n) => {
                                     let done = self.items_done(&job).await;
                                     done >= n && done > started_with
                                 }
-                                CrashAt::Finishing => self
-                                    .job_record(&job)
-                                    .await
-                                    .is_some_and(|j| j.phase == "finishing"),
-                                CrashAt::ManifestWritten => {
-                                    self.object(&manifest_key).await.is_some()
-                                }
+                                CrashAt::Step(_) => false,
                             };
                             if reached {
                                 tokio::time::sleep(after).await;
@@ -272,18 +288,12 @@ impl Export {
                             if hunt_upload && self.open_uploads().await > 0 {
                                 return true;
                             }
-                            tokio::time::sleep(Duration::from_millis(2)).await;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                         }
                     };
                     tokio::pin!(invocation);
                     tokio::select! {
-                        outcome = &mut invocation => {
-                            assert!(
-                                !matches!(point, CrashAt::Finishing | CrashAt::ManifestWritten),
-                                "the job completed before its crash inside complete() ({point:?})"
-                            );
-                            Some(outcome)
-                        }
+                        outcome = &mut invocation => Some(outcome),
                         hunted = crash => {
                             // Looked at while the invocation is frozen, before it is dropped.
                             report.mid_upload += usize::from(self.open_uploads().await > 0);
@@ -296,6 +306,9 @@ impl Export {
                 None => Some(invocation.await),
             };
             let Some(outcome) = finished else {
+                if let Some(CrashAt::Step(_)) = points.get(report.crashes) {
+                    report.in_complete += 1;
+                }
                 report.crashes += 1;
                 retries_left = vec![Duration::from_secs(60), Duration::from_secs(120)];
                 self.redeliver_later(&mut retries_left, &job, &mut report)
@@ -597,6 +610,7 @@ impl Export {
         clean: &Connector,
     ) {
         assert_eq!(crashed.crashes, crashes);
+        assert_eq!(crashed.in_complete, COMPLETE_STEPS.len(), "{crashed:?}");
         assert!(
             crashed.busy > 0,
             "no retry met a dead invocation's live lease: {crashed:?}"
@@ -644,16 +658,16 @@ pub(crate) struct Effort {
 enum CrashAt {
     /// Once the job's record shows this many items done.
     Items(u64),
-    /// As the job enters its `finishing` phase (inside `complete()`).
-    Finishing,
-    /// Once the job's manifest is written (inside `complete()`, before the job ends).
-    ManifestWritten,
+    /// At this step of `complete()` (the exporter's step gate holds it there).
+    Step(&'static str),
 }
 
 /// What [`Export::run_crashing`] did.
 #[derive(Debug, Default)]
 pub(crate) struct Crashes {
     pub(crate) crashes: usize,
+    /// Crashes inside `complete()`.
+    pub(crate) in_complete: usize,
     /// Retries that met a dead invocation's live lease (retryable failures).
     pub(crate) busy: usize,
     /// Times both retries had failed and the sweeper resumed the job.
@@ -698,6 +712,7 @@ pub(crate) async fn exporter_for(w: &World) -> Exporter {
             Some(w.aws.resume_queue_url.clone()),
         ),
         clock,
+        gate: Some(std::sync::Arc::new(StepGate::default())),
     }
 }
 

@@ -67,7 +67,9 @@ fn continued(job: &JobId) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_meeting_a_live_lease_fails_retryably_and_a_later_one_resumes() {
     let x = jira().await;
-    let connector = x.connector("jira-retry", &format!("project = {}", x.project)).await;
+    let connector = x
+        .connector("jira-retry", &format!("project = {}", x.project))
+        .await;
     let job = new_job_id();
     // Slow calls, so the invocation is surely mid-way when it dies.
     crash_after(&x, &connector, &job, 2, true).await;
@@ -78,10 +80,7 @@ async fn a_retry_meeting_a_live_lease_fails_retryably_and_a_later_one_resumes() 
     let first = export::handle(&x.exporter, continued(&job), far()).await;
     let err = first.expect_err("a live lease must fail the invocation");
     assert!(err.retryable(), "{err}");
-    assert_eq!(
-        lambda_runtime::Diagnostic::from(err).error_type,
-        "JobBusy"
-    );
+    assert_eq!(lambda_runtime::Diagnostic::from(err).error_type, "JobBusy");
 
     // The second retry, two minutes after that: the lease has lapsed; the job resumes.
     x.advance(Duration::from_secs(120));
@@ -90,13 +89,19 @@ async fn a_retry_meeting_a_live_lease_fails_retryably_and_a_later_one_resumes() 
         outcome = x.continued(&job, far()).await;
     }
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
-    assert_eq!(x.job(&job).await.deaths, 0, "progress after the death resets the count");
+    assert_eq!(
+        x.job(&job).await.deaths,
+        0,
+        "progress after the death resets the count"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_whose_every_retry_failed_is_resumed_by_the_sweeper() {
     let x = jira().await;
-    let connector = x.connector("jira-sweep", &format!("project = {}", x.project)).await;
+    let connector = x
+        .connector("jira-sweep", &format!("project = {}", x.project))
+        .await;
     let job = new_job_id();
     crash_after(&x, &connector, &job, 2, true).await;
     // Both retries failed (the event is in the dead-letter queue). Nothing is due before the
@@ -132,24 +137,25 @@ async fn a_job_whose_every_retry_failed_is_resumed_by_the_sweeper() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_that_keeps_dying_fails_with_the_reason_and_reaches_the_dead_letter_queue() {
     let mut x = jira().await;
-    let dlq = x
-        .w
-        .aws
-        .clients
-        .sqs
-        .create_queue()
-        .queue_name(format!("{}-dlq", x.w.aws.names.table))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .queue_url
-        .unwrap_or_default();
+    let dlq =
+        x.w.aws
+            .clients
+            .sqs
+            .create_queue()
+            .queue_name(format!("{}-dlq", x.w.aws.names.table))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .queue_url
+            .unwrap_or_default();
     x.exporter.resumer = Resumer::new(
         x.w.aws.clients.sqs.clone(),
         Some(x.w.aws.resume_queue_url.clone()),
     )
     .with_dead_letters(Some(dlq.clone()));
-    let connector = x.connector("jira-dies", &format!("project = {}", x.project)).await;
+    let connector = x
+        .connector("jira-dies", &format!("project = {}", x.project))
+        .await;
     // Every call hangs: each invocation dies (times out) before its first checkpoint.
     x.w.site
         .inject(Fault::latency(&format!("/ex/jira/{}/", x.cloud), 600_000));
@@ -168,19 +174,18 @@ async fn a_job_that_keeps_dying_fails_with_the_reason_and_reaches_the_dead_lette
     let record = x.job(&job).await;
     assert_eq!(record.status, JobStatus::Failed);
     assert_eq!(record.failure_reason.as_deref(), Some(reason.as_str()));
-    let messages = x
-        .w
-        .aws
-        .clients
-        .sqs
-        .receive_message()
-        .queue_url(&dlq)
-        .max_number_of_messages(10)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"))
-        .messages
-        .unwrap_or_default();
+    let messages =
+        x.w.aws
+            .clients
+            .sqs
+            .receive_message()
+            .queue_url(&dlq)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .messages
+            .unwrap_or_default();
     assert_eq!(messages.len(), 1);
     let body: serde_json::Value =
         serde_json::from_str(messages[0].body().unwrap_or_default()).unwrap_or_default();

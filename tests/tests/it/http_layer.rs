@@ -198,7 +198,11 @@ async fn a_burst_429_lowers_the_concurrency_of_that_endpoint_only() {
         other,
         "another endpoint of the site keeps its concurrency"
     );
-    assert_eq!(http.site_held_until(oauth::AUTH_SITE), None, "a burst is not a site wait");
+    assert_eq!(
+        http.site_held_until(oauth::AUTH_SITE),
+        None,
+        "a burst is not a site wait"
+    );
 }
 
 #[tokio::test]
