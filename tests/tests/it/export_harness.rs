@@ -621,10 +621,35 @@ impl Export {
         );
         assert_eq!(self.content(crashy).await, self.content(clean).await);
         assert_eq!(
+            self.manifest_items(crashy).await,
+            self.manifest_items(clean).await,
+            "the manifest lists every item, however complete() was interrupted"
+        );
+        assert_eq!(
             self.orphaned_uploads().await,
             0,
             "a multipart upload was orphaned"
         );
+    }
+
+    /// The items listed by the one manifest under a connector's prefix.
+    async fn manifest_items(&self, connector: &Connector) -> Vec<String> {
+        let keys = self
+            .exporter
+            .blobs
+            .list_keys(&format!("{}manifests/", self.prefix(connector)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.len(), 1, "one manifest: {keys:?}");
+        let body = self.object(&keys[0]).await.unwrap_or_default();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("manifest: {e}"));
+        manifest["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
     }
 
     pub(crate) async fn orphaned_uploads(&self) -> usize {
