@@ -382,10 +382,20 @@ async fn run() -> Result<(), Fail> {
         let (exporter, delivered) = (exporter.clone(), delivered.clone());
         let sqs = clients.sqs.clone();
         tokio::spawn(async move {
+            let mut last_sweep = tokio::time::Instant::now();
             loop {
                 // The resume queue's event source mapping: due messages (SQS applies their
                 // delay, in real time) go to the same handler, as one SQS event.
                 deliver_resumes(&sqs, &resume_queue, &exporter).await;
+                // The sweeper's schedule (every 5 minutes in the stack; every minute here).
+                if last_sweep.elapsed() >= Duration::from_secs(60) {
+                    last_sweep = tokio::time::Instant::now();
+                    let tick = json!({ "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                    if let Err(e) = export::handle(&exporter, tick, deadline).await {
+                        println!("    export sweeper failed (would run again): {e}");
+                    }
+                }
                 for (detail_type, detail) in queue.drain().await {
                     if detail_type == "ExportRequested" || detail_type == "ExportContinued" {
                         delivered.fetch_add(1, Ordering::Relaxed);
@@ -863,6 +873,55 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What Lambda's event source mapping does with the resume queue: receive what is visible,
+/// hand it to the export function as an SQS event, delete what it did not report as failed.
+async fn deliver_resumes(sqs: &aws_sdk_sqs::Client, queue: &str, exporter: &Exporter) {
+    let Ok(out) = sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+    else {
+        return;
+    };
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return;
+    }
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| json!({ "messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs" }))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let failed: Vec<String> =
+        match export::handle(exporter, json!({ "Records": records }), deadline).await {
+            Ok(answer) => answer["batchItemFailures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                .collect(),
+            Err(e) => {
+                println!("    resume delivery failed (would be retried): {e}");
+                return;
+            }
+        };
+    for m in &messages {
+        if failed.iter().any(|id| Some(id.as_str()) == m.message_id()) {
+            continue;
+        }
+        if let Some(handle) = m.receipt_handle() {
+            let _ = sqs
+                .delete_message()
+                .queue_url(queue)
+                .receipt_handle(handle)
+                .send()
+                .await;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -932,55 +991,6 @@ mod tests {
             vars.push((var, value));
             let err = read(&vars).err().unwrap_or_default();
             assert!(err.contains(var), "{var}={value}: {err}");
-        }
-    }
-}
-
-/// What Lambda's event source mapping does with the resume queue: receive what is visible,
-/// hand it to the export function as an SQS event, delete what it did not report as failed.
-async fn deliver_resumes(sqs: &aws_sdk_sqs::Client, queue: &str, exporter: &Exporter) {
-    let Ok(out) = sqs
-        .receive_message()
-        .queue_url(queue)
-        .max_number_of_messages(10)
-        .send()
-        .await
-    else {
-        return;
-    };
-    let messages = out.messages.unwrap_or_default();
-    if messages.is_empty() {
-        return;
-    }
-    let records: Vec<serde_json::Value> = messages
-        .iter()
-        .map(|m| json!({ "messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs" }))
-        .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let failed: Vec<String> =
-        match export::handle(exporter, json!({ "Records": records }), deadline).await {
-            Ok(answer) => answer["batchItemFailures"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
-                .collect(),
-            Err(e) => {
-                println!("    resume delivery failed (would be retried): {e}");
-                return;
-            }
-        };
-    for m in &messages {
-        if failed.iter().any(|id| Some(id.as_str()) == m.message_id()) {
-            continue;
-        }
-        if let Some(handle) = m.receipt_handle() {
-            let _ = sqs
-                .delete_message()
-                .queue_url(queue)
-                .receipt_handle(handle)
-                .send()
-                .await;
         }
     }
 }

@@ -35,6 +35,7 @@ impl Exporter {
         };
         Ok(session)
     }
+
     /// Call Atlassian with the session's token; on 401 renew it once (another caller may have
     /// rotated it) and retry; a 401 on a token we just refreshed means access was revoked.
     pub(super) async fn authed<T, F, Fut>(
