@@ -44,7 +44,10 @@ def load_schema_names():
     """`pub const NAME: &str = "value";` from shared/src/store/schema.rs."""
     text = SCHEMA_RS.read_text()
     names = dict(re.findall(r'pub const (\w+): &str = "([^"]+)";', text))
-    for required in ("PK", "SK", "TTL", "REFRESH_DUE_INDEX", "REFRESH_BUCKET", "REFRESH_DUE_AT"):
+    for required in (
+        "PK", "SK", "TTL", "REFRESH_DUE_INDEX", "REFRESH_BUCKET", "REFRESH_DUE_AT",
+        "JOB_DUE_INDEX", "JOB_DUE_BUCKET", "JOB_DUE_AT",
+    ):
         assert required in names, f"{SCHEMA_RS} no longer defines {required}"
     return names
 
@@ -54,6 +57,7 @@ SCHEMA = load_schema_names()
 # Resource tokens.
 TABLE = "Table.Arn"
 INDEX = "${Table.Arn}/index/" + SCHEMA["REFRESH_DUE_INDEX"]
+JOBS_INDEX = "${Table.Arn}/index/" + SCHEMA["JOB_DUE_INDEX"]
 KEY = "DataKey.Arn"
 JIRA_SECRET = "Ref:JiraClientSecret"
 CONFLUENCE_SECRET = "Ref:ConfluenceClientSecret"
@@ -61,6 +65,7 @@ BUS = "EventBus.Arn"
 BUCKET = "Bucket.Arn"
 OBJECTS = "${Bucket.Arn}/*"
 DLQ = "DeadLetterQueue.Arn"
+RESUME = "ResumeQueue.Arn"
 
 
 def grant(actions, resources):
@@ -120,15 +125,27 @@ ALLOWED = {
     # ExportContinued/Completed/Failed; its async failures go to the DLQ with its own role.
     "export": logs("ExportLogGroup")
     | grant(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"], [TABLE])
+    # The sweeper's query of overdue jobs.
+    | grant(["dynamodb:Query"], [JOBS_INDEX])
     | SEAL_AND_OPEN
     | SECRETS
     | PUBLISH
     | grant(["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"], [BUCKET])
     | grant(
-        ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"],
+        [
+            "s3:PutObject",
+            "s3:PutObjectTagging",
+            "s3:GetObject",
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:AbortMultipartUpload",
+        ],
         [OBJECTS],
     )
-    | grant(["sqs:SendMessage"], [DLQ]),
+    | grant(["sqs:SendMessage"], [DLQ])
+    # Delayed resumes after an Atlassian "wait": sends them, and reads them through the
+    # event source mapping (which uses the function's role).
+    | grant(["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], [RESUME]),
 }
 
 # Resources with a `*` that a role may name, and why. `Resource: "*"` is in none of them: every
@@ -154,7 +171,7 @@ ENVIRONMENT = {
     "connectors-api": APP_VARS
     | {"BUCKET_NAME", "OAUTH_REDIRECT_URL", "ALLOWED_RETURN_URLS", "JOB_RETENTION_DAYS"},
     "token-refresh": APP_VARS,
-    "export": APP_VARS | {"BUCKET_NAME", "JOB_RETENTION_DAYS"},
+    "export": APP_VARS | {"BUCKET_NAME", "JOB_RETENTION_DAYS", "RESUME_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"},
 }
 
 
@@ -343,6 +360,7 @@ RESOURCE_POLICY_STATEMENTS = {
     ("BucketPolicy", "DenyEncryptionOtherThanKms", "Deny", ("s3:PutObject",)),
     ("DeadLetterQueuePolicy", "ExportRuleDeadLetters", "Allow", ("sqs:SendMessage",)),
     ("DeadLetterQueuePolicy", "DenyInsecureTransport", "Deny", ("sqs:*",)),
+    ("ResumeQueuePolicy", "DenyInsecureTransport", "Deny", ("sqs:*",)),
 }
 
 
@@ -389,8 +407,26 @@ def test_callback_decrypts_only_through_secrets_manager_and_lambda(template):
 
 def test_only_export_may_send_to_the_dead_letter_queue(template):
     for name in FUNCTIONS:
-        sqs = {a for a, _ in granted(template, name) if a.startswith("sqs:")}
-        assert sqs == ({"sqs:SendMessage"} if name == "export" else set()), name
+        dlq = {a for a, r in granted(template, name) if r == DLQ}
+        assert dlq == ({"sqs:SendMessage"} if name == "export" else set()), name
+        sqs = {r for a, r in granted(template, name) if a.startswith("sqs:")}
+        assert sqs <= ({DLQ, RESUME} if name == "export" else set()), name
+
+
+def test_resume_queue_is_encrypted_redriven_and_read_by_export_only(template):
+    q = props(template, "ResumeQueue")
+    assert token(q["KmsMasterKeyId"]) == KEY
+    # An event source mapping refuses a queue whose visibility timeout is below the
+    # function's timeout.
+    assert q["VisibilityTimeout"] >= SIZES["export"][1]
+    assert token(q["RedrivePolicy"]["deadLetterTargetArn"]) == DLQ
+    (mapping,) = resources(template, "AWS::Lambda::EventSourceMapping").values()
+    m = mapping["Properties"]
+    assert token(m["EventSourceArn"]) == RESUME
+    assert token(m["FunctionName"]) == "Ref:ExportFunction"
+    assert m["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    variables = function(template, "export")["Environment"]["Variables"]
+    assert token(variables["RESUME_QUEUE_URL"]) == "Ref:ResumeQueue"
 
 
 # ---------------------------------------------------------------- function URLs
@@ -517,12 +553,25 @@ def test_table_names_come_from_the_store_schema(template):
         SCHEMA["SK"]: "S",
         SCHEMA["REFRESH_BUCKET"]: "S",
         SCHEMA["REFRESH_DUE_AT"]: "N",
+        SCHEMA["JOB_DUE_BUCKET"]: "S",
+        SCHEMA["JOB_DUE_AT"]: "N",
     }
 
 
+def test_table_has_the_jobs_due_index_keys_only(template):
+    gsis = {g["IndexName"]: g for g in table(template)["GlobalSecondaryIndexes"]}
+    gsi = gsis[SCHEMA["JOB_DUE_INDEX"]]
+    assert gsi["KeySchema"] == [
+        {"AttributeName": SCHEMA["JOB_DUE_BUCKET"], "KeyType": "HASH"},
+        {"AttributeName": SCHEMA["JOB_DUE_AT"], "KeyType": "RANGE"},
+    ]
+    assert gsi["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+
+
 def test_table_has_the_refresh_due_index_keys_only(template):
-    (gsi,) = table(template)["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == SCHEMA["REFRESH_DUE_INDEX"]
+    gsis = {g["IndexName"]: g for g in table(template)["GlobalSecondaryIndexes"]}
+    assert set(gsis) == {SCHEMA["REFRESH_DUE_INDEX"], SCHEMA["JOB_DUE_INDEX"]}
+    gsi = gsis[SCHEMA["REFRESH_DUE_INDEX"]]
     assert gsi["KeySchema"] == [
         {"AttributeName": SCHEMA["REFRESH_BUCKET"], "KeyType": "HASH"},
         {"AttributeName": SCHEMA["REFRESH_DUE_AT"], "KeyType": "RANGE"},
@@ -575,11 +624,18 @@ def test_bucket_is_versioned(template):
     assert bucket(template)["VersioningConfiguration"] == {"Status": "Enabled"}
 
 
-def test_bucket_lifecycle_keeps_nothing_longer_than_the_retention(template):
+def test_bucket_lifecycle_expires_only_transient_objects_and_old_versions(template):
+    """Exported items stay while their connector exists (an incremental run does not rewrite
+    an unchanged item, so an age-based rule would drop live data): only objects tagged
+    retention=expire (job state, manifests no longer needed) expire, and every noncurrent
+    version."""
     rules = [r for r in bucket(template)["LifecycleConfiguration"]["Rules"] if r["Status"] == "Enabled"]
     for r in rules:
-        assert "Prefix" not in r and "Filter" not in r, "every rule applies to the whole bucket"
-    assert any(r.get("ExpirationInDays") == {"Ref": "RetentionDays"} for r in rules)
+        assert "Prefix" not in r and "Filter" not in r
+    expiring = [r for r in rules if "ExpirationInDays" in r]
+    assert len(expiring) == 1
+    assert expiring[0]["ExpirationInDays"] == {"Ref": "RetentionDays"}
+    assert expiring[0]["TagFilters"] == [{"Key": "retention", "Value": "expire"}]
     assert any(
         r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays") == {"Ref": "NoncurrentRetentionDays"}
         for r in rules
@@ -686,7 +742,9 @@ def test_export_failures_go_to_the_encrypted_dlq(template):
 
 
 def test_dead_letter_queue_accepts_only_the_export_rule(template):
-    (policy,) = resources(template, "AWS::SQS::QueuePolicy").values()
+    policy = resources(template, "AWS::SQS::QueuePolicy")["DeadLetterQueuePolicy"]
+    resume = resources(template, "AWS::SQS::QueuePolicy")["ResumeQueuePolicy"]
+    assert all(st["Effect"] == "Deny" for st in resume["Properties"]["PolicyDocument"]["Statement"])
     allows = [st for st in policy["Properties"]["PolicyDocument"]["Statement"] if st["Effect"] == "Allow"]
     assert len(allows) == 1
     assert allows[0]["Principal"] == {"Service": "events.amazonaws.com"}
@@ -702,6 +760,16 @@ def test_key_policy_lets_eventbridge_dead_letter_only_for_the_export_rule(templa
     bus = token(props(template, "EventBus")["Name"])
     rule = token(props(template, "ExportRule")["Name"])
     assert source.endswith(f":rule/{bus}/{rule}")
+
+
+def test_the_export_sweeper_runs_every_5_minutes(template):
+    (rule,) = [r for r in resources(template, "AWS::Events::Rule").values()
+               if any(token(t["Arn"]) == "ExportFunction.Arn" for t in r["Properties"]["Targets"])
+               and "ScheduleExpression" in r["Properties"]]
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    perms = [p["Properties"] for p in resources(template, "AWS::Lambda::Permission").values()
+             if token(p["Properties"].get("SourceArn", "")) == "SweepSchedule.Arn"]
+    assert [token(p["FunctionName"]) for p in perms] == ["Ref:ExportFunction"]
 
 
 def test_token_refresh_runs_every_10_minutes(template):

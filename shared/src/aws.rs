@@ -24,6 +24,7 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
     pub secrets: aws_sdk_secretsmanager::Client,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl AwsClients {
@@ -39,6 +40,7 @@ impl AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3),
             eventbridge: aws_sdk_eventbridge::Client::new(sdk),
             secrets: aws_sdk_secretsmanager::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
         }
     }
 

@@ -362,6 +362,24 @@ impl BlobStore {
         Ok(attempted as u64)
     }
 
+    /// One user metadata value of an object (HeadObject); `Ok(None)` if there is no such key
+    /// or no such value.
+    pub async fn metadata_of(&self, key: &str, name: &str) -> Result<Option<String>, BlobError> {
+        check_key(key)?;
+        match self
+            .s3
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.metadata().and_then(|m| m.get(name)).cloned()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(AwsError::new("HeadObject", &e).into()),
+        }
+    }
+
     /// Read an object fully (manifests, tests). `Ok(None)` if there is no such key.
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
         check_key(key)?;
@@ -419,8 +437,71 @@ impl BlobStore {
         content_type: &str,
         metadata: &HashMap<String, String>,
     ) -> Result<(), BlobError> {
+        self.put_object_tagged(key, body, content_type, metadata, None)
+            .await
+    }
+
+    /// Like [`BlobStore::put_bytes`], with the object tagged [`EXPIRES_TAG`]: the bucket's
+    /// lifecycle rule for transient objects (job state, manifests no longer needed) removes
+    /// it after the retention; untagged objects (exported items) stay while their connector
+    /// exists.
+    pub async fn put_bytes_expiring(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<(), BlobError> {
+        check_key(key)?;
+        self.put_object_tagged(key, body, content_type, &HashMap::new(), Some(EXPIRES_TAG))
+            .await
+    }
+
+    /// Tag an existing object [`EXPIRES_TAG`] (a manifest no longer needed for removal
+    /// detection). A missing object is not an error.
+    pub async fn mark_expiring(&self, key: &str) -> Result<(), BlobError> {
+        check_key(key)?;
+        let (k, v) = EXPIRES_TAG.split_once('=').unwrap_or((EXPIRES_TAG, ""));
+        let tag = aws_sdk_s3::types::Tag::builder()
+            .key(k)
+            .value(v)
+            .build()
+            .map_err(|e| BlobError::Body {
+                operation: "PutObjectTagging",
+                detail: e.to_string(),
+            })?;
+        let tagging = aws_sdk_s3::types::Tagging::builder()
+            .tag_set(tag)
+            .build()
+            .map_err(|e| BlobError::Body {
+                operation: "PutObjectTagging",
+                detail: e.to_string(),
+            })?;
+        match self
+            .s3
+            .put_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .tagging(tagging)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => Ok(()),
+            Err(e) => Err(AwsError::new("PutObjectTagging", &e).into()),
+        }
+    }
+
+    async fn put_object_tagged(
+        &self,
+        key: &str,
+        body: Bytes,
+        content_type: &str,
+        metadata: &HashMap<String, String>,
+        tagging: Option<&str>,
+    ) -> Result<(), BlobError> {
         self.s3
             .put_object()
+            .set_tagging(tagging.map(str::to_owned))
             .bucket(&self.bucket)
             .key(key)
             .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
@@ -926,6 +1007,10 @@ const MAX_EXTENSION_CHARS: usize = 16;
 /// Longer results are cut to `max_bytes` at a char boundary (never inside an escape or a UTF-8
 /// sequence), keeping a short extension (up to 16 chars, at most half the cap). Never empty: `_`
 /// when nothing is left (also when `max_bytes` is too small for anything else).
+/// The object tag (`key=value`) of transient objects, which the bucket's lifecycle expires
+/// (infra/template.yaml, rule `expire-transient-objects`).
+pub const EXPIRES_TAG: &str = "retention=expire";
+
 pub fn safe_key_segment(name: &str, max_bytes: usize) -> String {
     let max = max_bytes.max(1);
     let chars: Vec<char> = name.chars().collect();

@@ -60,6 +60,11 @@ pub struct Config {
     /// KMS key (id, ARN or alias) for token envelopes and S3 SSE-KMS.
     pub kms_key_id: String,
     pub event_bus_name: String,
+    /// The export's resume queue (SQS, delayed deliveries after a wait); `None` leaves waits
+    /// to the sweeper.
+    pub resume_queue_url: Option<String>,
+    /// Where the export reports a job whose invocations kept dying (the dead-letter queue).
+    pub dead_letter_queue_url: Option<String>,
     pub atlassian: AtlassianSettings,
     pub jira: Option<AppSettings>,
     pub confluence: Option<AppSettings>,
@@ -168,6 +173,8 @@ impl Config {
             bucket_name: env.opt("BUCKET_NAME").map(str::to_owned),
             kms_key_id: env.required("KMS_KEY_ID")?.to_owned(),
             event_bus_name: env.opt("EVENT_BUS_NAME").unwrap_or("default").to_owned(),
+            resume_queue_url: env.opt("RESUME_QUEUE_URL").map(str::to_owned),
+            dead_letter_queue_url: env.opt("DEAD_LETTER_QUEUE_URL").map(str::to_owned),
             atlassian,
             jira,
             confluence,

@@ -57,6 +57,14 @@ pub const ALLOWED_FIELDS: &[&str] = &[
     "error_kind",
     "remaining_ms",
     "version",
+    // Export waits and self-healing (shared/src/export/runner.rs).
+    "resume_at",
+    "site_wide",
+    "deaths",
+    "restarts",
+    "slack_minutes",
+    "unchanged",
+    "published",
 ];
 
 pub const REDACTED: &str = "[redacted]";

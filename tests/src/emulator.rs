@@ -283,6 +283,16 @@ pub async fn provision(
                 .build(),
         )
         .build();
+    let jobs_gsi = GlobalSecondaryIndex::builder()
+        .index_name(schema::JOB_DUE_INDEX)
+        .key_schema(build(key_el(schema::JOB_DUE_BUCKET, KeyType::Hash))?)
+        .key_schema(build(key_el(schema::JOB_DUE_AT, KeyType::Range))?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+        )
+        .build();
     clients
         .dynamodb
         .create_table()
@@ -292,9 +302,12 @@ pub async fn provision(
         .attribute_definitions(build(attr(schema::SK, ScalarAttributeType::S))?)
         .attribute_definitions(build(attr(schema::REFRESH_BUCKET, ScalarAttributeType::S))?)
         .attribute_definitions(build(attr(schema::REFRESH_DUE_AT, ScalarAttributeType::N))?)
+        .attribute_definitions(build(attr(schema::JOB_DUE_BUCKET, ScalarAttributeType::S))?)
+        .attribute_definitions(build(attr(schema::JOB_DUE_AT, ScalarAttributeType::N))?)
         .key_schema(build(key_el(schema::PK, KeyType::Hash))?)
         .key_schema(build(key_el(schema::SK, KeyType::Range))?)
         .global_secondary_indexes(build(gsi)?)
+        .global_secondary_indexes(build(jobs_gsi)?)
         .sse_specification(
             SseSpecification::builder()
                 .enabled(true)
@@ -395,12 +408,35 @@ pub async fn provision(
     Ok(key_id)
 }
 
+/// The export's resume queue (delayed deliveries after a wait), as infra/template.yaml's
+/// `ResumeQueue`. Returns its URL. (The emulator keeps the messages; it runs no event source
+/// mapping: tests and `make local` deliver due resumes themselves.)
+pub async fn provision_resume_queue(
+    clients: &AwsClients,
+    names: &ResourceNames,
+) -> Result<String, EmulatorError> {
+    clients
+        .sqs
+        .create_queue()
+        .queue_name(format!("{}-resume", names.table))
+        .send()
+        .await
+        .map_err(sdk_detail)
+        .map_err(provision_err("resume queue"))?
+        .queue_url
+        .ok_or_else(|| EmulatorError::Provision {
+            what: "resume queue",
+            detail: "no queue url".into(),
+        })
+}
+
 /// One test's private AWS: its own resources in the process-wide emulator.
 pub struct TestAws {
     pub endpoint: Url,
     pub clients: AwsClients,
     pub names: ResourceNames,
     pub kms_key_id: String,
+    pub resume_queue_url: String,
 }
 
 impl TestAws {
@@ -413,11 +449,15 @@ impl TestAws {
         let kms_key_id = provision(&clients, &names)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        let resume_queue_url = provision_resume_queue(&clients, &names)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         TestAws {
             endpoint: emulator.endpoint().clone(),
             clients,
             names,
             kms_key_id,
+            resume_queue_url,
         }
     }
 
@@ -429,6 +469,7 @@ impl TestAws {
             ("BUCKET_NAME".into(), self.names.bucket.clone()),
             ("KMS_KEY_ID".into(), self.kms_key_id.clone()),
             ("EVENT_BUS_NAME".into(), self.names.event_bus.clone()),
+            ("RESUME_QUEUE_URL".into(), self.resume_queue_url.clone()),
         ]
     }
 

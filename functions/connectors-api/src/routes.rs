@@ -9,7 +9,7 @@ use shared::events::{Event, ExportRequested};
 use shared::export::runner::new_job_id;
 use shared::ids::{ConnectionId, ConnectorId, Cql, JobId, Jql, Product, TenantId};
 use shared::store::connectors::{Connector, ConnectorOptions};
-use shared::store::jobs::{Job, JobStatus};
+use shared::store::jobs::Job;
 use shared::store::{Connection, ConnectionStatus, Grant};
 use time::OffsetDateTime;
 
@@ -132,6 +132,7 @@ fn job_view(j: &Job) -> Value {
         "updated_at": ts(j.updated_at),
         "finished_at": opt_ts(j.finished_at),
         "failure_reason": j.failure_reason,
+        "resume_at": opt_ts(j.resume_at),
     })
 }
 
@@ -239,6 +240,20 @@ pub async fn put_connector(api: &Api, req: &Request, raw: &str) -> Handled {
         .await
         .map_err(unavailable)?;
     let now = OffsetDateTime::now_utc();
+    // A connector is not changed under a running export (README, "Changing a connector"): the
+    // job would mix its cursor with another query, and its watermark would claim what the new
+    // query never exported.
+    if let Some(active) = existing.as_ref().and_then(|e| e.active_job.clone())
+        && api
+            .store()
+            .holds_slot(&input.tenant, &id, &active, now)
+            .await
+            .map_err(unavailable)?
+    {
+        return Err(ApiError::conflict(format!(
+            "an export of this connector is running ({active}); change the connector when it has ended"
+        )));
+    }
     let connector = Connector {
         tenant: input.tenant,
         id,
@@ -248,6 +263,7 @@ pub async fn put_connector(api: &Api, req: &Request, raw: &str) -> Handled {
         options: input.options,
         watermark: None,
         active_job: None,
+        active_job_at: None,
         last_job: None,
         last_full_job: None,
         created_at: existing.as_ref().map_or(now, |e| e.created_at),
@@ -371,19 +387,44 @@ pub async fn start_export(api: &Api, req: &Request, raw: &str) -> Handled {
             ));
         }
     }
-    if let Some(active) = &connector.active_job {
-        let running = api
-            .store()
-            .get_job(&tenant, active)
+    // One running job per connector, enforced here by claiming the connector's slot for the
+    // new job before asking for it: a second request, even before the first job started,
+    // finds the slot taken.
+    let job_id = new_job_id();
+    let store = api.store();
+    let now = OffsetDateTime::now_utc();
+    let mut holder = store
+        .claim_active_job(&tenant, &connector.id, &job_id, now)
+        .await
+        .map_err(unavailable)?;
+    if let Some(other) = holder.clone().filter(|h| *h != job_id) {
+        if store
+            .holds_slot(&tenant, &connector.id, &other, now)
             .await
-            .map_err(unavailable)?;
-        if running.is_some_and(|j| j.status == JobStatus::Running) {
+            .map_err(unavailable)?
+        {
             return Err(ApiError::conflict(format!(
-                "an export of this connector is already running: {active}"
+                "an export of this connector is already running: {other}"
             )));
         }
+        store
+            .finish_active_job(&tenant, &connector.id, &other, None, None)
+            .await
+            .map_err(unavailable)?;
+        holder = store
+            .claim_active_job(&tenant, &connector.id, &job_id, now)
+            .await
+            .map_err(unavailable)?;
     }
-    let job_id = new_job_id();
+    match holder {
+        Some(h) if h == job_id => {}
+        Some(other) => {
+            return Err(ApiError::conflict(format!(
+                "an export of this connector is already running: {other}"
+            )));
+        }
+        None => return Err(ApiError::not_found("no such connector")),
+    }
     let event = Event::ExportRequested(ExportRequested {
         tenant,
         connector_id: connector.id.clone(),

@@ -1,17 +1,9 @@
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn};
 use shared::aws::AwsClients;
 use shared::config::Config;
 use shared::export::runner::Exporter;
-
-fn time_left(deadline_ms: u64) -> Duration {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    Duration::from_millis(deadline_ms.saturating_sub(now_ms))
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -22,10 +14,17 @@ async fn main() -> Result<(), Error> {
     let exporter = &exporter;
     run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            let deadline = tokio::time::Instant::now() + time_left(event.context.deadline);
+            let left = event
+                .context
+                .deadline()
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            let deadline = tokio::time::Instant::now() + left;
             match export::handle(exporter, event.payload, deadline).await {
                 Ok(summary) => Ok(summary),
-                Err(e) if e.retryable() => Err(Error::from(e.to_string())),
+                // A failed invocation: Lambda retries the event, then sends it to the
+                // dead-letter queue.
+                Err(e) if e.retryable() => Err(Diagnostic::from(e)),
                 Err(e) => {
                     tracing::error!(error = %e, "event rejected");
                     Ok(serde_json::json!({ "outcome": "rejected", "reason": e.to_string() }))

@@ -2,6 +2,16 @@
 //! connection failures (honouring `Retry-After`), a bounded total wait, and a per-site
 //! concurrency limit that shrinks when the site throttles us and grows back as calls succeed.
 //!
+//! Atlassian's "wait" answers are read, not only slept through: a 429 says with
+//! `RateLimit-Reason` which limit it hit (developer.atlassian.com/cloud/jira/platform/
+//! rate-limiting, ".../build-an-app-that-respects-rate-limits"): a burst limit of one endpoint
+//! slows that endpoint only (its own adaptive limit); a tenant quota (or a 503 with
+//! `Retry-After`) stops every call to the site until the time given, which this client then
+//! answers itself with [`HttpError::SiteWaiting`] instead of reissuing the request ("if you
+//! reissue the request before the retry period expires, the request will fail and return the
+//! same or longer Retry-After"). A wait longer than the call's budget ends it with
+//! [`HttpError::Exhausted`] carrying the [`Throttle`], so the export job can record it and stop.
+//!
 //! Errors never carry URLs, query strings or bodies in their `Display`/`Debug` (a URL holds the
 //! JQL/CQL or a signed media link; a body holds customer content). Atlassian's own error
 //! message is kept apart, for the job record, through [`HttpError::atlassian_message`].
@@ -21,6 +31,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 
+use time::OffsetDateTime;
+
+use crate::clock::Clock;
 use crate::config::is_loopback;
 
 /// How hard to try before giving up.
@@ -73,6 +86,79 @@ pub enum Idempotency {
     /// Must not run twice (an authorization-code exchange): retried only when the server
     /// certainly did not act on it (429, or a connection that never opened).
     Once,
+}
+
+/// Which limit a "wait" answer concerns (`RateLimit-Reason`, see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleScope {
+    /// The tenant's hourly points quota (`jira-quota-tenant-based`, `…-quota-global-based`),
+    /// or a 503 with `Retry-After`: no call to the site before the time given.
+    Site,
+    /// A per-second burst limit (`jira-burst-based`) of one endpoint and method.
+    Endpoint,
+}
+
+/// What a 429 (or a 503 with `Retry-After`) said about coming back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    pub scope: ThrottleScope,
+    /// `Retry-After`, if given.
+    pub retry_after: Option<Duration>,
+    /// `X-RateLimit-Reset` (ISO 8601, minute precision), if given.
+    pub reset: Option<OffsetDateTime>,
+}
+
+impl Throttle {
+    /// The earliest time a call may be made again, reading the answer at `now`: the later of
+    /// `now + Retry-After` and the reset time (with neither, one minute).
+    pub fn not_before(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let after = self
+            .retry_after
+            .map(|d| now + d)
+            .or(self.reset)
+            .unwrap_or(now + Duration::from_secs(60));
+        match self.reset {
+            Some(reset) if reset > after => reset,
+            _ => after,
+        }
+    }
+
+    /// Read from a 429 or 503 answer's headers; `None` for any other status, and for a 503
+    /// without `Retry-After` (an ordinary transient failure).
+    pub fn of(status: StatusCode, headers: &HeaderMap) -> Option<Throttle> {
+        let retry_after = retry_after(headers);
+        let reset = headers
+            .get("x-ratelimit-reset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_reset);
+        let reason = headers
+            .get("ratelimit-reason")
+            .or_else(|| headers.get("x-ratelimit-reason"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let scope = match status.as_u16() {
+            429 if reason.contains("burst") => ThrottleScope::Endpoint,
+            // A quota, or a 429 that does not say: the safe reading is "the whole site".
+            429 => ThrottleScope::Site,
+            503 if retry_after.is_some() => ThrottleScope::Site,
+            _ => return None,
+        };
+        Some(Throttle {
+            scope,
+            retry_after,
+            reset,
+        })
+    }
+}
+
+/// `X-RateLimit-Reset`: RFC 3339, or Atlassian's documented `yyyy-MM-ddTHH:mmZ`.
+fn parse_reset(raw: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    let raw = raw.trim();
+    OffsetDateTime::parse(raw, &Rfc3339).ok().or_else(|| {
+        let with_seconds = format!("{}:00Z", raw.strip_suffix('Z')?);
+        OffsetDateTime::parse(&with_seconds, &Rfc3339).ok()
+    })
 }
 
 /// Atlassian's error text, kept out of `Debug` and logs; shown only where the customer should
@@ -140,6 +226,14 @@ pub enum HttpError {
         attempts: u32,
         last: Failure,
         retry_after: Option<Duration>,
+        /// The last answer was a "wait" (429, or 503 with `Retry-After`).
+        throttle: Option<Throttle>,
+    },
+    /// Not sent: the site asked us not to call before `until` (a quota 429 this client saw).
+    #[error("{endpoint}: the site asked for a pause; not called")]
+    SiteWaiting {
+        endpoint: &'static str,
+        until: OffsetDateTime,
     },
     /// The request could not be made or its answer not read, and may not be retried.
     #[error("{endpoint}: {kind}")]
@@ -185,8 +279,22 @@ impl HttpError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            HttpError::Exhausted { .. } | HttpError::Transport { .. }
+            HttpError::Exhausted { .. }
+                | HttpError::Transport { .. }
+                | HttpError::SiteWaiting { .. }
         )
+    }
+
+    /// When Atlassian asked us to come back, if it did: the time, and whether the whole site
+    /// or only the endpoint is concerned. `now` is when the answer was read.
+    pub fn wait(&self, now: OffsetDateTime) -> Option<(OffsetDateTime, ThrottleScope)> {
+        match self {
+            HttpError::SiteWaiting { until, .. } => Some((*until, ThrottleScope::Site)),
+            HttpError::Exhausted {
+                throttle: Some(t), ..
+            } => Some((t.not_before(now), t.scope)),
+            _ => None,
+        }
     }
 }
 
@@ -305,7 +413,13 @@ pub struct AtlassianHttp {
     client: reqwest::Client,
     policy: RetryPolicy,
     max_per_site: usize,
-    sites: Mutex<HashMap<String, Arc<SiteLimiter>>>,
+    /// Per site: at most `max_per_site` requests at once.
+    sites: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Per site and endpoint: the adaptive limit a burst 429 lowers.
+    endpoints: Mutex<HashMap<(String, &'static str), Arc<SiteLimiter>>>,
+    /// Per site: no call before this time (a quota 429 seen by this client).
+    not_before: Mutex<HashMap<String, OffsetDateTime>>,
+    clock: Clock,
 }
 
 /// Most redirects followed for one request (Atlassian's attachment links redirect once).
@@ -339,7 +453,38 @@ impl AtlassianHttp {
             policy,
             max_per_site: max_per_site.max(1),
             sites: Mutex::new(HashMap::new()),
+            endpoints: Mutex::new(HashMap::new()),
+            not_before: Mutex::new(HashMap::new()),
+            clock: Clock::system(),
         })
+    }
+
+    /// Read time from `clock` (tests: the fake site's) for "not before" decisions.
+    pub fn with_clock(mut self, clock: Clock) -> AtlassianHttp {
+        self.clock = clock;
+        self
+    }
+
+    /// The time this client decides "not before" with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// No call to `site` before `until` (learnt from the store: another job or invocation
+    /// saw the quota 429). Only ever moves the time later.
+    pub fn hold_site_until(&self, site: &str, until: OffsetDateTime) {
+        let mut map = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = map.entry(site.to_owned()).or_insert(until);
+        if *entry < until {
+            *entry = until;
+        }
+    }
+
+    /// Until when `site` must not be called, if it must not be now.
+    pub fn site_held_until(&self, site: &str) -> Option<OffsetDateTime> {
+        let now = self.clock.now();
+        let map = self.not_before.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(site).copied().filter(|until| *until > now)
     }
 
     pub fn policy(&self) -> RetryPolicy {
@@ -351,16 +496,23 @@ impl AtlassianHttp {
         self.client.request(method, url)
     }
 
-    /// The current concurrency limit for a site (for tests and progress reports).
-    pub fn site_limit(&self, site: &str) -> usize {
-        self.limiter(site).limit.load(Ordering::Acquire)
+    /// The current concurrency limit of one endpoint of a site (lowered by burst 429s).
+    pub fn endpoint_limit(&self, site: &str, endpoint: &'static str) -> usize {
+        self.limiter(site, endpoint).limit.load(Ordering::Acquire)
     }
 
-    fn limiter(&self, site: &str) -> Arc<SiteLimiter> {
+    fn limiter(&self, site: &str, endpoint: &'static str) -> Arc<SiteLimiter> {
+        let mut map = self.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((site.to_owned(), endpoint))
+            .or_insert_with(|| Arc::new(SiteLimiter::new(self.max_per_site)))
+            .clone()
+    }
+
+    fn site_permits(&self, site: &str) -> Arc<Semaphore> {
         let mut sites = self.sites.lock().unwrap_or_else(|p| p.into_inner());
         sites
             .entry(site.to_owned())
-            .or_insert_with(|| Arc::new(SiteLimiter::new(self.max_per_site)))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.max_per_site)))
             .clone()
     }
 
@@ -374,7 +526,8 @@ impl AtlassianHttp {
         idempotency: Idempotency,
         request: Request,
     ) -> Result<AtlassianResponse, HttpError> {
-        let limiter = self.limiter(site);
+        let limiter = self.limiter(site, endpoint);
+        let site_permits = self.site_permits(site);
         // A request with a streaming body cannot be replayed: one attempt only.
         let template = request.try_clone();
         let mut next = Some(request);
@@ -382,18 +535,29 @@ impl AtlassianHttp {
         let mut waited = Duration::ZERO;
         loop {
             attempt += 1;
+            let mut throttle: Option<Throttle> = None;
             let Some(req) = next.take() else {
                 return Err(HttpError::Transport {
                     endpoint,
                     kind: TransportKind::Builder,
                 });
             };
-            let permit = limiter.permits.clone().acquire_owned().await.map_err(|_| {
-                HttpError::Transport {
-                    endpoint,
-                    kind: TransportKind::Builder,
-                }
-            })?;
+            let closed = |_| HttpError::Transport {
+                endpoint,
+                kind: TransportKind::Builder,
+            };
+            let permit = limiter
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .map_err(closed)?;
+            let site_permit = site_permits.clone().acquire_owned().await.map_err(closed)?;
+            // Checked once the permits are ours: a quota 429 answered to a concurrent call
+            // while we queued stops this one too.
+            if let Some(until) = self.site_held_until(site) {
+                return Err(HttpError::SiteWaiting { endpoint, until });
+            }
             let started = Instant::now();
             let origin = req.url().origin();
             let outcome = self.client.execute(req).await;
@@ -409,15 +573,26 @@ impl AtlassianHttp {
                     );
                     return Ok(AtlassianResponse {
                         response: resp,
-                        permit,
+                        permit: (permit, site_permit),
                         endpoint,
                     });
                 }
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = retry_after(resp.headers());
-                    if status == StatusCode::TOO_MANY_REQUESTS {
-                        limiter.throttled();
+                    throttle = Throttle::of(status, resp.headers());
+                    match throttle.map(|t| t.scope) {
+                        Some(ThrottleScope::Endpoint) => limiter.throttled(),
+                        Some(ThrottleScope::Site) => {
+                            let until = throttle
+                                .map(|t| t.not_before(self.clock.now()))
+                                .unwrap_or_else(|| self.clock.now());
+                            let budget_left = self.policy.max_total_wait.saturating_sub(waited);
+                            if retry_after.is_none_or(|d| d > budget_left) {
+                                self.hold_site_until(site, until);
+                            }
+                        }
+                        None => {}
                     }
                     if !retryable_status(status, idempotency) {
                         let redirected = resp.url().origin() != origin;
@@ -441,7 +616,7 @@ impl AtlassianHttp {
                     (Failure::Transport(kind), None)
                 }
             };
-            drop(permit);
+            drop((permit, site_permit));
             let server_delay = delay;
             let delay = server_delay.unwrap_or_else(|| self.policy.backoff(attempt));
             let replay = template.as_ref().and_then(Request::try_clone);
@@ -455,6 +630,7 @@ impl AtlassianHttp {
                     attempts: attempt,
                     last: failure,
                     retry_after: server_delay,
+                    throttle,
                 });
             }
             tracing::info!(endpoint, attempt, error = %failure,
@@ -513,7 +689,8 @@ async fn read_error_body(resp: reqwest::Response) -> ErrorBody {
 /// streamed download counts against the site's limit for as long as it runs.
 pub struct AtlassianResponse {
     response: reqwest::Response,
-    permit: OwnedSemaphorePermit,
+    /// The endpoint's and the site's.
+    permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
     endpoint: &'static str,
 }
 
@@ -688,6 +865,89 @@ mod tests {
         };
         let shown = format!("{e} {e:?}");
         assert!(!shown.contains("SECRET"), "{shown}");
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn a_quota_429_concerns_the_site_and_a_burst_429_the_endpoint() {
+        let quota = Throttle::of(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[
+                ("retry-after", "1800"),
+                ("ratelimit-reason", "jira-quota-tenant-based"),
+                ("x-ratelimit-reset", "2026-03-02T10:30Z"),
+            ]),
+        );
+        let quota = quota.unwrap_or_else(|| panic!("not a throttle"));
+        assert_eq!(quota.scope, ThrottleScope::Site);
+        assert_eq!(quota.retry_after, Some(Duration::from_secs(1800)));
+        assert_eq!(
+            quota.reset,
+            Some(time::macros::datetime!(2026-03-02 10:30 UTC))
+        );
+        let burst = Throttle::of(
+            StatusCode::TOO_MANY_REQUESTS,
+            &headers(&[
+                ("retry-after", "2"),
+                ("ratelimit-reason", "jira-burst-based"),
+            ]),
+        );
+        assert_eq!(burst.map(|t| t.scope), Some(ThrottleScope::Endpoint));
+        let unsaid = Throttle::of(StatusCode::TOO_MANY_REQUESTS, &HeaderMap::new());
+        assert_eq!(unsaid.map(|t| t.scope), Some(ThrottleScope::Site));
+        let busy = Throttle::of(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &headers(&[("retry-after", "120")]),
+        );
+        assert_eq!(busy.map(|t| t.scope), Some(ThrottleScope::Site));
+        assert_eq!(
+            Throttle::of(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new()),
+            None
+        );
+        assert_eq!(
+            Throttle::of(StatusCode::BAD_GATEWAY, &HeaderMap::new()),
+            None
+        );
+    }
+
+    #[test]
+    fn not_before_is_the_later_of_retry_after_and_reset() {
+        let now = time::macros::datetime!(2026-03-02 10:00 UTC);
+        let t = Throttle {
+            scope: ThrottleScope::Site,
+            retry_after: Some(Duration::from_secs(60)),
+            reset: Some(now + Duration::from_secs(600)),
+        };
+        assert_eq!(t.not_before(now), now + Duration::from_secs(600));
+        let t = Throttle {
+            reset: Some(now),
+            ..t
+        };
+        assert_eq!(t.not_before(now), now + Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_held_site_is_not_called_until_its_time() {
+        let fixed = time::macros::datetime!(2026-03-02 10:00 UTC);
+        let http = AtlassianHttp::new(RetryPolicy::default(), 2)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_clock(Clock::from_fn(move || fixed));
+        assert_eq!(http.site_held_until("c1"), None);
+        http.hold_site_until("c1", fixed + Duration::from_secs(30));
+        http.hold_site_until("c1", fixed + Duration::from_secs(10));
+        assert_eq!(
+            http.site_held_until("c1"),
+            Some(fixed + Duration::from_secs(30)),
+            "only ever later"
+        );
+        assert_eq!(http.site_held_until("c2"), None);
     }
 
     #[tokio::test]

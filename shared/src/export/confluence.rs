@@ -106,7 +106,11 @@ impl Source for Confluence {
         };
         let page: Results = get_json(ctx, token, "confluence.search", url)
             .await
-            .map_err(map_search_error)?;
+            .map_err(|e| match (cursor, e.status().map(|s| s.as_u16())) {
+                // The query worked for the first page: a refused cursor link is stale.
+                (Some(_), Some(400)) => ExportError::CursorExpired,
+                _ => map_search_error(e),
+            })?;
         let ids = page
             .results
             .iter()

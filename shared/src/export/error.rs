@@ -26,6 +26,13 @@ pub enum ExportError {
     /// Something that will not get better by retrying (missing connector, bad data).
     #[error("{0}")]
     Terminal(String),
+    /// Atlassian refused a page cursor (Jira: "The provided next page token is invalid or
+    /// expired", after 7 days): the search restarts from the first page.
+    #[error("the search's page cursor expired")]
+    CursorExpired,
+    /// The invocation's deadline came inside a batch: pause, the continuation redoes it.
+    #[error("the invocation ran out of time inside a batch")]
+    OutOfTime,
     /// Another invocation took the job over, or the job was erased.
     #[error("the job lease was lost (another invocation took over, or the job was erased)")]
     LeaseLost,
@@ -48,6 +55,18 @@ impl From<HttpError> for ExportError {
 }
 
 impl ExportError {
+    /// When Atlassian asked us to come back, if this is such an answer (see
+    /// [`HttpError::wait`]).
+    pub fn wait(
+        &self,
+        now: time::OffsetDateTime,
+    ) -> Option<(time::OffsetDateTime, crate::atlassian::http::ThrottleScope)> {
+        match self {
+            ExportError::Http(e) => e.wait(now),
+            _ => None,
+        }
+    }
+
     /// Retrying the same event later cannot help: fail the job.
     pub fn is_terminal(&self) -> bool {
         matches!(

@@ -32,7 +32,22 @@ struct IdOnly {
 struct BulkFetch {
     #[serde(default)]
     issues: Vec<Value>,
+    /// Issues Jira could not load this time: retriable (developer.atlassian.com, Jira REST v3
+    /// `POST /rest/api/3/issue/bulkfetch`, `issueErrors`; ATLASSIAN.md).
+    #[serde(default, rename = "issueErrors")]
+    issue_errors: Vec<IssueError>,
 }
+
+#[derive(Deserialize)]
+struct IssueError {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, rename = "errorMessage")]
+    error_message: Option<String>,
+}
+
+/// Bulk fetches of the ids Jira reported in `issueErrors` (the first one included).
+const BULKFETCH_ATTEMPTS: usize = 3;
 
 #[derive(Deserialize)]
 struct CommentPage {
@@ -97,7 +112,12 @@ impl Source for Jira {
             .http
             .send("jira.search", ctx.cloud_id.as_str(), Idempotency::Safe, req)
             .await
-            .map_err(map_search_error)?
+            .map_err(|e| match (cursor, e.status().map(|s| s.as_u16())) {
+                // A query that worked for the first page is still valid: the token is not
+                // (it expires after 7 days; developer.atlassian.com, Jira REST v3 issue search).
+                (Some(_), Some(400)) => ExportError::CursorExpired,
+                _ => map_search_error(e),
+            })?
             .json()
             .await?;
         let next = if page.is_last == Some(true) {
@@ -119,30 +139,50 @@ impl Source for Jira {
         all_comments: bool,
     ) -> Result<Batch, ExportError> {
         let mut batch = Batch::default();
-        let mut returned = self.bulkfetch(ctx, token, ids).await?;
-        let mut missing: Vec<String> = ids
-            .iter()
-            .filter(|id| {
-                !returned
-                    .iter()
-                    .any(|i| i["id"].as_str() == Some(id.as_str()))
-            })
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            // Jira leaves out issues it could not load this time (issueErrors) as well as those
-            // the user may not see; ask once more for the missing ones.
-            returned.extend(self.bulkfetch(ctx, token, &missing).await?);
-            missing.retain(|id| {
-                !returned
-                    .iter()
-                    .any(|i| i["id"].as_str() == Some(id.as_str()))
+        let mut returned: Vec<Value> = Vec::new();
+        let mut errors: Vec<IssueError> = Vec::new();
+        let mut ask: Vec<String> = ids.to_vec();
+        for _ in 0..BULKFETCH_ATTEMPTS {
+            let out = self.bulkfetch(ctx, token, &ask).await?;
+            returned.extend(out.issues);
+            errors = out.issue_errors;
+            // Ask again only for what Jira said it could not load this time; issues simply
+            // absent are not visible to the user (or gone) and will not appear on asking.
+            ask = errors
+                .iter()
+                .filter_map(|e| e.id.clone())
+                .filter(|id| ids.contains(id))
+                .filter(|id| {
+                    !returned
+                        .iter()
+                        .any(|i| i["id"].as_str() == Some(id.as_str()))
+                })
+                .collect();
+            if ask.is_empty() {
+                break;
+            }
+        }
+        for id in ids {
+            if returned
+                .iter()
+                .any(|i| i["id"].as_str() == Some(id.as_str()))
+            {
+                continue;
+            }
+            let reason = match errors.iter().find(|e| e.id.as_deref() == Some(id.as_str())) {
+                Some(e) => format!(
+                    "Jira could not load it after {BULKFETCH_ATTEMPTS} attempts: {}",
+                    e.error_message.as_deref().unwrap_or("no reason given")
+                ),
+                None => {
+                    "not returned by Jira (no permission to see it, or deleted meanwhile)".into()
+                }
+            };
+            batch.skipped.push(Skipped {
+                id: id.clone(),
+                reason,
             });
         }
-        batch.skipped.extend(missing.into_iter().map(|id| Skipped {
-            id,
-            reason: "not returned by Jira (no permission to see it, or deleted meanwhile)".into(),
-        }));
         for mut doc in returned {
             let Some(id) = doc["id"].as_str().map(str::to_owned) else {
                 continue;
@@ -192,9 +232,12 @@ impl Jira {
         ctx: &Ctx<'_>,
         token: &Secret,
         ids: &[String],
-    ) -> Result<Vec<Value>, ExportError> {
+    ) -> Result<BulkFetch, ExportError> {
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(BulkFetch {
+                issues: Vec::new(),
+                issue_errors: Vec::new(),
+            });
         }
         let body = json!({ "issueIdsOrKeys": ids, "fields": ["*all"] });
         let req = ctx
@@ -215,7 +258,7 @@ impl Jira {
             .await?
             .json()
             .await?;
-        Ok(out.issues)
+        Ok(out)
     }
 
     /// Replace the ≤20 comments search returns by all of them.

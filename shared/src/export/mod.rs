@@ -9,6 +9,7 @@ mod error;
 pub mod jira;
 pub mod keys;
 pub mod redact;
+pub mod resume;
 pub mod runner;
 pub mod source;
 

@@ -26,6 +26,11 @@ pub fn epoch(t: OffsetDateTime) -> AttributeValue {
     n(t.unix_timestamp())
 }
 
+/// Epoch seconds rounded up: for "not before" times, which must never move earlier.
+pub fn epoch_ceil(t: OffsetDateTime) -> AttributeValue {
+    n(t.unix_timestamp() + i64::from(t.nanosecond() > 0))
+}
+
 fn missing(name: &str) -> StoreError {
     StoreError::Malformed(format!("attribute {name} missing or of the wrong type"))
 }

@@ -40,8 +40,10 @@ pub struct Connector {
     pub options: ConnectorOptions,
     /// Items updated before this were exported by an earlier completed job.
     pub watermark: Option<OffsetDateTime>,
-    /// The job that is running now, if any.
+    /// The job that is running now, if any (claimed when the export is requested).
     pub active_job: Option<JobId>,
+    /// When `active_job` was claimed.
+    pub active_job_at: Option<OffsetDateTime>,
     pub last_job: Option<JobId>,
     /// The last completed full (non-incremental) job, whose id set deletion detection compares to.
     pub last_full_job: Option<JobId>,
@@ -81,6 +83,7 @@ fn connector_from(item: &Item) -> Result<Connector, StoreError> {
             .unwrap_or_default(),
         watermark: attrs::opt_time(item, "watermark"),
         active_job: opt_job("active_job")?,
+        active_job_at: attrs::opt_time(item, "active_job_at"),
         last_job: opt_job("last_job")?,
         last_full_job: opt_job("last_full_job")?,
         created_at: attrs::get_time(item, "created_at")?,
@@ -88,7 +91,31 @@ fn connector_from(item: &Item) -> Result<Connector, StoreError> {
     })
 }
 
+/// How long a claimed job that has not started yet (its `ExportRequested` not yet picked up)
+/// keeps the connector's slot; after that the claim is taken to be lost.
+pub const UNSTARTED_CLAIM_TTL: time::Duration = time::Duration::minutes(15);
+
 impl Store {
+    /// Whether `holder`, the connector's claimed job, still holds the slot at `now`: its job
+    /// is running or waiting, or it was claimed moments ago and has not started yet.
+    pub async fn holds_slot(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectorId,
+        holder: &JobId,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        if let Some(job) = self.get_job(tenant, holder).await? {
+            return Ok(job.status.is_live());
+        }
+        let claimed_at = self
+            .get_connector(tenant, id)
+            .await?
+            .filter(|c| c.active_job.as_ref() == Some(holder))
+            .and_then(|c| c.active_job_at);
+        Ok(claimed_at.is_some_and(|at| now - at < UNSTARTED_CLAIM_TTL))
+    }
+
     /// Create or replace a connector's definition (keeps its watermark and job pointers unless
     /// the query changed, in which case the next export is a full one).
     pub async fn put_connector(&self, c: &Connector) -> Result<Connector, StoreError> {
@@ -147,6 +174,7 @@ impl Store {
         tenant: &TenantId,
         id: &ConnectorId,
         job: &JobId,
+        now: OffsetDateTime,
     ) -> Result<Option<JobId>, StoreError> {
         let result = self
             .ddb
@@ -154,7 +182,8 @@ impl Store {
             .table_name(&self.table)
             .key(PK, attrs::s(pk(tenant)))
             .key(SK, attrs::s(sk(id)))
-            .update_expression("SET active_job = :job, last_job = :job")
+            .update_expression("SET active_job = :job, last_job = :job, active_job_at = :now")
+            .expression_attribute_values(":now", attrs::epoch(now))
             .condition_expression(
                 "attribute_exists(pk) AND (attribute_not_exists(active_job) OR active_job = :job)",
             )
@@ -176,22 +205,52 @@ impl Store {
         }
     }
 
-    /// A job ended: free the slot; on success move the watermark (and remember a full run).
+    /// A job ended: free the slot; on success move the watermark (and remember a full run),
+    /// but only if the connector still selects what the job exported (`query`, its snapshot):
+    /// a query changed during the run makes the next run a full one.
     pub async fn finish_active_job(
         &self,
         tenant: &TenantId,
         id: &ConnectorId,
         job: &JobId,
         completed: Option<(OffsetDateTime, bool)>,
+        query: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut update = attrs::Update::default();
-        update.remove("active_job");
         if let Some((watermark, full)) = completed {
+            let mut update = attrs::Update::default();
+            update.remove("active_job");
+            update.remove("active_job_at");
             update.set("watermark", attrs::epoch(watermark));
             if full {
                 update.set("last_full_job", attrs::s(job.as_str()));
             }
+            let (active, j) = (
+                update.name("active_job"),
+                update.value(attrs::s(job.as_str())),
+            );
+            let mut cond = format!("{active} = {j}");
+            if let Some(q) = query {
+                let (qn, qv) = (update.name("query"), update.value(attrs::s(q)));
+                cond.push_str(&format!(" AND {qn} = {qv}"));
+            }
+            let result = update
+                .apply(self.ddb.update_item().table_name(&self.table))
+                .key(PK, attrs::s(pk(tenant)))
+                .key(SK, attrs::s(sk(id)))
+                .condition_expression(cond)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e)
+                    if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
+                        == Some("ConditionalCheckFailedException") => {}
+                Err(e) => return Err(AwsError::new("dynamodb:UpdateItem(finish job)", &e).into()),
+            }
         }
+        let mut update = attrs::Update::default();
+        update.remove("active_job");
+        update.remove("active_job_at");
         let (active, j) = (
             update.name("active_job"),
             update.value(attrs::s(job.as_str())),

@@ -34,6 +34,7 @@ pub mod connectors;
 pub mod grants;
 pub mod jobs;
 pub mod schema;
+pub mod sites;
 pub mod states;
 
 use std::sync::Arc;

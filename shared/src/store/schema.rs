@@ -15,3 +15,12 @@ pub const REFRESH_DUE_INDEX: &str = "refresh-due";
 pub const REFRESH_BUCKET: &str = "refresh_bucket";
 /// GSI sort key (number): epoch seconds at which the connection is due for a refresh.
 pub const REFRESH_DUE_AT: &str = "refresh_due_at";
+
+/// Sparse GSI over export jobs that have not ended, keyed by when one must be looked at again
+/// (lease expiry while running, resume time while waiting): the sweeper's query.
+pub const JOB_DUE_INDEX: &str = "jobs-due";
+/// GSI partition key (string): [`JOB_DUE_BUCKET_VALUE`] on live jobs, absent on ended ones.
+pub const JOB_DUE_BUCKET: &str = "job_due_bucket";
+pub const JOB_DUE_BUCKET_VALUE: &str = "JOB";
+/// GSI sort key (number): epoch seconds.
+pub const JOB_DUE_AT: &str = "job_due_at";

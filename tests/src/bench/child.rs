@@ -82,6 +82,11 @@ async fn counted_clients(config: &Config, counter: &RequestCounter) -> AwsClient
                 .interceptor(c())
                 .build(),
         ),
+        sqs: aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .interceptor(c())
+                .build(),
+        ),
     }
 }
 

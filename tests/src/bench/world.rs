@@ -348,6 +348,7 @@ pub async fn put_connector(
         options: ConnectorOptions::default(),
         watermark: None,
         active_job: None,
+        active_job_at: None,
         last_job: None,
         last_full_job: None,
         created_at: now,

@@ -28,7 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use integration_tests::emulator::{Emulator, EventQueue, ResourceNames, provision};
+use integration_tests::emulator::{
+    Emulator, EventQueue, ResourceNames, provision, provision_resume_queue,
+};
 use integration_tests::fake::{self, FakeAtlassian, FakeConfig};
 use integration_tests::http_functions::{CallbackAnswer, HttpFunctions, Serving};
 use serde_json::{Value, json};
@@ -282,12 +284,14 @@ async fn run() -> Result<(), Fail> {
     let clients = emulator.clients().await;
     let names = ResourceNames::unique("local");
     let key = provision(&clients, &names).await?;
+    let resume_queue = provision_resume_queue(&clients, &names).await?;
     let mut vars = vec![
         ("AWS_ENDPOINT_URL", emulator.endpoint().to_string()),
         ("TABLE_NAME", names.table.clone()),
         ("BUCKET_NAME", names.bucket.clone()),
         ("KMS_KEY_ID", key.clone()),
         ("EVENT_BUS_NAME", names.event_bus.clone()),
+        ("RESUME_QUEUE_URL", resume_queue.clone()),
         ("OAUTH_REDIRECT_URL", callback_url.clone()),
     ];
     for app in apps {
@@ -376,8 +380,22 @@ async fn run() -> Result<(), Fail> {
     let delivered = Arc::new(AtomicUsize::new(0));
     let worker = {
         let (exporter, delivered) = (exporter.clone(), delivered.clone());
+        let sqs = clients.sqs.clone();
         tokio::spawn(async move {
+            let mut last_sweep = tokio::time::Instant::now();
             loop {
+                // The resume queue's event source mapping: due messages (SQS applies their
+                // delay, in real time) go to the same handler, as one SQS event.
+                deliver_resumes(&sqs, &resume_queue, &exporter).await;
+                // The sweeper's schedule (every 5 minutes in the stack; every minute here).
+                if last_sweep.elapsed() >= Duration::from_secs(60) {
+                    last_sweep = tokio::time::Instant::now();
+                    let tick = json!({ "source": "aws.events", "detail-type": "Scheduled Event", "detail": {} });
+                    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+                    if let Err(e) = export::handle(&exporter, tick, deadline).await {
+                        println!("    export sweeper failed (would run again): {e}");
+                    }
+                }
                 for (detail_type, detail) in queue.drain().await {
                     if detail_type == "ExportRequested" || detail_type == "ExportContinued" {
                         delivered.fetch_add(1, Ordering::Relaxed);
@@ -862,6 +880,55 @@ fn hidden_fields(html: &str) -> Vec<(String, String)> {
         })
         .filter_map(|t| Some((attr(t, "name")?, attr(t, "value")?)))
         .collect()
+}
+
+/// What Lambda's event source mapping does with the resume queue: receive what is visible,
+/// hand it to the export function as an SQS event, delete what it did not report as failed.
+async fn deliver_resumes(sqs: &aws_sdk_sqs::Client, queue: &str, exporter: &Exporter) {
+    let Ok(out) = sqs
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(10)
+        .send()
+        .await
+    else {
+        return;
+    };
+    let messages = out.messages.unwrap_or_default();
+    if messages.is_empty() {
+        return;
+    }
+    let records: Vec<serde_json::Value> = messages
+        .iter()
+        .map(|m| json!({ "messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs" }))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let failed: Vec<String> =
+        match export::handle(exporter, json!({ "Records": records }), deadline).await {
+            Ok(answer) => answer["batchItemFailures"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                .collect(),
+            Err(e) => {
+                println!("    resume delivery failed (would be retried): {e}");
+                return;
+            }
+        };
+    for m in &messages {
+        if failed.iter().any(|id| Some(id.as_str()) == m.message_id()) {
+            continue;
+        }
+        if let Some(handle) = m.receipt_handle() {
+            let _ = sqs
+                .delete_message()
+                .queue_url(queue)
+                .receipt_handle(handle)
+                .send()
+                .await;
+        }
+    }
 }
 
 #[cfg(test)]

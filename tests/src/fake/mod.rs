@@ -61,6 +61,7 @@ mod media;
 mod oauth;
 mod params;
 mod query_lang;
+mod quota;
 mod recorder;
 mod respond;
 mod rng;
@@ -178,6 +179,7 @@ impl FakeAtlassian {
             sites,
             users,
             faults: Mutex::new(FaultRules::new(config.seed)),
+            quotas: Mutex::new(quota::Quotas::default()),
             recorder: recorder::Recorder::default(),
             media: Mutex::new(media::MediaLinks::default()),
             media_link_ttl: config.media_link_ttl,
@@ -231,6 +233,32 @@ impl FakeAtlassian {
 
     pub fn clear_faults(&self) {
         lock(&self.app.faults).clear();
+        lock(&self.app.quotas).clear();
+    }
+
+    /// The tenant's hourly quota under `prefix` (e.g. `/ex/jira/{cloudId}/`) is spent after
+    /// `after` more calls: then 429 `jira-quota-tenant-based` with `Retry-After:
+    /// retry_after_secs` until the reset (tests/src/fake/quota.rs).
+    pub fn exhaust_quota_after(&self, prefix: &str, after: u64, retry_after_secs: u64) {
+        lock(&self.app.quotas).add(prefix, after, retry_after_secs);
+    }
+
+    /// Calls made to a site while its quota was spent, after a 429 had said when to come
+    /// back: each one a call our code should never have made.
+    pub fn early_calls(&self) -> u64 {
+        lock(&self.app.quotas).early_calls
+    }
+
+    /// 429s answered because a quota was spent.
+    pub fn quota_429s(&self) -> u64 {
+        lock(&self.app.quotas).answered_429
+    }
+
+    /// A clock that reads this fake's time (for the code under test, so both agree on when a
+    /// wait is over).
+    pub fn clock_fn(&self) -> impl Fn() -> OffsetDateTime + Send + Sync + 'static {
+        let clock = self.app.clock.clone();
+        move || clock.now()
     }
 
     /// Requests received (faulted ones included, admin ones not) whose path starts with `prefix`.

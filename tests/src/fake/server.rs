@@ -106,6 +106,16 @@ async fn handle(
         had_authorization: req.headers().contains_key(header::AUTHORIZATION),
         status: None,
     });
+    let over_quota = if origin == Origin::Main {
+        lock(&app.quotas).check(&path, app.clock.now())
+    } else {
+        None
+    };
+    if let Some(response) = over_quota {
+        app.recorder.finish(slot, Some(response.status().as_u16()));
+        tracing::info!(%method, path = %loggable(&path), status = 429, "request over quota");
+        return Ok(response);
+    }
     let decision = lock(&app.faults).decide(&path);
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
@@ -156,8 +166,12 @@ fn fault_response(status: u16, retry_after_secs: Option<u64>) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
+        // An injected 429 is a burst limit of the endpoint it matched: "RateLimit-Reason:
+        // jira-burst-based ... slow down requests to that endpoint only"
+        // (developer.atlassian.com/cloud/jira/platform/build-an-app-that-respects-rate-limits).
+        // Quota 429s come from tests/src/fake/quota.rs.
         response.headers_mut().insert(
-            "x-ratelimit-reason",
+            "ratelimit-reason",
             HeaderValue::from_static("jira-burst-based"),
         );
     }

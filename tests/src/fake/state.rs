@@ -11,6 +11,7 @@ use super::config::ClientApp;
 use super::faults::FaultRules;
 use super::grants::Grants;
 use super::media::MediaLinks;
+use super::quota::Quotas;
 use super::recorder::Recorder;
 use super::site::Site;
 use super::users::Users;
@@ -25,6 +26,7 @@ pub(crate) struct AppState {
     pub sites: Vec<Site>,
     pub users: Arc<Users>,
     pub faults: Mutex<FaultRules>,
+    pub quotas: Mutex<Quotas>,
     pub recorder: Recorder,
     pub media: Mutex<MediaLinks>,
     pub media_link_ttl: Duration,

@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 use shared::events::ExportRequested;
 use shared::export::runner::Outcome;
 use shared::ids::TenantId;
-use tokio::time::Instant;
 
 use crate::connect::{World, dump};
 use crate::export_harness::{exporter_for, far};
@@ -254,36 +253,22 @@ async fn an_export_through_the_api_shows_progress_then_completion() {
     let ev: ExportRequested =
         serde_json::from_value(requested[0].1.clone()).unwrap_or_else(|e| panic!("{e}"));
     let exporter = exporter_for(&w).await;
-    // Short invocations (a tight deadline) until progress shows while the job still runs; how
-    // much one invocation gets done depends on the machine's load, so several may be needed.
-    let mut outcome = exporter
-        .requested(&ev, Instant::now() + Duration::from_millis(400))
+    // The job stops mid-way at a point that does not depend on timing: the site's quota is
+    // spent after a few calls, so the job makes progress, then waits (Retry-After: 1800).
+    let cloud = w.site.cloud_ids()[0].clone();
+    w.site
+        .exhaust_quota_after(&format!("/ex/jira/{cloud}/"), 8, 1800);
+    let outcome = exporter
+        .requested(&ev, far())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut running = serde_json::Value::Null;
-    for _ in 0..50 {
-        assert_eq!(
-            outcome,
-            Outcome::Continued,
-            "the job finished before progress could be observed"
-        );
-        running = w
-            .api(Method::GET, &format!("/jobs/{job}?tenant=acme"), None)
-            .await
-            .1;
-        if running["items_done"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-        let cont = shared::events::ExportContinued {
-            tenant: ev.tenant.clone(),
-            job_id: ev.job_id.clone().unwrap_or_else(|| panic!()),
-        };
-        outcome = exporter
-            .continued(&cont, Instant::now() + Duration::from_millis(400))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    assert_eq!(running["status"], "running", "{running}");
+    assert!(matches!(outcome, Outcome::Waiting { .. }), "{outcome:?}");
+    let running = w
+        .api(Method::GET, &format!("/jobs/{job}?tenant=acme"), None)
+        .await
+        .1;
+    assert_eq!(running["status"], "waiting", "{running}");
+    assert!(running["resume_at"].is_string(), "{running}");
     assert!(running["items_done"].as_u64().unwrap_or(0) > 0, "{running}");
     let (status, busy) = w
         .api(
@@ -294,6 +279,7 @@ async fn an_export_through_the_api_shows_progress_then_completion() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{busy}");
 
+    w.site.advance_clock(Duration::from_secs(1900));
     run_requested(&w, "acme", "jira-main", &job).await;
     let (_, done) = w
         .api(Method::GET, &format!("/jobs/{job}?tenant=acme"), None)
@@ -459,4 +445,55 @@ async fn routes_validate_input_and_never_reveal_another_tenants_data() {
         view["site_url"].is_string() && view["cloud_id"].is_string(),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_quick_export_requests_start_one_job_and_the_connector_is_not_changed_under_it() {
+    let (w, acme, _) = two_tenants().await;
+    let events = w.aws.capture_events().await;
+    put_connector(&w, "acme", &acme, "jira-main").await;
+    let path = "/connectors/jira-main/exports?tenant=acme";
+    // Both before the export function has picked anything up.
+    let (first, second) = futures::join!(
+        w.api(Method::POST, path, None),
+        w.api(Method::POST, path, None)
+    );
+    let mut statuses = vec![first.0, second.0];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        vec![StatusCode::ACCEPTED, StatusCode::CONFLICT],
+        "{first:?} {second:?}"
+    );
+    let requested: Vec<_> = events
+        .drain()
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "ExportRequested")
+        .collect();
+    assert_eq!(requested.len(), 1, "{requested:?}");
+
+    let changed = serde_json::json!({ "tenant": "acme", "connection_id": acme, "product": "jira", "query": "project = BETA" });
+    let (status, body) = w
+        .api(
+            Method::PUT,
+            "/connectors/jira-main",
+            Some(&changed.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+
+    let job = requested[0].1["job_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    run_requested(&w, "acme", "jira-main", &job).await;
+    let (status, body) = w
+        .api(
+            Method::PUT,
+            "/connectors/jira-main",
+            Some(&changed.to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "after the job: {body}");
 }

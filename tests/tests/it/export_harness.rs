@@ -12,9 +12,11 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use shared::atlassian::http::AtlassianHttp;
 use shared::blob::BlobStore;
+use shared::clock::Clock;
 use shared::events::{ExportContinued, ExportRequested};
 use shared::export::redact::find_account_ids;
-use shared::export::runner::{Exporter, Outcome, new_job_id};
+use shared::export::resume::Resumer;
+use shared::export::runner::{COMPLETE_STEPS, Exporter, Outcome, StepGate, new_job_id};
 use shared::ids::{ConnectorId, JobId, Product};
 use shared::store::connectors::{Connector, ConnectorOptions};
 use shared::store::jobs::Job;
@@ -27,8 +29,9 @@ use crate::support::{LogCapture, fast_policy};
 
 pub(crate) const MIB: u64 = 1024 * 1024;
 
-/// How long the exporter's job lease lasts in tests (see [`exporter_for`]).
-const LEASE_TTL: Duration = Duration::from_secs(2);
+/// How long the exporter's job lease lasts in tests, as in production (see [`exporter_for`]);
+/// on the clock the tests move.
+const LEASE_TTL: Duration = Duration::from_secs(120);
 
 pub(crate) struct Export {
     pub(crate) w: World,
@@ -40,7 +43,12 @@ pub(crate) struct Export {
 
 impl Export {
     pub(crate) async fn for_product(seed: SeedSpec, product: Product) -> Export {
-        let w = World::with_fake(FakeConfig::default().with_sites(1, seed)).await;
+        Export::for_product_with(FakeConfig::default().with_sites(1, seed), product).await
+    }
+
+    /// As [`Export::for_product`], over a fake configured by `config`.
+    pub(crate) async fn for_product_with(config: FakeConfig, product: Product) -> Export {
+        let w = World::with_fake(config).await;
         let back = w
             .consent(&w.authorize(product.as_str(), None).await, true)
             .await;
@@ -99,6 +107,7 @@ impl Export {
             options: ConnectorOptions::default(),
             watermark: None,
             active_job: None,
+            active_job_at: None,
             last_job: None,
             last_full_job: None,
             created_at: now,
@@ -120,7 +129,8 @@ impl Export {
         }
     }
 
-    /// Run a job to its end with a generous deadline.
+    /// Run a job to its end with a generous deadline. A wait Atlassian asked for is waited out
+    /// on the test's clock: moved to the resume time, then the due delivery is made.
     pub(crate) async fn run(&self, connector: &Connector) -> (JobId, Outcome) {
         let job = new_job_id();
         let mut outcome = self
@@ -128,10 +138,27 @@ impl Export {
             .requested(&self.request(connector, &job), far())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        while outcome == Outcome::Continued {
+        loop {
+            match outcome {
+                Outcome::Continued => {}
+                Outcome::Waiting { until } => self.advance_to(until),
+                _ => return (job, outcome),
+            }
             outcome = self.continued(&job, far()).await;
         }
-        (job, outcome)
+    }
+
+    /// Move the clock the exporter and the fake site share to `until` (if it is later).
+    pub(crate) fn advance_to(&self, until: OffsetDateTime) {
+        let now = self.w.site.now();
+        if until > now {
+            self.advance((until - now).unsigned_abs());
+        }
+    }
+
+    /// Move the shared clock forward.
+    pub(crate) fn advance(&self, by: Duration) {
+        self.w.site.advance_clock(by);
     }
 
     /// Run a job to completion and say what it took.
@@ -161,36 +188,63 @@ impl Export {
     /// Run a job whose invocations crash (are dropped mid-flight) at `crashes` random points
     /// of its progress, then let it finish. The points are distinct item counts drawn (seeded)
     /// from what an uninterrupted run of the same job exported (`clean`), leaving out the last
-    /// two: crash `i` comes once the job's record shows that many items done, after a random
-    /// part of half an average item's time. So the crashes are spread over the whole export,
-    /// between and within items, however fast or loaded this machine is (with one item per
-    /// batch, see [`Export::with_batch_size`], each item done is a checkpoint). Until one
-    /// crash has hit an open multipart upload, a crash also comes as soon as one is open, so
-    /// at least one lands inside an attachment upload. Each crashed event is delivered again
-    /// once the crashed invocation's lease has lapsed, as Lambda's retries would.
+    /// two: crash `i` comes once the job's record shows that many items done (and the crashed
+    /// invocation itself made progress), after a random part of half an average item's time.
+    /// So the crashes are spread over the whole export, between and within items, however
+    /// fast or loaded this machine is (with one item per batch, see
+    /// [`Export::with_batch_size`], each item done is a checkpoint). Until one crash has hit an
+    /// open multipart upload, every other crash also comes as soon as one is open, so at least
+    /// one lands inside an attachment upload.
+    ///
+    /// The last four crashes come inside `complete()`, one at each of its steps
+    /// ([`COMPLETE_STEPS`]: finishing saved, manifest written, completion announced, job
+    /// marked completed), held there by the exporter's step gate.
+    ///
+    /// A crashed event is delivered again as Lambda's asynchronous retries would: one minute,
+    /// then two more minutes later, on the clock the test controls (never by waiting out the
+    /// lease). A retry that meets the dead invocation's live lease is a retryable failure
+    /// ([`Outcome::Busy`]); when both retries fail the event is dead-lettered and the sweeper
+    /// resumes the job.
     pub(crate) async fn run_crashing(
         &self,
         connector: &Connector,
         crashes: usize,
         clean: &Effort,
     ) -> Crashes {
+        let job = new_job_id();
         let items = clean.items as usize;
+        let inside_complete = COMPLETE_STEPS.len();
         assert!(
-            items >= crashes + 2,
+            crashes >= inside_complete,
+            "some crashes are inside complete()"
+        );
+        assert!(
+            items >= crashes,
             "{items} items leave no room for {crashes} crash points"
         );
         let mut rng = rand::rngs::StdRng::seed_from_u64(20);
-        let mut points: Vec<u64> = rand::seq::index::sample(&mut rng, items - 1, crashes)
-            .into_iter()
-            .map(|i| i as u64)
-            .collect();
-        points.sort_unstable();
+        let mut item_points: Vec<u64> =
+            rand::seq::index::sample(&mut rng, items - 1, crashes - inside_complete)
+                .into_iter()
+                .map(|i| i as u64)
+                .collect();
+        item_points.sort_unstable();
+        let mut points: Vec<CrashAt> = item_points.into_iter().map(CrashAt::Items).collect();
+        points.extend(COMPLETE_STEPS.iter().map(|s| CrashAt::Step(s)));
+        let gate = self
+            .exporter
+            .gate
+            .clone()
+            .unwrap_or_else(|| panic!("the test exporter has a step gate"));
         let half_item = (clean.took.as_micros() / (2 * items as u128)).max(1) as u64;
-        let job = new_job_id();
         let mut report = Crashes::default();
         let mut created = false;
+        // Lambda's retries of the current event: after 1 minute, then after 2 more.
+        let mut retries_left: Vec<Duration> = Vec::new();
+        let mut last_was_hunt = false;
         loop {
             let deadline = far();
+            let started_with = self.items_done(&job).await;
             let invocation = async {
                 if created {
                     let ev = ExportContinued {
@@ -207,15 +261,32 @@ impl Export {
             let finished = match points.get(report.crashes) {
                 Some(&point) => {
                     let after = Duration::from_micros(rng.random_range(0..half_item));
-                    let hunt_upload = report.mid_upload == 0;
+                    let hunt_upload = report.mid_upload == 0
+                        && !last_was_hunt
+                        && matches!(point, CrashAt::Items(_));
+                    if let CrashAt::Step(step) = point {
+                        gate.arm(step);
+                    }
                     let crash = async {
+                        if let CrashAt::Step(_) = point {
+                            // Held at the step by the gate: a crash exactly there.
+                            gate.reached().await;
+                            return false;
+                        }
                         loop {
-                            if self.items_done(&job).await >= point {
+                            let reached = match point {
+                                CrashAt::Items(n) => {
+                                    let done = self.items_done(&job).await;
+                                    done >= n && done > started_with
+                                }
+                                CrashAt::Step(_) => false,
+                            };
+                            if reached {
                                 tokio::time::sleep(after).await;
-                                return;
+                                return false;
                             }
                             if hunt_upload && self.open_uploads().await > 0 {
-                                return;
+                                return true;
                             }
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
@@ -223,9 +294,10 @@ impl Export {
                     tokio::pin!(invocation);
                     tokio::select! {
                         outcome = &mut invocation => Some(outcome),
-                        () = crash => {
+                        hunted = crash => {
                             // Looked at while the invocation is frozen, before it is dropped.
                             report.mid_upload += usize::from(self.open_uploads().await > 0);
+                            last_was_hunt = hunted;
                             None
                         }
                     }
@@ -234,15 +306,32 @@ impl Export {
                 None => Some(invocation.await),
             };
             let Some(outcome) = finished else {
+                if let Some(CrashAt::Step(_)) = points.get(report.crashes) {
+                    report.in_complete += 1;
+                }
                 report.crashes += 1;
-                tokio::time::sleep(LEASE_TTL + Duration::from_millis(100)).await;
+                retries_left = vec![Duration::from_secs(60), Duration::from_secs(120)];
+                self.redeliver_later(&mut retries_left, &job, &mut report)
+                    .await;
                 continue;
             };
             match outcome.unwrap_or_else(|e| panic!("{e}")) {
                 Outcome::Completed { .. } | Outcome::AlreadyFinished => break,
-                Outcome::Continued => created = true,
-                // The lease of a crashed invocation had not lapsed yet: deliver again.
-                Outcome::Busy => {}
+                Outcome::Continued => {
+                    created = true;
+                    retries_left.clear();
+                }
+                Outcome::Waiting { until } => {
+                    created = true;
+                    retries_left.clear();
+                    self.advance_to(until);
+                }
+                // The dead invocation's lease is live: a retryable failure, retried later.
+                Outcome::Busy => {
+                    report.busy += 1;
+                    self.redeliver_later(&mut retries_left, &job, &mut report)
+                        .await;
+                }
                 other => panic!("{other:?}"),
             }
         }
@@ -254,6 +343,44 @@ impl Export {
             record.failure_reason
         );
         report
+    }
+
+    /// Wait (on the test's clock) for Lambda's next retry of the event; with none left the
+    /// event is dead-lettered, and the job comes back through the sweeper once it is overdue.
+    async fn redeliver_later(
+        &self,
+        retries_left: &mut Vec<Duration>,
+        job: &JobId,
+        report: &mut Crashes,
+    ) {
+        if !retries_left.is_empty() {
+            let wait = retries_left.remove(0);
+            self.advance(wait);
+            return;
+        }
+        report.swept += 1;
+        // The sweeper runs every 5 minutes.
+        for _ in 0..4 {
+            self.advance(Duration::from_secs(300));
+            let resumed = self
+                .exporter
+                .sweep()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if resumed.contains(job) {
+                return;
+            }
+        }
+        panic!("the sweeper never resumed {job}");
+    }
+
+    /// A job's record, if it exists yet.
+    pub(crate) async fn job_record(&self, job: &JobId) -> Option<Job> {
+        self.w
+            .store()
+            .get_job(&tenant(), job)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Items a job's record shows done (0 before it exists).
@@ -483,16 +610,46 @@ impl Export {
         clean: &Connector,
     ) {
         assert_eq!(crashed.crashes, crashes);
+        assert_eq!(crashed.in_complete, COMPLETE_STEPS.len(), "{crashed:?}");
+        assert!(
+            crashed.busy > 0,
+            "no retry met a dead invocation's live lease: {crashed:?}"
+        );
         assert!(
             crashed.mid_upload > 0,
             "no crash interrupted an attachment upload: {crashed:?}"
         );
         assert_eq!(self.content(crashy).await, self.content(clean).await);
         assert_eq!(
+            self.manifest_items(crashy).await,
+            self.manifest_items(clean).await,
+            "the manifest lists every item, however complete() was interrupted"
+        );
+        assert_eq!(
             self.orphaned_uploads().await,
             0,
             "a multipart upload was orphaned"
         );
+    }
+
+    /// The items listed by the one manifest under a connector's prefix.
+    async fn manifest_items(&self, connector: &Connector) -> Vec<String> {
+        let keys = self
+            .exporter
+            .blobs
+            .list_keys(&format!("{}manifests/", self.prefix(connector)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys.len(), 1, "one manifest: {keys:?}");
+        let body = self.object(&keys[0]).await.unwrap_or_default();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&body).unwrap_or_else(|e| panic!("manifest: {e}"));
+        manifest["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
     }
 
     pub(crate) async fn orphaned_uploads(&self) -> usize {
@@ -521,10 +678,25 @@ pub(crate) struct Effort {
     pub(crate) items: u64,
 }
 
+/// Where a crash of [`Export::run_crashing`] comes.
+#[derive(Debug, Clone, Copy)]
+enum CrashAt {
+    /// Once the job's record shows this many items done.
+    Items(u64),
+    /// At this step of `complete()` (the exporter's step gate holds it there).
+    Step(&'static str),
+}
+
 /// What [`Export::run_crashing`] did.
 #[derive(Debug, Default)]
 pub(crate) struct Crashes {
     pub(crate) crashes: usize,
+    /// Crashes inside `complete()`.
+    pub(crate) in_complete: usize,
+    /// Retries that met a dead invocation's live lease (retryable failures).
+    pub(crate) busy: usize,
+    /// Times both retries had failed and the sweeper resumed the job.
+    pub(crate) swept: usize,
     /// Crashes that dropped an invocation while one of its multipart uploads was open.
     pub(crate) mid_upload: usize,
 }
@@ -535,12 +707,17 @@ pub(crate) struct Item {
     pub(crate) bytes: u64,
 }
 
-/// An exporter over a world, tuned for tests: quick retries, 5-item batches, 2 s job leases.
+/// An exporter over a world, tuned for tests: quick retries, 5-item batches, the fake site's
+/// clock.
 pub(crate) async fn exporter_for(w: &World) -> Exporter {
     let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
+    // One clock for the exporter and the fake site, which the tests move forward.
+    let clock = Clock::from_fn(w.site.clock_fn());
+    keeper.http = AtlassianHttp::new(fast_policy(), 8)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_clock(clock.clone());
     Exporter {
         keeper,
         blobs: BlobStore::new(
@@ -555,6 +732,12 @@ pub(crate) async fn exporter_for(w: &World) -> Exporter {
         item_concurrency: 4,
         batch_size: 5,
         incremental_slack: time::Duration::ZERO,
+        resumer: Resumer::new(
+            w.aws.clients.sqs.clone(),
+            Some(w.aws.resume_queue_url.clone()),
+        ),
+        clock,
+        gate: Some(std::sync::Arc::new(StepGate::default())),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use integration_tests::fake::{self, SeedSpec};
+use integration_tests::fake::{self, FakeConfig, SeedSpec};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use shared::events::ExportRequested;
@@ -204,8 +204,18 @@ async fn tiny_deadlines_force_continuations_and_give_the_same_content() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn crashes_at_random_points_then_redelivery_give_the_same_content() {
-    let x = jira(SeedSpec::small().with_jira_attachment_of(12 * MIB))
+async fn fifty_crashes_redelivered_at_lambdas_timings_give_the_same_content() {
+    // 100 issues in ALPHA: room for 46 crashes between items and 4 inside complete().
+    let seed = SeedSpec {
+        jira_projects: vec![("ALPHA".into(), 100), ("BETA".into(), 25)],
+        ..SeedSpec::small()
+    };
+    // Each crash costs three minutes of the test's clock (Lambda's retries): access tokens
+    // that last the whole test keep token refresh, and crashes inside it (issue 13's side),
+    // out of this test.
+    let mut config = FakeConfig::default().with_sites(1, seed.with_jira_attachment_of(12 * MIB));
+    config.access_token_ttl = Duration::from_secs(24 * 3600);
+    let x = Export::for_product_with(config, Product::Jira)
         .await
         .with_batch_size(1);
     let query = format!("project = {}", x.project);
@@ -213,9 +223,20 @@ async fn crashes_at_random_points_then_redelivery_give_the_same_content() {
     let effort = x.measured_run(&clean).await;
     let crashy = x.connector("jira-crashy", &query).await;
 
-    let crashed = x.run_crashing(&crashy, 20, &effort).await;
+    let crashed = x.run_crashing(&crashy, 50, &effort).await;
 
-    x.assert_recovered(&crashed, 20, &crashy, &clean).await;
+    x.assert_recovered(&crashed, 50, &crashy, &clean).await;
+    let connector =
+        x.w.store()
+            .get_connector(&crashy.tenant, &crashy.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no connector"));
+    assert_eq!(connector.active_job, None, "no job left running");
+    assert!(
+        connector.watermark.is_some(),
+        "the completion moved the watermark"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

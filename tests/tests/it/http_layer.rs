@@ -179,17 +179,30 @@ async fn a_code_exchange_is_sent_once_even_on_a_5xx() {
 }
 
 #[tokio::test]
-async fn throttling_lowers_the_sites_concurrency() {
+async fn a_burst_429_lowers_the_concurrency_of_that_endpoint_only() {
     let site = site().await;
     let http = http(fast_policy());
     let grant = jira_tokens(&site, &http).await;
+    // The fake's injected 429s say `RateLimit-Reason: jira-burst-based`.
     site.inject(Fault::status(RESOURCES, 429).retry_after(0).times(3));
-    let before = http.site_limit(oauth::AUTH_SITE);
+    let resources = "oauth.accessible_resources";
+    let before = http.endpoint_limit(oauth::AUTH_SITE, resources);
+    let other = http.endpoint_limit(oauth::AUTH_SITE, "oauth.token.refresh");
 
     let ok = oauth::accessible_resources(&http, &urls(&site), &grant.tokens.access_token).await;
 
     assert!(ok.is_ok());
-    assert_eq!(http.site_limit(oauth::AUTH_SITE), before - 3);
+    assert_eq!(http.endpoint_limit(oauth::AUTH_SITE, resources), before - 3);
+    assert_eq!(
+        http.endpoint_limit(oauth::AUTH_SITE, "oauth.token.refresh"),
+        other,
+        "another endpoint of the site keeps its concurrency"
+    );
+    assert_eq!(
+        http.site_held_until(oauth::AUTH_SITE),
+        None,
+        "a burst is not a site wait"
+    );
 }
 
 #[tokio::test]

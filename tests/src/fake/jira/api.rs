@@ -171,20 +171,36 @@ fn string_list(v: Option<&Value>, name: &str) -> Result<Vec<String>, Response> {
     }
 }
 
-/// `nextPageToken`: the offset of the next page, bound to the query it belongs to.
-fn encode_token(offset: usize, jql: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1:{offset}:{:016x}", fnv1a(jql.as_bytes())))
+/// How long a `nextPageToken` stays valid: "The token expires after 7 days"
+/// (developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search,
+/// `nextPageToken` of `GET /rest/api/3/search/jql`; ATLASSIAN.md).
+pub(crate) const PAGE_TOKEN_TTL_SECS: i64 = 7 * 86_400;
+
+/// `nextPageToken`: the offset of the next page, bound to the query it belongs to and to the
+/// time (fake clock) it was issued at, so it expires.
+fn encode_token(offset: usize, jql: &str, issued: time::OffsetDateTime) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        "v2:{offset}:{:016x}:{}",
+        fnv1a(jql.as_bytes()),
+        issued.unix_timestamp()
+    ))
 }
 
-fn decode_token(token: &str, jql: &str) -> Option<usize> {
+fn decode_token(token: &str, jql: &str, now: time::OffsetDateTime) -> Option<usize> {
     let raw = String::from_utf8(URL_SAFE_NO_PAD.decode(token.trim()).ok()?).ok()?;
     let mut parts = raw.split(':');
-    let (Some("v1"), Some(offset), Some(fingerprint), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some("v2"), Some(offset), Some(fingerprint), Some(issued), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return None;
     };
-    (fingerprint == format!("{:016x}", fnv1a(jql.as_bytes())))
+    let issued: i64 = issued.parse().ok()?;
+    let fresh = now.unix_timestamp().saturating_sub(issued) <= PAGE_TOKEN_TTL_SECS;
+    (fresh && fingerprint == format!("{:016x}", fnv1a(jql.as_bytes())))
         .then(|| offset.parse().ok())
         .flatten()
 }
@@ -205,7 +221,7 @@ fn search(jira: &JiraData, req: SearchRequest) -> Response {
         .clamp(1, cap);
     let offset = match &req.next_page_token {
         None => 0,
-        Some(token) => match decode_token(token, &req.jql) {
+        Some(token) => match decode_token(token, &req.jql, jira.ctx().clock.now()) {
             Some(offset) => offset,
             None => {
                 return jira_error(
@@ -226,7 +242,10 @@ fn search(jira: &JiraData, req: SearchRequest) -> Response {
     let is_last = end >= hits.len();
     let mut body = json!({ "issues": issues, "isLast": is_last });
     if !is_last && let Some(obj) = body.as_object_mut() {
-        obj.insert("nextPageToken".into(), json!(encode_token(end, &req.jql)));
+        obj.insert(
+            "nextPageToken".into(),
+            json!(encode_token(end, &req.jql, jira.ctx().clock.now())),
+        );
     }
     respond::ok(body)
 }

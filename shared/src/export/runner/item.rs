@@ -1,0 +1,178 @@
+//! One item: its attachments streamed into S3, then its document (skipped when unchanged).
+
+use super::*;
+
+impl Exporter {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn export_item(
+        &self,
+        job: &Job,
+        layout: &Layout,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        mut item: Item,
+        with_attachments: bool,
+        deadline: Instant,
+    ) -> Result<ItemResult, ExportError> {
+        let mut result = ItemResult::default();
+        if with_attachments {
+            for att in std::mem::take(&mut item.attachments) {
+                // Inside a batch too: a batch of large attachments must not outrun the
+                // invocation. The batch is redone by the continuation (same keys).
+                if Instant::now() + self.deadline_margin >= deadline {
+                    return Err(ExportError::OutOfTime);
+                }
+                let key = layout.attachment(&item.id, &att.id, &att.filename);
+                match self.copy_attachment(job, ctx, session, &att, &key).await? {
+                    Ok(stored) => {
+                        result.attachments += 1;
+                        result.bytes += stored.bytes;
+                        mark_exported(&mut item.doc, &att.id, &key, &stored.sha256_hex);
+                    }
+                    Err(reason) => result.skipped.push(Skipped {
+                        id: format!("{}/attachment/{}", item.id, att.id),
+                        reason,
+                    }),
+                }
+            }
+        }
+        let body = serde_json::to_vec(&item.doc)
+            .map_err(|e| ExportError::Terminal(format!("item {}: {e}", item.id)))?;
+        result.bytes += body.len() as u64;
+        // An unchanged item (an incremental run's overlap, a redone batch) is not written
+        // again: no new object version for the same content.
+        let key = layout.item(&item.id);
+        let sha256 = hex::encode(sha2::Sha256::digest(&body));
+        if self
+            .blobs
+            .metadata_of(&key, CONTENT_SHA256)
+            .await?
+            .as_deref()
+            == Some(&sha256)
+        {
+            result.unchanged = true;
+            return Ok(result);
+        }
+        self.blobs
+            .put_bytes(
+                &key,
+                Bytes::from(body),
+                "application/json",
+                &[("item-id", &item.id), (CONTENT_SHA256, &sha256)],
+            )
+            .await?;
+        Ok(result)
+    }
+
+    /// Stream one attachment into S3. `Ok(Err(reason))` when Atlassian refuses it (403/404):
+    /// recorded and skipped, the export goes on.
+    pub(super) async fn copy_attachment(
+        &self,
+        job: &Job,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        att: &AttachmentRef,
+        key: &str,
+    ) -> Result<Result<Stored, String>, ExportError> {
+        let original = metadata_value(&att.filename);
+        let metadata = [
+            ("original-filename", original.as_str()),
+            ("attachment-id", att.id.as_str()),
+        ];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let download = self
+                .authed(job, session, |t| async move {
+                    let req = ctx
+                        .http
+                        .request(Method::GET, att.url.clone())
+                        .bearer_auth(t.expose_secret())
+                        .build()
+                        .map_err(|_| {
+                            ExportError::Terminal("attachment request could not be built".into())
+                        })?;
+                    ctx.http
+                        .send(
+                            "attachment.download",
+                            ctx.cloud_id.as_str(),
+                            Idempotency::Safe,
+                            req,
+                        )
+                        .await
+                        .map_err(ExportError::from)
+                })
+                .await;
+            let resp = match download {
+                Ok(resp) => resp,
+                Err(ExportError::Http(HttpError::Status { status, .. }))
+                    if matches!(status.as_u16(), 403 | 404 | 410) =>
+                {
+                    return Ok(Err(format!(
+                        "Atlassian answered {status} for the attachment"
+                    )));
+                }
+                Err(ExportError::Http(HttpError::Status {
+                    status,
+                    redirected: true,
+                    ..
+                })) if status.as_u16() == 401 => {
+                    // The media host refused the signed link; not a sign about our token.
+                    return Ok(Err(
+                        "Atlassian's media host refused the download (401)".to_owned()
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
+            match self
+                .blobs
+                .put_stream(
+                    key,
+                    resp.bytes_stream(),
+                    &att.mime_type,
+                    &metadata,
+                    att.size,
+                )
+                .await
+            {
+                Ok(stored) => return Ok(Ok(stored)),
+                Err(BlobError::Aws(e)) => return Err(ExportError::Store(StoreError::Aws(e))),
+                Err(e) if attempt < ATTACHMENT_ATTEMPTS => {
+                    tracing::info!(error = %e, attempt, "attachment download broke; retrying");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct ItemResult {
+    pub(super) attachments: u64,
+    pub(super) bytes: u64,
+    pub(super) skipped: Vec<Skipped>,
+    /// The stored item already had this content: not written.
+    pub(super) unchanged: bool,
+}
+
+/// Object metadata holding an item's SHA-256 (hex), to skip rewriting unchanged items.
+const CONTENT_SHA256: &str = "content-sha256";
+
+/// Note in the item's JSON where its attachment landed.
+pub(super) fn mark_exported(doc: &mut Value, attachment_id: &str, key: &str, sha256: &str) {
+    // Jira lists attachments in `fields.attachment`, our Confluence items in `attachments`.
+    let list = if doc.pointer("/fields/attachment").is_some() {
+        "/fields/attachment"
+    } else {
+        "/attachments"
+    };
+    let Some(list) = doc.pointer_mut(list).and_then(Value::as_array_mut) else {
+        return;
+    };
+    for a in list {
+        if a["id"].as_str() == Some(attachment_id) {
+            a["exportedKey"] = Value::String(key.to_owned());
+            a["sha256"] = Value::String(sha256.to_owned());
+        }
+    }
+}

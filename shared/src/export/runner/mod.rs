@@ -1,0 +1,245 @@
+//! The export job machinery shared by Jira and Confluence: job creation (one running job per
+//! connector), a lease per job, a checkpoint after every batch, a pause before the Lambda
+//! deadline with an `ExportContinued` event, attachments streamed into S3, a manifest and an
+//! `ExportCompleted`/`ExportFailed` event at the end.
+//!
+//! Every S3 key is deterministic (item id, attachment id), attachments are written before
+//! their item, and the checkpoint moves only after both: a crash anywhere, or a re-delivered
+//! event, redoes at most one batch and ends with the same bucket content.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use rand::RngCore;
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Digest;
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+use super::confluence::Confluence;
+use super::keys::Layout;
+use super::redact::NameBook;
+use super::resume::{ResumeAt, Resumer};
+use super::source::{AttachmentRef, Batch, Ctx, Item, Source};
+use super::{ExportError, jira::Jira};
+use crate::atlassian::http::{HttpError, Idempotency, ThrottleScope};
+use crate::blob::{BlobError, BlobStore, Stored, metadata_value};
+use crate::clock::Clock;
+use crate::events::{Event, ExportCompleted, ExportContinued, ExportFailed, ExportRequested};
+use crate::ids::{CloudId, JobId, Product, TenantId};
+use crate::secret::{ExposeSecret, Secret};
+use crate::store::StoreError;
+use crate::store::connectors::Connector;
+use crate::store::jobs::{Job, JobStatus, LeaseTake, SKIPPED_INLINE, Skipped, Snapshot};
+use crate::vault::refresh::TokenKeeper;
+
+mod auth;
+mod item;
+mod lifecycle;
+mod manifest;
+mod page;
+#[cfg(test)]
+mod tests;
+
+use auth::Session;
+use item::ItemResult;
+pub use page::MAX_EMPTY_PAGES;
+
+/// Incremental runs look back this much further than the watermark (clock skew, Jira's
+/// eventual consistency).
+pub const INCREMENTAL_OVERLAP: time::Duration = time::Duration::minutes(10);
+/// Transient failures in a row before a job fails.
+pub const MAX_ERRORS_IN_A_ROW: u32 = 5;
+/// Invocations in a row that died holding the job (Lambda timeout, out of memory, crash)
+/// without a checkpoint in between before the job fails: it would only die again.
+pub const MAX_DEATHS_IN_A_ROW: u32 = 3;
+/// Attempts to copy one attachment when its download breaks midway.
+const ATTACHMENT_ATTEMPTS: u32 = 3;
+
+/// What one invocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed {
+        manifest: String,
+    },
+    Failed {
+        reason: String,
+    },
+    /// Paused before the deadline; `ExportContinued` was published.
+    Continued,
+    /// Atlassian asked us to wait: the job is `waiting` and a delayed delivery resumes it at
+    /// `until` (a delivery before that does nothing).
+    Waiting {
+        until: OffsetDateTime,
+    },
+    /// Another invocation holds the job's lease; nothing done. The export function answers
+    /// this with a retryable error: Lambda delivers the event again a minute or two later,
+    /// when a crashed holder's lease has lapsed.
+    Busy,
+    /// The job had already ended (a re-delivered event).
+    AlreadyFinished,
+    /// Another job of the connector is running; this request was refused.
+    AlreadyRunning {
+        job: JobId,
+    },
+}
+
+pub struct Exporter {
+    pub keeper: TokenKeeper,
+    pub blobs: BlobStore,
+    pub job_retention: Duration,
+    /// How long a job lease lasts without renewal. Renewed at every checkpoint and by a
+    /// heartbeat every third of it, so a dead invocation's job is free again within this.
+    pub lease_ttl: time::Duration,
+    /// Stop taking new batches when less than this is left before the deadline.
+    pub deadline_margin: Duration,
+    /// Items exported at once within a batch.
+    pub item_concurrency: usize,
+    /// Items per batch (and per checkpoint), at most the product's own limit.
+    pub batch_size: usize,
+    /// Jira evaluates the incremental bound `updated >= "-Nm"` against its own clock, so the
+    /// bound moves forward while a job runs; N includes this slack so that no page of a job
+    /// shorter than it misses an item changed since the watermark. A longer job widens it and
+    /// restarts its search; zero (tests) never widens.
+    pub incremental_slack: time::Duration,
+    /// Delayed deliveries after a wait.
+    pub resumer: Resumer,
+    /// The time leases, waits and resumes are decided with.
+    pub clock: Clock,
+    /// Test seam: holds an invocation at a named step of `complete()` so a test can crash it
+    /// exactly there. `None` in production.
+    pub gate: Option<Arc<StepGate>>,
+}
+
+/// Holds an invocation at one armed step (see [`Exporter::gate`]): the invocation signals
+/// that it got there and then never goes on (the test drops it: a crash).
+#[derive(Debug, Default)]
+pub struct StepGate {
+    armed: Mutex<Option<&'static str>>,
+    reached: tokio::sync::Notify,
+}
+
+impl StepGate {
+    /// Hold the next invocation that reaches `step`.
+    pub fn arm(&self, step: &'static str) {
+        *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = Some(step);
+    }
+
+    /// Resolves once an invocation is held at the armed step.
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    async fn pass(&self, step: &'static str) {
+        let hold = {
+            let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
+            if *armed == Some(step) {
+                *armed = None;
+                true
+            } else {
+                false
+            }
+        };
+        if hold {
+            self.reached.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The steps of `complete()` a [`StepGate`] can hold an invocation at.
+pub const COMPLETE_STEPS: [&str; 4] = [
+    "finishing-saved",
+    "manifest-written",
+    "completion-announced",
+    "job-finished",
+];
+
+impl Exporter {
+    /// Build from validated config and the cold start's AWS clients.
+    pub async fn from_config(
+        config: &crate::config::Config,
+        aws: &crate::aws::AwsClients,
+    ) -> Result<Exporter, crate::error::StartupError> {
+        let keeper = TokenKeeper::from_config(config, aws).await?;
+        let bucket = config.bucket()?.to_owned();
+        Ok(Exporter {
+            keeper,
+            blobs: BlobStore::new(aws.s3.clone(), bucket, config.kms_key_id.clone()),
+            job_retention: config.job_retention,
+            lease_ttl: time::Duration::minutes(2),
+            deadline_margin: Duration::from_secs(60),
+            item_concurrency: 8,
+            batch_size: 100,
+            incremental_slack: time::Duration::minutes(30),
+            resumer: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone())
+                .with_dead_letters(config.dead_letter_queue_url.clone()),
+            clock: Clock::system(),
+            gate: None,
+        })
+    }
+}
+
+/// A new job id: date (for humans) and 80 random bits.
+pub fn new_job_id() -> JobId {
+    let mut raw = [0u8; 10];
+    rand::rng().fill_bytes(&mut raw);
+    let now = OffsetDateTime::now_utc();
+    let id = format!(
+        "job-{}{:02}{:02}-{}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        hex::encode(raw)
+    );
+    JobId::parse(id).unwrap_or_else(|_| unreachable!("generated job ids are valid"))
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+enum Step {
+    Done,
+    Paused,
+}
+
+fn site_waiting(until: OffsetDateTime) -> ExportError {
+    ExportError::Http(HttpError::SiteWaiting {
+        endpoint: "site",
+        until,
+    })
+}
+
+/// `t` rounded up to a whole second.
+fn ceil_second(t: OffsetDateTime) -> OffsetDateTime {
+    if t.nanosecond() == 0 {
+        t
+    } else {
+        t.replace_nanosecond(0).unwrap_or(t) + time::Duration::SECOND
+    }
+}
+
+fn lost(e: StoreError) -> ExportError {
+    match e {
+        StoreError::Conflict(_) => ExportError::LeaseLost,
+        other => ExportError::Store(other),
+    }
+}
+
+/// One finished search page in the job's S3 state.
+#[derive(serde::Deserialize)]
+struct StatePage {
+    items: Vec<String>,
+    #[serde(default)]
+    skipped: Vec<Skipped>,
+}
+
+pub fn tenant_prefix(tenant: &TenantId) -> String {
+    format!("{tenant}/")
+}

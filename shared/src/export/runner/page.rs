@@ -1,0 +1,417 @@
+//! One search page at a time: the query (incremental window), paging guards, restarts,
+//! batches fetched and exported, a checkpoint after each.
+
+use super::*;
+
+impl Exporter {
+    pub(super) async fn drive(
+        &self,
+        job: &mut Job,
+        owner: &str,
+        deadline: Instant,
+    ) -> Result<Step, ExportError> {
+        let store = &self.keeper.store;
+        let mut connector = store
+            .get_connector(&job.tenant, &job.connector_id)
+            .await?
+            .ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
+        let mut connection = store
+            .get_connection(&job.tenant, &job.connection_id)
+            .await?
+            .ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?;
+        // The job runs what the connector said when it started (a cursor belongs to its query).
+        if let Some(snapshot) = &job.snapshot {
+            connector.query = snapshot.query.clone();
+            connector.options = snapshot.options;
+            connection.cloud_id = snapshot.cloud_id.clone();
+        }
+        let layout = Layout::new(
+            &job.tenant,
+            job.product,
+            &connection.cloud_id,
+            &job.connector_id,
+        );
+        if let Some(until) = self.site_hold(&connection.cloud_id).await? {
+            return Err(site_waiting(until));
+        }
+        let session = self.open_session(job).await?;
+        let ctx = Ctx {
+            http: &self.keeper.http,
+            urls: &self.keeper.urls,
+            cloud_id: &connection.cloud_id,
+        };
+        // A crashed invocation may have left multipart uploads behind; nobody else writes here.
+        self.blobs
+            .abort_uploads_under(&layout.attachments_root())
+            .await?;
+        match job.product {
+            Product::Jira => {
+                self.drive_source(
+                    &Jira, job, owner, &connector, &layout, &ctx, &session, deadline,
+                )
+                .await
+            }
+            Product::Confluence => {
+                self.drive_source(
+                    &Confluence,
+                    job,
+                    owner,
+                    &connector,
+                    &layout,
+                    &ctx,
+                    &session,
+                    deadline,
+                )
+                .await
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn drive_source<S: Source>(
+        &self,
+        source: &S,
+        job: &mut Job,
+        owner: &str,
+        connector: &Connector,
+        layout: &Layout,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        deadline: Instant,
+    ) -> Result<Step, ExportError> {
+        // Derived from stored values only, so every invocation of the job builds the same query
+        // (a page cursor is valid only for the query that produced it). Jira and Confluence
+        // evaluate the relative bound `updated >= "-Nm"` on their clock when each page is
+        // asked for, so the bound moves forward while the job runs: N covers the time since the
+        // watermark (with its overlap for clock skew and search lag) plus a slack for the job's
+        // own duration. A job that outlives its slack widens it and restarts its search
+        // (skipping what it exported), so the window stays as small as correctness allows.
+        let query_for = |job: &Job| {
+            let slack = job
+                .checkpoint
+                .slack_minutes
+                .map_or(self.incremental_slack, time::Duration::minutes);
+            let since_minutes = job
+                .since
+                .map(|s| ((job.started_at - s) + slack).whole_minutes().max(1));
+            source.effective_query(&connector.query, since_minutes)
+        };
+        let mut query = query_for(job);
+        // The next batch of the current page, fetched while the previous one was written:
+        // ((page number, first index), result).
+        let mut prefetched: Option<((u32, usize), Result<Batch, ExportError>)> = None;
+        // After a search restart: the ids this job already exported (read once).
+        let mut done_before: Option<BTreeSet<String>> = None;
+        loop {
+            if Instant::now() + self.deadline_margin >= deadline {
+                return Ok(Step::Paused);
+            }
+            let cp = &job.checkpoint;
+            if cp.page_ids.is_empty() && cp.search_done {
+                return Ok(Step::Done);
+            }
+            if cp.page_ids.is_empty()
+                && job.since.is_some()
+                && self.incremental_slack > time::Duration::ZERO
+            {
+                let slack = cp
+                    .slack_minutes
+                    .map_or(self.incremental_slack, time::Duration::minutes);
+                let elapsed = self.clock.now() - job.started_at;
+                if elapsed + SLACK_MARGIN >= slack {
+                    let cp = &mut job.checkpoint;
+                    let wider = (slack.max(elapsed) * 2_i32).whole_minutes();
+                    tracing::info!(
+                        slack_minutes = wider,
+                        "the job outlived its look-back slack; the search restarts with a wider one"
+                    );
+                    cp.slack_minutes = Some(wider);
+                    cp.widened += 1;
+                    cp.next_page = None;
+                    cp.recent_cursors.clear();
+                    cp.empty_pages = 0;
+                    done_before = None;
+                    query = query_for(job);
+                    self.checkpoint(job, owner, ctx.cloud_id).await?;
+                    continue;
+                }
+            }
+            let cp = &job.checkpoint;
+            if cp.page_ids.is_empty() {
+                let cursor = cp.next_page.clone();
+                let (query, cursor) = (&query, cursor.as_deref());
+                let page = self
+                    .authed(job, session, |t| async move {
+                        source.page(ctx, &t, query, cursor).await
+                    })
+                    .await;
+                let page = match page {
+                    Err(ExportError::CursorExpired) => {
+                        let cp = &mut job.checkpoint;
+                        cp.restarts += 1;
+                        if cp.restarts > MAX_SEARCH_RESTARTS {
+                            return Err(ExportError::Terminal(format!(
+                                "the search's page cursor expired {MAX_SEARCH_RESTARTS} times; \
+                                 the export cannot keep its place in the results"
+                            )));
+                        }
+                        tracing::info!(
+                            restarts = cp.restarts,
+                            "page cursor expired; the search restarts and skips what was exported"
+                        );
+                        cp.next_page = None;
+                        cp.recent_cursors.clear();
+                        cp.empty_pages = 0;
+                        done_before = None;
+                        self.checkpoint(job, owner, ctx.cloud_id).await?;
+                        continue;
+                    }
+                    other => other?,
+                };
+                guard_paging(&mut job.checkpoint, &page)?;
+                let mut ids = page.ids;
+                if job.checkpoint.restarts > 0 || job.checkpoint.widened > 0 {
+                    // After a restart the first pages repeat what this job exported already.
+                    if done_before.is_none() {
+                        done_before = Some(self.exported_ids(job, layout).await?);
+                    }
+                    if let Some(done) = &done_before {
+                        ids.retain(|id| !done.contains(id));
+                    }
+                }
+                let cp = &mut job.checkpoint;
+                cp.page_no += 1;
+                cp.search_done = page.next.is_none();
+                cp.next_page = page.next;
+                cp.page_ids = ids;
+                cp.done_in_page = 0;
+                cp.page_skipped.clear();
+                job.phase = "exporting".into();
+                if job.checkpoint.page_ids.is_empty() {
+                    self.close_page(job, layout, &[]).await?;
+                }
+                self.checkpoint(job, owner, ctx.cloud_id).await?;
+                continue;
+            }
+            let batch_size = S::BATCH.min(self.batch_size.max(1));
+            let page_len = job.checkpoint.page_ids.len();
+            let start = job.checkpoint.done_in_page;
+            let end = (start + batch_size).min(page_len);
+            let all_comments = connector.options.all_comments;
+            let at = (job.checkpoint.page_no, start);
+            let batch = match prefetched.take() {
+                Some((from, fetched)) if from == at => fetched?,
+                _ => {
+                    let ids = &job.checkpoint.page_ids[start..end];
+                    self.fetch_batch(source, job, ctx, session, ids, all_comments)
+                        .await?
+                }
+            };
+            // While this batch is written, the next one of the page is fetched: Atlassian's
+            // latency and S3's overlap instead of adding up. The checkpoint still moves one
+            // whole batch at a time; a prefetched batch not used (a pause) is just dropped.
+            let next = &job.checkpoint.page_ids[end..(end + batch_size).min(page_len)];
+            let export = futures::stream::iter(batch.items)
+                .map(|item| {
+                    self.export_item(
+                        job,
+                        layout,
+                        ctx,
+                        session,
+                        item,
+                        connector.options.attachments,
+                        deadline,
+                    )
+                })
+                .buffer_unordered(self.item_concurrency.max(1))
+                .collect::<Vec<Result<ItemResult, ExportError>>>();
+            let prefetch = async {
+                if next.is_empty() {
+                    None
+                } else {
+                    Some(
+                        self.fetch_batch(source, job, ctx, session, next, all_comments)
+                            .await,
+                    )
+                }
+            };
+            let (exported, next_batch) = futures::join!(export, prefetch);
+            prefetched = next_batch.map(|b| ((job.checkpoint.page_no, end), b));
+            let mut skipped = batch.skipped;
+            let mut unchanged = 0u64;
+            for r in exported {
+                let r = r?;
+                unchanged += u64::from(r.unchanged);
+                job.items_done += 1;
+                job.attachments_done += r.attachments;
+                job.bytes_done += r.bytes;
+                skipped.extend(r.skipped);
+            }
+            job.skipped_count += skipped.len() as u64;
+            for s in &skipped {
+                if job.skipped.len() < SKIPPED_INLINE {
+                    job.skipped.push(s.clone());
+                }
+            }
+            job.checkpoint.page_skipped.extend(skipped);
+            job.checkpoint.done_in_page = end;
+            job.checkpoint.errors_in_a_row = 0;
+            if end >= job.checkpoint.page_ids.len() {
+                let ids = std::mem::take(&mut job.checkpoint.page_ids);
+                self.close_page(job, layout, &ids).await?;
+                job.checkpoint.done_in_page = 0;
+                job.checkpoint.page_skipped.clear();
+            }
+            self.checkpoint(job, owner, ctx.cloud_id).await?;
+            tracing::debug!(
+                items = job.items_done,
+                bytes = job.bytes_done,
+                unchanged,
+                "batch exported"
+            );
+        }
+    }
+
+    /// Save the job's progress, renewing its lease; then stop if the site asked every job of it
+    /// to wait (another job saw the quota 429).
+    pub(super) async fn checkpoint(
+        &self,
+        job: &mut Job,
+        owner: &str,
+        cloud: &CloudId,
+    ) -> Result<(), ExportError> {
+        let now = self.clock.now();
+        job.updated_at = now;
+        // Progress: whatever killed earlier invocations did not kill this one here.
+        job.deaths = 0;
+        self.keeper
+            .store
+            .save_job(job, owner, now + self.lease_ttl)
+            .await
+            .map_err(lost)?;
+        match self.site_hold(cloud).await? {
+            Some(until) => Err(site_waiting(until)),
+            None => Ok(()),
+        }
+    }
+
+    /// Full, redacted documents for `ids`.
+    pub(super) async fn fetch_batch<S: Source>(
+        &self,
+        source: &S,
+        job: &Job,
+        ctx: &Ctx<'_>,
+        session: &Session,
+        ids: &[String],
+        all_comments: bool,
+    ) -> Result<Batch, ExportError> {
+        let mut batch = self
+            .authed(job, session, |t| async move {
+                source.fetch(ctx, &t, ids, all_comments).await
+            })
+            .await?;
+        for item in &mut batch.items {
+            // Names are learned from the document itself only, so an item's redacted form
+            // never depends on which items an invocation happened to see before it.
+            source.redact(&mut item.doc, &mut NameBook::default());
+        }
+        Ok(batch)
+    }
+
+    /// Every id this job recorded as exported or skipped in its S3 state.
+    pub(super) async fn exported_ids(
+        &self,
+        job: &Job,
+        layout: &Layout,
+    ) -> Result<BTreeSet<String>, ExportError> {
+        let mut done = BTreeSet::new();
+        for key in self.blobs.list_keys(&layout.state(&job.id)).await? {
+            let body = self.blobs.get_bytes(&key).await?.ok_or_else(|| {
+                ExportError::Store(StoreError::Malformed(format!(
+                    "job state page {key} was listed but could not be read"
+                )))
+            })?;
+            let page: StatePage = serde_json::from_slice(&body).map_err(|_| {
+                ExportError::Store(StoreError::Malformed(format!(
+                    "job state page {key} is not readable"
+                )))
+            })?;
+            done.extend(page.items);
+            done.extend(page.skipped.into_iter().map(|s| s.id));
+        }
+        Ok(done)
+    }
+
+    /// Record a finished page's exported ids and skips in the job's S3 state (the manifest is
+    /// built from these, so its item list is complete across any number of invocations).
+    pub(super) async fn close_page(
+        &self,
+        job: &Job,
+        layout: &Layout,
+        ids: &[String],
+    ) -> Result<(), ExportError> {
+        let skipped: BTreeSet<&str> = job
+            .checkpoint
+            .page_skipped
+            .iter()
+            .map(|s| s.id.as_str())
+            .collect();
+        let exported: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !skipped.contains(id))
+            .collect();
+        let body = json!({ "items": exported, "skipped": job.checkpoint.page_skipped });
+        self.blobs
+            .put_bytes_expiring(
+                &layout.state_page(&job.id, job.checkpoint.page_no),
+                Bytes::from(body.to_string()),
+                "application/json",
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// A job widens its look-back slack when less than this is left of it.
+const SLACK_MARGIN: time::Duration = time::Duration::minutes(5);
+/// Times a search may restart (an expired cursor) before the job fails.
+const MAX_SEARCH_RESTARTS: u32 = 3;
+/// Empty pages in a row that still promise more before the job fails.
+pub const MAX_EMPTY_PAGES: u32 = 20;
+/// Cursors remembered to detect a paging loop.
+const RECENT_CURSORS: usize = 16;
+
+/// Fail the job with a clear reason when the search's paging goes wrong: a cursor seen
+/// before (Atlassian would serve the same pages forever), or page after page of nothing.
+pub(super) fn guard_paging(
+    cp: &mut crate::store::jobs::Checkpoint,
+    page: &crate::export::source::Page,
+) -> Result<(), ExportError> {
+    if let Some(next) = &page.next {
+        let fingerprint = hex::encode(&sha2::Sha256::digest(next.as_bytes())[..8]);
+        if cp.recent_cursors.contains(&fingerprint) {
+            return Err(ExportError::Terminal(
+                "the search returned a page cursor it had returned before: its paging loops, \
+                 so the export stopped instead of exporting the same pages forever"
+                    .into(),
+            ));
+        }
+        cp.recent_cursors.push(fingerprint);
+        if cp.recent_cursors.len() > RECENT_CURSORS {
+            cp.recent_cursors.remove(0);
+        }
+    }
+    if page.ids.is_empty() && page.next.is_some() {
+        cp.empty_pages += 1;
+        if cp.empty_pages >= MAX_EMPTY_PAGES {
+            return Err(ExportError::Terminal(format!(
+                "the search returned {MAX_EMPTY_PAGES} empty pages in a row that each promised \
+                 more; the export stopped"
+            )));
+        }
+    } else {
+        cp.empty_pages = 0;
+    }
+    Ok(())
+}
