@@ -5,7 +5,7 @@ use integration_tests::emulator::TestAws;
 use shared::store::schema;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn table_has_ttl_and_the_refresh_due_index() {
+async fn table_has_ttl_and_the_refresh_due_and_jobs_due_indexes() {
     let aws = TestAws::new().await;
     let table = aws
         .clients
@@ -23,7 +23,7 @@ async fn table_has_ttl_and_the_refresh_due_index() {
         .iter()
         .filter_map(|g| g.index_name())
         .collect();
-    assert_eq!(gsis, vec![schema::REFRESH_DUE_INDEX]);
+    assert_eq!(gsis, vec![schema::REFRESH_DUE_INDEX, schema::JOB_DUE_INDEX]);
 
     let ttl = aws
         .clients

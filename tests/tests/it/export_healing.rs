@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use integration_tests::fake::{Fault, SeedSpec};
+use integration_tests::fake::SeedSpec;
 use serde_json::json;
 use shared::events::ExportContinued;
 use shared::export::resume::Resumer;
@@ -156,14 +156,30 @@ async fn a_job_that_keeps_dying_fails_with_the_reason_and_reaches_the_dead_lette
     let connector = x
         .connector("jira-dies", &format!("project = {}", x.project))
         .await;
-    // Every call hangs: each invocation dies (times out) before its first checkpoint.
-    x.w.site
-        .inject(Fault::latency(&format!("/ex/jira/{}/", x.cloud), 600_000));
+    // Each invocation dies (a timeout, out of memory) right after taking the job, before any
+    // checkpoint: held there by the step gate, then dropped.
+    let gate = x.exporter.gate.clone().unwrap_or_else(|| panic!("no gate"));
     let job = new_job_id();
-    crash_after(&x, &connector, &job, 0, true).await;
-    for _ in 1..MAX_DEATHS_IN_A_ROW {
-        x.advance(Duration::from_secs(180));
-        crash_after(&x, &connector, &job, 0, false).await;
+    for n in 0..MAX_DEATHS_IN_A_ROW {
+        if n > 0 {
+            x.advance(Duration::from_secs(180));
+        }
+        gate.arm("leased");
+        let ev = ExportContinued {
+            tenant: tenant(),
+            job_id: job.clone(),
+        };
+        let request = x.request(&connector, &job);
+        tokio::select! {
+            outcome = async {
+                if n == 0 {
+                    x.exporter.requested(&request, far()).await
+                } else {
+                    x.exporter.continued(&ev, far()).await
+                }
+            } => panic!("the invocation ended before its crash: {outcome:?}"),
+            () = gate.reached() => {}
+        }
     }
     x.advance(Duration::from_secs(180));
     let outcome = x.continued(&job, far()).await;

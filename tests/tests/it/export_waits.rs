@@ -358,3 +358,48 @@ async fn a_query_changed_during_a_run_applies_to_the_next_run_only() {
     );
     assert_eq!(stored.active_job, None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_messages_are_sent_on_until_due_then_continue_the_job() {
+    let x = Export::for_product(SeedSpec::small(), Product::Jira).await;
+    let events = x.w.aws.capture_events().await;
+    let job = new_job_id();
+    let now = x.w.site.now();
+    let message = |at: time::OffsetDateTime, id: &str| {
+        let body = serde_json::to_string(&shared::export::resume::ResumeAt {
+            tenant: tenant(),
+            job_id: job.clone(),
+            at,
+        })
+        .unwrap_or_default();
+        serde_json::json!({ "messageId": id, "body": body, "eventSource": "aws:sqs" })
+    };
+    // Half an hour away: more than SQS delays at once, so the message is sent on (a chain).
+    let early =
+        serde_json::json!({ "Records": [message(now + time::Duration::seconds(1800), "m1")] });
+    let answer = export::handle(&x.exporter, early, far())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer["batchItemFailures"], serde_json::json!([]));
+    assert_eq!(delayed_resumes(&x).await, 1, "sent on with the delay left");
+    assert!(
+        events
+            .drain()
+            .await
+            .iter()
+            .all(|(t, _)| t != "ExportContinued"),
+        "nothing continued before the time"
+    );
+
+    let due = serde_json::json!({ "Records": [message(now - time::Duration::seconds(1), "m2")] });
+    export::handle(&x.exporter, due, far())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let continued: Vec<_> = events
+        .drain()
+        .await
+        .into_iter()
+        .filter(|(t, d)| t == "ExportContinued" && d["job_id"] == job.as_str())
+        .collect();
+    assert_eq!(continued.len(), 1);
+}

@@ -163,6 +163,7 @@ impl Exporter {
         else {
             return Ok(Outcome::Busy);
         };
+        self.step("leased").await;
         job.status = JobStatus::Running;
         job.resume_at = None;
         job.invocations += 1;
