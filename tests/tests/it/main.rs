@@ -10,6 +10,7 @@ mod export_confluence;
 mod export_harness;
 mod export_jira;
 mod fake_site;
+mod fake_site_comments;
 mod fake_site_grants;
 mod grant_life;
 mod grants;

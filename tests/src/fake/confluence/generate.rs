@@ -91,6 +91,10 @@ pub(super) fn generate(spec: &SeedSpec, seed: u64, ctx: &SiteContext) -> Conflue
                 },
                 seed: page_seed,
                 attachments: Vec::new(),
+                comments: Vec::new(),
+                heavy: kind == ContentKind::Page
+                    && spec.confluence_heavy_every > 0
+                    && g % spec.confluence_heavy_every == spec.confluence_heavy_every - 1,
                 forbidden: every > 0 && g % every == every - 1 && parent.is_some(),
                 deleted: false,
             });
@@ -98,6 +102,7 @@ pub(super) fn generate(spec: &SeedSpec, seed: u64, ctx: &SiteContext) -> Conflue
     }
 
     attach(&mut state, spec, seed, users);
+    super::comments::generate(&mut state, spec.confluence_comment_every, seed, users);
     state.by_id = state
         .pages
         .iter()
