@@ -7,6 +7,7 @@ mod browser;
 mod connect;
 mod emulator;
 mod export_confluence;
+mod export_confluence_bulk;
 mod export_harness;
 mod export_jira;
 mod fake_site;

@@ -1,6 +1,7 @@
 //! Comments of the fake Confluence: footer comments with replies and inline comments (anchored
 //! to a passage of the page body by an `<ac:inline-comment-marker>`) with replies, on pages and
-//! blog posts; each mentions a user by account id. Rendered as v1 content (CQL search hits).
+//! blog posts; each mentions a user by account id (a reply whom it answers, a top-level comment
+//! the page's owner). Rendered as v1 content (CQL search hits).
 //!
 //! Shapes follow the v1 content model for comments
 //! (https://developer.atlassian.com/cloud/confluence/rest/v1/api-group-content---children-and-descendants/#api-wiki-rest-api-content-id-child-comment-get):
@@ -72,7 +73,8 @@ pub(super) fn generate(state: &mut ConfluenceState, every: usize, seed: u64, use
                 inline: *inline,
                 marker,
                 author: rng.index(users),
-                mentioned: rng.index(users),
+                // Replies mention whom they answer, top-level comments the page's owner.
+                mentioned: parent.map_or(state.pages[page].creator, |p| state.comments[p].author),
                 created: created + Duration::minutes(7 * (k as i64 + 1) + rng.range(0, 5) as i64),
                 text: seed::sentence(&mut rng),
             });
