@@ -41,7 +41,8 @@ pub struct SeedSpec {
     #[serde(default)]
     pub confluence_comment_every: usize,
     /// Every n-th Confluence page has a heavy body (0 = none): a search that expands the bodies
-    /// of several of them at once answers 504 (see the fake Confluence's module docs).
+    /// of several of them at once answers 504, and of one in four of them even alone (see
+    /// `HEAVY_BODY_BYTES`).
     #[serde(default)]
     pub confluence_heavy_every: usize,
 }

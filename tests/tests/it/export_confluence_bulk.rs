@@ -223,9 +223,9 @@ async fn without_the_download_scope_the_job_fails_naming_it_and_the_connection_k
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn heavy_pages_halve_the_limit_and_a_refused_comment_listing_is_a_skipped_record() {
+async fn heavy_pages_halve_the_limit_and_what_still_fails_or_is_refused_is_a_skipped_record() {
     let mut seed = space(120, 12);
-    seed.confluence_heavy_every = 5;
+    seed.confluence_heavy_every = 4;
     let x = confluence(seed).await;
     let wiki =
         x.w.site
@@ -248,8 +248,35 @@ async fn heavy_pages_halve_the_limit_and_a_refused_comment_listing_is_a_skipped_
     assert!(timeouts > 0, "the heavy pages answered 504 together");
     let items = x.items(&connector).await;
     let pages = wiki.pages();
-    assert_eq!(items.len(), pages.len(), "every page, heavy ones included");
-    for page in &pages {
+    let manifest = x.manifest(&outcome).await;
+    let skipped: BTreeMap<String, String> = manifest["skipped"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            (
+                s["id"].as_str().unwrap_or_default().to_owned(),
+                s["reason"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let too_heavy: Vec<&String> = pages
+        .iter()
+        .map(|p| &p.id)
+        .filter(|id| !items.contains_key(*id))
+        .collect();
+    assert!(!too_heavy.is_empty(), "some page is too heavy even alone");
+    for id in &too_heavy {
+        let reason = skipped
+            .get(*id)
+            .unwrap_or_else(|| panic!("page {id} missing without a skipped record"));
+        assert!(reason.contains("504"), "{reason}");
+    }
+    assert!(
+        items.len() > pages.len() - 10,
+        "every other page, heavy ones included"
+    );
+    for page in pages.iter().filter(|p| items.contains_key(&p.id)) {
         let doc = &items[&page.id].doc;
         assert!(
             doc["body"]["storage"]["value"]
@@ -265,25 +292,13 @@ async fn heavy_pages_halve_the_limit_and_a_refused_comment_listing_is_a_skipped_
             page.id
         );
     }
-    let manifest = x.manifest(&outcome).await;
-    let skipped: BTreeMap<String, String> = manifest["skipped"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap_or_default().to_owned(),
-                s["reason"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect();
-    for page in &pages {
+    for page in pages.iter().filter(|p| items.contains_key(&p.id)) {
         let reason = skipped
             .get(&format!("{}/comments", page.id))
             .unwrap_or_else(|| panic!("no skipped record for the comments of {}", page.id));
         assert!(reason.contains("403"), "{reason}");
     }
-    assert_eq!(manifest["counts"]["items"], pages.len());
+    assert_eq!(manifest["counts"]["items"], items.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -161,6 +161,17 @@ async fn several_heavy_bodies_in_one_search_answer_504_and_one_alone_passes() {
     assert_eq!(body["results"].as_array().map(Vec::len), Some(1));
     let two = get(&fake, &by_ids(&heavy[..2]), &token).await;
     assert_eq!(two.status(), StatusCode::GATEWAY_TIMEOUT);
+    let mut too_heavy = None;
+    for id in &heavy {
+        let alone = get(&fake, &by_ids(std::slice::from_ref(id)), &token).await;
+        if alone.status() == StatusCode::GATEWAY_TIMEOUT {
+            too_heavy = Some(id.clone());
+        }
+    }
+    assert!(
+        too_heavy.is_some(),
+        "one heavy page in four answers 504 even alone"
+    );
 }
 
 #[tokio::test]

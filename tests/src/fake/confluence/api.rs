@@ -156,7 +156,7 @@ fn run_search(site: &Site, p: &Params, wrapped: bool) -> Response {
         let heavy: usize = window
             .iter()
             .filter_map(|item| match item {
-                cql::Item::Page(i) if state.pages[*i].heavy => {
+                cql::Item::Page(i) if state.pages[*i].heavy > 0 => {
                     Some(render::storage(&state, data.ctx(), *i).len())
                 }
                 _ => None,

@@ -25,7 +25,8 @@ use super::users::UserInfo;
 
 pub(crate) use api::router;
 
-/// Extra bytes in the storage body of a heavy page (`SeedSpec::confluence_heavy_every`).
+/// Extra bytes in the storage body of a heavy page (`SeedSpec::confluence_heavy_every`); twice
+/// as many in one heavy page in four, which then answers 504 even alone.
 pub const HEAVY_BODY_BYTES: usize = 300 * 1024;
 /// A CQL search whose expanded bodies add up to more than this answers 504: Cloud may time out
 /// on heavy pages, and production clients halve `limit` and retry (Onyx `onyx_confluence.py`,
@@ -131,8 +132,9 @@ pub(crate) struct Page {
     pub seed: u64,
     pub attachments: Vec<usize>,
     pub comments: Vec<usize>,
-    /// A heavy body (see `SeedSpec::confluence_heavy_every`).
-    pub heavy: bool,
+    /// How heavy its body is: 0 ordinary, 1 heavy, 2 too heavy to expand even alone (see
+    /// `SeedSpec::confluence_heavy_every`).
+    pub heavy: u8,
     pub forbidden: bool,
     pub deleted: bool,
 }
@@ -443,7 +445,7 @@ impl ConfluenceData {
             seed: id,
             attachments: Vec::new(),
             comments: Vec::new(),
-            heavy: false,
+            heavy: 0,
             forbidden: false,
             deleted: false,
         });

@@ -531,11 +531,11 @@ pub(crate) fn storage(s: &ConfluenceState, ctx: &SiteContext, idx: usize) -> Str
             ));
         }
     }
-    if p.heavy {
+    if p.heavy > 0 {
         // A long code block: what makes real pages heavy to expand (pasted logs, big tables).
         out.push_str("<ac:structured-macro ac:name=\"code\" ac:schema-version=\"1\"><ac:plain-text-body><![CDATA[");
         let line = "2024-01-01T00:00:00Z INFO heavy page padding line for the fake Confluence\n";
-        while out.len() < HEAVY_BODY_BYTES {
+        while out.len() < HEAVY_BODY_BYTES * usize::from(p.heavy) {
             out.push_str(line);
         }
         out.push_str("]]></ac:plain-text-body></ac:structured-macro>");
