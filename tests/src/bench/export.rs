@@ -24,6 +24,9 @@ const MIB: u64 = 1024 * 1024;
 const LATENCY_MS: u64 = 50;
 /// The brief's target for wall time / bound.
 const TARGET_RATIO: f64 = 1.5;
+/// Issue 15's target for Confluence: requests per page for bodies, metadata, comments and
+/// attachment lists (attachment downloads, one each, come on top).
+const CONFLUENCE_REQUESTS_PER_PAGE: f64 = 0.1;
 /// The export function's memory (infra/template.yaml).
 const MEMORY_SIZE_MIB: f64 = 1024.0;
 /// Attachments above this are left out (the 2 GiB stream benchmark covers big files).
@@ -229,6 +232,39 @@ async fn one_run(
     }
 }
 
+/// Confluence: every CQL search request (selection, bodies, comments, attachment lists) per page
+/// exported, and the other API requests (the downloads) per attachment.
+fn requests_per_page(runs: &[Run]) -> Row {
+    let samples: Vec<f64> = runs
+        .iter()
+        .map(|r| r.requests.sequential as f64 / r.items.max(1.0))
+        .collect();
+    let downloads: Vec<f64> = runs
+        .iter()
+        .map(|r| r.requests.per_item as f64 / r.attachments.max(1.0))
+        .collect();
+    let value = median(&samples);
+    let per_attachment = median(&downloads);
+    Row {
+        id: "export.confluence.requests_per_page".into(),
+        benchmark: "Export confluence: API requests per page for bodies, metadata, comments and attachment lists".into(),
+        value,
+        unit: "requests/page".into(),
+        samples,
+        figure: value.map_or("—".into(), |v| format!("{} requests/page", num(v, 3))),
+        bound: format!(
+            "≤ {CONFLUENCE_REQUESTS_PER_PAGE} (issue 15), plus one request per attachment download"
+        ),
+        verdict: value.map_or(Verdict::Fail, |v| {
+            Verdict::of(v <= CONFLUENCE_REQUESTS_PER_PAGE)
+        }),
+        note: per_attachment.map_or(String::new(), |d| {
+            format!("{} download requests per attachment", num(d, 2))
+        }),
+        details: Value::Null,
+    }
+}
+
 pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
     let mut seed = SeedSpec::large();
     seed.jira_large_attachments
@@ -386,6 +422,9 @@ pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
         },
         details: common,
     });
+    if w.product == Product::Confluence {
+        rows.push(requests_per_page(&with_latency));
+    }
     let mib_per_sec = per(&with_latency, &|r| mib / r.secs);
     let mps = median(&mib_per_sec);
     rows.push(Row {

@@ -13,7 +13,7 @@
 //! - `/ex/confluence/{cloudId}/wiki/`: `rest/api/content/search`, `rest/api/search`,
 //!   `rest/api/content/{id}`, `rest/api/content/{id}/child/attachment` (and `…/{attId}/download`),
 //!   `api/v2/pages/{id}`, `api/v2/blogposts/{id}`, `api/v2/pages/{id}/attachments`,
-//!   `api/v2/spaces`, `download/attachments/{pageId}/{filename}` (302 to the media host);
+//!   `api/v2/spaces`, `download/attachments/{pageId}/{filename}` (the servlet: always 401);
 //! - `/__admin/`: `faults` (POST, DELETE), `hits?prefix=`, `requests`, `clock/advance`,
 //!   `revoke`, `grants?client_id=`, `grants/remove-site`, `apps/scopes`, `info`.
 //!
@@ -95,7 +95,10 @@ pub use config::{
     CONFLUENCE_CLIENT_ID, CONFLUENCE_CLIENT_SECRET, ClientApp, DEFAULT_REDIRECT_URI, FakeConfig,
     JIRA_CLIENT_ID, JIRA_CLIENT_SECRET, SiteSpec,
 };
-pub use confluence::{ConfluenceData, ContentInfo, ContentKind, PageInfo, SpaceInfo};
+pub use confluence::{
+    CommentInfo, ConfluenceData, ContentInfo, ContentKind, HEAVY_BODY_BYTES, HEAVY_RESPONSE_BYTES,
+    PageInfo, SpaceInfo,
+};
 pub use error::FakeError;
 pub use faults::{Fault, FaultKind};
 pub use grants::{ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX};
@@ -264,6 +267,18 @@ impl FakeAtlassian {
     /// Requests received (faulted ones included, admin ones not) whose path starts with `prefix`.
     pub fn hits(&self, path_prefix: &str) -> usize {
         self.app.recorder.hits(path_prefix)
+    }
+
+    /// Requests to Confluence's `/wiki/download/…` servlet (which answers 401, see the fake
+    /// Confluence's `api` module): a client that follows v1 `_links.download` or v2
+    /// `downloadLink` shows up here.
+    pub fn download_servlet_hits(&self) -> usize {
+        self.app
+            .recorder
+            .all()
+            .iter()
+            .filter(|r| r.path.starts_with("/ex/confluence/") && r.path.contains("/wiki/download/"))
+            .count()
     }
 
     /// Every request received so far, in arrival order.

@@ -36,6 +36,15 @@ pub struct SeedSpec {
     /// How many issues answer with an `issueErrors` entry (a retriable error) the first time a
     /// bulk fetch asks for them, and normally afterwards.
     pub flaky_bulkfetch_issues: usize,
+    /// Every n-th Confluence page or blog post carries comments (0 = none): two footer comments,
+    /// a reply, an inline comment on a passage of the body and its reply, each mentioning a user.
+    #[serde(default)]
+    pub confluence_comment_every: usize,
+    /// Every n-th Confluence page has a heavy body (0 = none): a search that expands the bodies
+    /// of several of them at once answers 504, and of one in four of them even alone (see
+    /// `HEAVY_BODY_BYTES`).
+    #[serde(default)]
+    pub confluence_heavy_every: usize,
 }
 
 impl SeedSpec {
@@ -55,6 +64,8 @@ impl SeedSpec {
             forbidden_page_every: 17,
             forbidden_attachment_every: 11,
             flaky_bulkfetch_issues: 0,
+            confluence_comment_every: 3,
+            confluence_heavy_every: 0,
         }
     }
 
@@ -79,6 +90,8 @@ impl SeedSpec {
             forbidden_page_every: 89,
             forbidden_attachment_every: 37,
             flaky_bulkfetch_issues: 0,
+            confluence_comment_every: 3,
+            confluence_heavy_every: 0,
         }
     }
 
@@ -96,6 +109,8 @@ impl SeedSpec {
             forbidden_page_every: 0,
             forbidden_attachment_every: 0,
             flaky_bulkfetch_issues: 0,
+            confluence_comment_every: 0,
+            confluence_heavy_every: 0,
         }
     }
 

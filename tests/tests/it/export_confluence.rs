@@ -402,7 +402,7 @@ async fn at_full_scale_exactly_the_selected_space_lands_with_ancestors_names_and
 }
 
 /// The text of a storage-format (XHTML) fragment, with XML's character references decoded.
-fn xml_text(xhtml: &str) -> String {
+pub(crate) fn xml_text(xhtml: &str) -> String {
     xhtml
         .replace("&lt;", "<")
         .replace("&gt;", ">")

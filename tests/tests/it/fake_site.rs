@@ -1335,20 +1335,29 @@ async fn cql_cursor_paging_terminates_and_caps_limit_with_body_expand() {
         enc(cql)
     );
     let (results, pages) = all_search_results(&fake, &token, &first).await;
-    let expected: Vec<String> = fake
-        .confluence(&cloud(&fake))
-        .unwrap()
+    let data = fake.confluence(&cloud(&fake)).unwrap();
+    let hits: Vec<String> = data
         .search(cql)
         .unwrap()
         .into_iter()
         .map(|c| c.id)
         .collect();
+    let forbidden = data.forbidden_page_ids();
+    let visible: Vec<&String> = hits.iter().filter(|id| !forbidden.contains(id)).collect();
+    assert!(
+        visible.len() < hits.len(),
+        "the space holds a forbidden page"
+    );
     let ids: Vec<String> = results
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids, expected);
-    assert_eq!(pages.len(), expected.len().div_ceil(4));
+    assert_eq!(
+        ids.iter().collect::<Vec<_>>(),
+        visible,
+        "a body expansion leaves out what the user may not read"
+    );
+    assert_eq!(pages.len(), hits.len().div_ceil(4));
     assert!(pages.last().unwrap()["_links"].get("next").is_none());
     assert!(
         results
@@ -1600,7 +1609,8 @@ async fn v2_attachments_page_by_cursor_with_a_link_header() {
 }
 
 #[tokio::test]
-async fn confluence_download_link_redirects_to_the_media_host() {
+async fn confluence_download_servlet_answers_401_and_the_rest_download_redirects_to_the_media_host()
+{
     let fake = fake().await;
     let token = grant(&fake, ALL_SCOPES).await.access;
     let data = fake.confluence(&cloud(&fake)).unwrap();
@@ -1619,8 +1629,14 @@ async fn confluence_download_link_redirects_to_the_media_host() {
         for a in body["results"].as_array().unwrap() {
             let info = data.attachment(a["id"].as_str().unwrap()).unwrap();
             assert_eq!(a["title"], info.filename.as_str());
-            let download = a["_links"]["download"].as_str().unwrap();
-            let response = get(&fake, &wiki_path(&fake, download), &token).await;
+            let servlet = a["_links"]["download"].as_str().unwrap();
+            let refused = get(&fake, &wiki_path(&fake, servlet), &token).await;
+            assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{servlet}");
+            let download = format!(
+                "/rest/api/content/{}/child/attachment/{}/download",
+                page.id, info.id
+            );
+            let response = get(&fake, &wiki_path(&fake, &download), &token).await;
             if info.forbidden {
                 assert_eq!(response.status(), StatusCode::FORBIDDEN);
                 continue;
@@ -1637,6 +1653,10 @@ async fn confluence_download_link_redirects_to_the_media_host() {
         }
     }
     assert!(checked >= 15, "{checked}");
+    assert!(
+        fake.download_servlet_hits() >= checked,
+        "the servlet calls are counted"
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
 use super::render::{self, Expand};
-use super::{ConfluenceState, ContentKind, cql};
+use super::{ConfluenceState, ContentKind, HEAVY_RESPONSE_BYTES, comments, cql};
 use crate::fake::gateway::authenticate;
 use crate::fake::media::Download;
 use crate::fake::params::{Params, encode_query};
@@ -142,11 +142,37 @@ fn run_search(site: &Site, p: &Params, wrapped: bool) -> Response {
         Ok(h) => h,
         Err(message) => return v1_error(StatusCode::BAD_REQUEST, &message),
     };
-    let end = offset.saturating_add(limit).min(hits.len());
-    let results: Vec<Value> = hits
-        .get(offset.min(end)..end)
-        .unwrap_or(&[])
+    if let Some((_, status)) = state
+        .refused_listings
         .iter()
+        .find(|(kind, _)| hits.iter().any(|h| content_kind(&state, *h) == *kind))
+    {
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::FORBIDDEN);
+        return v1_error(status, "The listing was refused (a test's fault).");
+    }
+    let end = offset.saturating_add(limit).min(hits.len());
+    let window = hits.get(offset.min(end)..end).unwrap_or(&[]);
+    if expand.any_body() {
+        let heavy: usize = window
+            .iter()
+            .filter_map(|item| match item {
+                cql::Item::Page(i) if state.pages[*i].heavy > 0 => {
+                    Some(render::storage(&state, data.ctx(), *i).len())
+                }
+                _ => None,
+            })
+            .sum();
+        if heavy > HEAVY_RESPONSE_BYTES {
+            return respond::gateway(StatusCode::GATEWAY_TIMEOUT, "Gateway Timeout");
+        }
+    }
+    let results: Vec<Value> = window
+        .iter()
+        // ASSUMPTION: expanding a body loads each hit through the content service, which checks
+        // the restriction the permissive index missed; hits the user may not read are left out
+        // of the page, which then holds fewer than `limit` results (Atlassian: "never assume
+        // the page size"; see ../shared/ATLASSIAN.md).
+        .filter(|item| !(expand.any_body() && hidden(&state, **item)))
         .map(|item| {
             if wrapped {
                 render::search_result(&state, data.ctx(), *item, &expand)
@@ -156,6 +182,7 @@ fn run_search(site: &Site, p: &Params, wrapped: bool) -> Response {
                     cql::Item::Attachment(a) => {
                         render::attachment_v1(&state, data.ctx(), *a, &expand)
                     }
+                    cql::Item::Comment(c) => comments::comment_v1(&state, data.ctx(), *c, &expand),
                 }
             }
         })
@@ -199,6 +226,20 @@ fn run_search(site: &Site, p: &Params, wrapped: bool) -> Response {
         obj.insert("searchDuration".into(), json!(7));
     }
     respond::ok(body)
+}
+
+fn content_kind(state: &ConfluenceState, item: cql::Item) -> ContentKind {
+    match item {
+        cql::Item::Page(i) => state.pages[i].kind,
+        cql::Item::Attachment(_) => ContentKind::Attachment,
+        cql::Item::Comment(_) => ContentKind::Comment,
+    }
+}
+
+/// Whether the user may not read the hit (its page, or the attachment itself, is restricted).
+fn hidden(state: &ConfluenceState, item: cql::Item) -> bool {
+    state.pages[item.page(state)].forbidden
+        || matches!(item, cql::Item::Attachment(a) if state.attachments[a].forbidden)
 }
 
 /// A page the user may read: 404 when missing, 403 when forbidden (`v2` picks the error shape).
@@ -510,41 +551,24 @@ fn redirect_to_media(app: &AppState, state: &ConfluenceState, att: usize) -> Res
     respond::redirect(StatusCode::FOUND, &link)
 }
 
+/// The `/wiki/download/attachments/{page}/{filename}` servlet (v1 `_links.download`, v2
+/// `downloadLink`) answers 401 to OAuth 2.0 bearer tokens, whatever the scopes: deprecated on
+/// Cloud (change notice CHANGE-2735, community thread 94448) and reported to answer 401
+/// (atlassian-python-api #1640, sooperset/mcp-atlassian #1368). Clients must use
+/// `rest/api/content/{pageId}/child/attachment/{attachmentId}/download` instead. Tests count
+/// the calls with `FakeAtlassian::download_servlet_hits`.
 async fn download(
     State(app): State<Arc<AppState>>,
-    Path((cloud_id, page, filename)): Path<(String, String, String)>,
+    Path((cloud_id, _page, _filename)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let site = try_response!(authenticate(
+    let _site = try_response!(authenticate(
         &app,
         &headers,
         &cloud_id,
         Endpoint::ConfluenceDownloadServlet
     ));
-    let state = site.confluence.read();
-    let Some(idx) = state.find(&page) else {
-        return v1_error(
-            StatusCode::NOT_FOUND,
-            &format!("No content found with id: {page}"),
-        );
-    };
-    if state.pages[idx].forbidden {
-        return v1_error(
-            StatusCode::FORBIDDEN,
-            "You do not have permission to download this attachment.",
-        );
-    }
-    match state.pages[idx]
-        .attachments
-        .iter()
-        .find(|a| state.attachments[**a].title == filename)
-    {
-        Some(a) => redirect_to_media(&app, &state, *a),
-        None => v1_error(
-            StatusCode::NOT_FOUND,
-            "No attachment with that file name on this page.",
-        ),
-    }
+    respond::gateway(StatusCode::UNAUTHORIZED, "Unauthorized")
 }
 
 async fn child_attachment_download(

@@ -3,8 +3,10 @@
 //! Fields: `space`/`space.key` (=, !=, IN, NOT IN), `type` (page, blogpost, attachment, comment),
 //! `lastmodified` and `created` (=, !=, >, >=, <, <=; `"yyyy-MM-dd HH:mm"`, `"yyyy-MM-dd"`,
 //! slashes too, periods like `-4w`, `now()` and `now("-4w")`), `title` (=, !=, ~, !~),
-//! `id` (=, !=, IN, NOT IN), `ancestor` and `parent` (=, IN), `container` (=, IN: attachments of
-//! a page). AND, OR, NOT, parentheses. `ORDER BY lastmodified|created|title|id|space|type
+//! `id` (=, !=, IN, NOT IN), `ancestor` and `parent` (=, IN), `container` (=, IN: attachments and
+//! comments of a page or blog post; https://developer.atlassian.com/cloud/confluence/cql-fields/
+//! documents `container in (123, 223, 323)`, and Onyx lists comments with
+//! `type=comment and container='…'`). AND, OR, NOT, parentheses. `ORDER BY lastmodified|created|title|id|space|type
 //! [ASC|DESC]`; default `id ASC`, ties by id. Unknown spaces simply match nothing (as in
 //! Confluence); unknown fields and bad values are 400s.
 
@@ -17,11 +19,12 @@ use super::{ConfluenceState, ContentInfo, ContentKind};
 use crate::fake::query_lang::{self, Clause, Expr, Op, Value};
 use crate::fake::timefmt;
 
-/// One searchable item: a page/blog post or an attachment (by index).
+/// One searchable item: a page/blog post, an attachment or a comment (by index).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Item {
     Page(usize),
     Attachment(usize),
+    Comment(usize),
 }
 
 impl Item {
@@ -29,6 +32,16 @@ impl Item {
         match self {
             Item::Page(i) => s.pages[i].id,
             Item::Attachment(a) => s.attachments[a].id,
+            Item::Comment(c) => s.comments[c].id,
+        }
+    }
+
+    /// The page or blog post it belongs to (itself for a page).
+    pub(crate) fn page(self, s: &ConfluenceState) -> usize {
+        match self {
+            Item::Page(i) => i,
+            Item::Attachment(a) => s.attachments[a].page,
+            Item::Comment(c) => s.comments[c].page,
         }
     }
 
@@ -36,20 +49,20 @@ impl Item {
         match self {
             Item::Page(i) => s.pages[i].kind,
             Item::Attachment(_) => ContentKind::Attachment,
+            Item::Comment(_) => ContentKind::Comment,
         }
     }
 
     fn space(self, s: &ConfluenceState) -> usize {
-        match self {
-            Item::Page(i) => s.pages[i].space,
-            Item::Attachment(a) => s.pages[s.attachments[a].page].space,
-        }
+        s.pages[self.page(s)].space
     }
 
     fn title(self, s: &ConfluenceState) -> &str {
         match self {
             Item::Page(i) => &s.pages[i].title,
             Item::Attachment(a) => &s.attachments[a].title,
+            // Comments are titled "Re: <page title>"; the page title stands for it here.
+            Item::Comment(c) => &s.pages[s.comments[c].page].title,
         }
     }
 
@@ -57,6 +70,7 @@ impl Item {
         match self {
             Item::Page(i) => s.pages[i].created,
             Item::Attachment(a) => s.attachments[a].created,
+            Item::Comment(c) => s.comments[c].created,
         }
     }
 
@@ -64,6 +78,7 @@ impl Item {
         match self {
             Item::Page(i) => s.pages[i].modified,
             Item::Attachment(a) => s.attachments[a].created,
+            Item::Comment(c) => s.comments[c].created,
         }
     }
 }
@@ -73,6 +88,7 @@ pub(crate) fn content_info(s: &ConfluenceState, item: Item) -> ContentInfo {
         id: match item {
             Item::Page(i) => s.pages[i].id.to_string(),
             Item::Attachment(a) => s.attachments[a].public_id(),
+            Item::Comment(c) => s.comments[c].id.to_string(),
         },
         kind: item.kind(s),
         title: item.title(s).to_owned(),
@@ -132,6 +148,11 @@ pub(crate) fn search(
             (0..s.attachments.len())
                 .filter(|a| !s.pages[s.attachments[*a].page].deleted)
                 .map(Item::Attachment),
+        )
+        .chain(
+            (0..s.comments.len())
+                .filter(|c| !s.pages[s.comments[*c].page].deleted)
+                .map(Item::Comment),
         );
     let mut hits: Vec<Item> = items.filter(|item| eval(&pred, s, *item)).collect();
     hits.sort_by(|a, b| compare(s, *a, *b, &order));
@@ -166,16 +187,16 @@ fn eval(pred: &Pred, s: &ConfluenceState, item: Item) -> bool {
         Pred::Ids(ids) => ids.contains(&item.numeric_id(s)),
         Pred::Ancestors(ids) => match item {
             Item::Page(i) => s.ancestors(i).iter().any(|a| ids.contains(&s.pages[*a].id)),
-            Item::Attachment(_) => false,
+            Item::Attachment(_) | Item::Comment(_) => false,
         },
         Pred::Parents(ids) => match item {
             Item::Page(i) => s.pages[i]
                 .parent
                 .is_some_and(|p| ids.contains(&s.pages[p].id)),
-            Item::Attachment(_) => false,
+            Item::Attachment(_) | Item::Comment(_) => false,
         },
         Pred::Containers(ids) => match item {
-            Item::Attachment(a) => ids.contains(&s.pages[s.attachments[a].page].id),
+            Item::Attachment(_) | Item::Comment(_) => ids.contains(&s.pages[item.page(s)].id),
             Item::Page(_) => false,
         },
         Pred::TitleIs(t) => item.title(s).eq_ignore_ascii_case(t),
@@ -276,8 +297,7 @@ fn clause(c: &Clause, now: OffsetDateTime) -> Result<Pred, String> {
                     "page" => kinds.insert(ContentKind::Page),
                     "blogpost" => kinds.insert(ContentKind::BlogPost),
                     "attachment" => kinds.insert(ContentKind::Attachment),
-                    // Comments exist in CQL but the fake seeds none.
-                    "comment" => false,
+                    "comment" => kinds.insert(ContentKind::Comment),
                     other => return Err(format!("unknown content type '{other}'")),
                 };
             }

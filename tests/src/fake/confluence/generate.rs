@@ -91,6 +91,8 @@ pub(super) fn generate(spec: &SeedSpec, seed: u64, ctx: &SiteContext) -> Conflue
                 },
                 seed: page_seed,
                 attachments: Vec::new(),
+                comments: Vec::new(),
+                heavy: heaviness(kind, g, spec.confluence_heavy_every),
                 forbidden: every > 0 && g % every == every - 1 && parent.is_some(),
                 deleted: false,
             });
@@ -98,6 +100,7 @@ pub(super) fn generate(spec: &SeedSpec, seed: u64, ctx: &SiteContext) -> Conflue
     }
 
     attach(&mut state, spec, seed, users);
+    super::comments::generate(&mut state, spec.confluence_comment_every, seed, users);
     state.by_id = state
         .pages
         .iter()
@@ -105,6 +108,17 @@ pub(super) fn generate(spec: &SeedSpec, seed: u64, ctx: &SiteContext) -> Conflue
         .map(|(i, p)| (p.id, i))
         .collect();
     state
+}
+
+/// 1 for every `every`-th page, 2 (too heavy even alone) for every fourth of those.
+fn heaviness(kind: ContentKind, g: usize, every: usize) -> u8 {
+    if kind != ContentKind::Page || every == 0 || g % every != every - 1 {
+        0
+    } else if (g / every) % 4 == 3 {
+        2
+    } else {
+        1
+    }
 }
 
 fn attach(state: &mut ConfluenceState, spec: &SeedSpec, seed: u64, users: usize) {

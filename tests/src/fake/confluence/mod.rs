@@ -1,11 +1,13 @@
-//! The fake Confluence: seeded spaces, a nested page tree, blog posts and attachments of one
-//! site, the handle tests read them through (`FakeAtlassian::confluence`), and mutations.
+//! The fake Confluence: seeded spaces, a nested page tree, blog posts, attachments and comments
+//! of one site, the handle tests read them through (`FakeAtlassian::confluence`), and mutations.
 //!
 //! Forbidden pages still appear in CQL search results (the index is permissive), but direct
 //! reads (`GET api/v2/pages/{id}`, `rest/api/content/{id}`), their attachment lists and
-//! downloads answer 403. Forbidden attachments answer 403 on download.
+//! downloads answer 403, and a search that expands bodies leaves them out (see `api`).
+//! Forbidden attachments answer 403 on download.
 
 mod api;
+mod comments;
 pub(crate) mod cql;
 mod generate;
 mod render;
@@ -23,12 +25,22 @@ use super::users::UserInfo;
 
 pub(crate) use api::router;
 
+/// Extra bytes in the storage body of a heavy page (`SeedSpec::confluence_heavy_every`); twice
+/// as many in one heavy page in four, which then answers 504 even alone.
+pub const HEAVY_BODY_BYTES: usize = 300 * 1024;
+/// A CQL search whose expanded bodies add up to more than this answers 504: Cloud may time out
+/// on heavy pages, and production clients halve `limit` and retry (Onyx `onyx_confluence.py`,
+/// `_paginate_url`; see ../shared/ATLASSIAN.md). ASSUMPTION: the real threshold is not
+/// documented; this one lets one heavy page through alone but not two together.
+pub const HEAVY_RESPONSE_BYTES: usize = 512 * 1024;
+
 /// Kinds of content CQL search returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ContentKind {
     Page,
     BlogPost,
     Attachment,
+    Comment,
 }
 
 impl ContentKind {
@@ -38,6 +50,7 @@ impl ContentKind {
             ContentKind::Page => "page",
             ContentKind::BlogPost => "blogpost",
             ContentKind::Attachment => "attachment",
+            ContentKind::Comment => "comment",
         }
     }
 }
@@ -64,10 +77,29 @@ pub struct PageInfo {
     pub last_modified: OffsetDateTime,
     pub version: u32,
     pub attachment_ids: Vec<String>,
+    /// Its comments (footer, inline and replies), in creation order.
+    pub comment_ids: Vec<String>,
     pub forbidden: bool,
 }
 
-/// One CQL search hit (a page, blog post or attachment).
+/// A seeded comment, as tests see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommentInfo {
+    pub id: String,
+    /// The page or blog post it is on.
+    pub page_id: String,
+    /// The comment it replies to.
+    pub parent_id: Option<String>,
+    /// `footer` or `inline`.
+    pub location: &'static str,
+    /// The passage of the page body an inline comment (and its replies) annotates.
+    pub annotated_text: Option<String>,
+    pub author_account_id: String,
+    /// The user its body mentions (`<ri:user ri:account-id=…>`).
+    pub mentioned_account_id: String,
+}
+
+/// One CQL search hit (a page, blog post, attachment or comment).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContentInfo {
     pub id: String,
@@ -99,6 +131,10 @@ pub(crate) struct Page {
     pub modifier: usize,
     pub seed: u64,
     pub attachments: Vec<usize>,
+    pub comments: Vec<usize>,
+    /// How heavy its body is: 0 ordinary, 1 heavy, 2 too heavy to expand even alone (see
+    /// `SeedSpec::confluence_heavy_every`).
+    pub heavy: u8,
     pub forbidden: bool,
     pub deleted: bool,
 }
@@ -127,8 +163,11 @@ pub(crate) struct ConfluenceState {
     pub spaces: Vec<Space>,
     pub pages: Vec<Page>,
     pub attachments: Vec<Attachment>,
+    pub comments: Vec<comments::Comment>,
     pub by_id: HashMap<u64, usize>,
     pub next_page_id: u64,
+    /// Kinds whose CQL listing answers this status instead (a test's fault).
+    pub refused_listings: Vec<(ContentKind, u16)>,
 }
 
 impl ConfluenceState {
@@ -181,7 +220,25 @@ impl ConfluenceState {
                 .iter()
                 .map(|a| self.attachments[*a].public_id())
                 .collect(),
+            comment_ids: p
+                .comments
+                .iter()
+                .map(|c| self.comments[*c].id.to_string())
+                .collect(),
             forbidden: p.forbidden,
+        }
+    }
+
+    fn comment_info(&self, idx: usize, ctx: &SiteContext) -> CommentInfo {
+        let c = &self.comments[idx];
+        CommentInfo {
+            id: c.id.to_string(),
+            page_id: self.pages[c.page].id.to_string(),
+            parent_id: c.parent.map(|p| self.comments[p].id.to_string()),
+            location: if c.inline { "inline" } else { "footer" },
+            annotated_text: c.marker.as_ref().map(|(_, text)| text.clone()),
+            author_account_id: ctx.users.get(c.author).account_id.clone(),
+            mentioned_account_id: ctx.users.get(c.mentioned).account_id.clone(),
         }
     }
 
@@ -315,6 +372,25 @@ impl ConfluenceData {
             .map(|a| state.attachment_info(a, &self.ctx))
     }
 
+    /// Comments of every existing page and blog post.
+    pub fn comments(&self) -> Vec<CommentInfo> {
+        let state = self.read();
+        (0..state.comments.len())
+            .filter(|c| !state.pages[state.comments[*c].page].deleted)
+            .map(|c| state.comment_info(c, &self.ctx))
+            .collect()
+    }
+
+    /// From now on, a CQL search that finds content of `kind` answers `status` (e.g. 403 or 503
+    /// for the comment listing); `None` lifts it.
+    pub fn refuse_listing(&self, kind: ContentKind, status: Option<u16>) {
+        let mut state = self.write();
+        state.refused_listings.retain(|(k, _)| *k != kind);
+        if let Some(status) = status {
+            state.refused_listings.push((kind, status));
+        }
+    }
+
     /// A new version of the page, modified now by a seeded user.
     pub fn touch_page(&self, id: &str) -> Result<PageInfo, FakeError> {
         let now = self.ctx.clock.now();
@@ -368,6 +444,8 @@ impl ConfluenceData {
             modifier: 0,
             seed: id,
             attachments: Vec::new(),
+            comments: Vec::new(),
+            heavy: 0,
             forbidden: false,
             deleted: false,
         });

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use super::cql::Item;
-use super::{Attachment, ConfluenceState, ContentKind, Page};
+use super::{Attachment, ConfluenceState, ContentKind, HEAVY_BODY_BYTES, Page, comments};
 use crate::fake::adf;
 use crate::fake::params::encode_segment;
 use crate::fake::rng::SeedRng;
@@ -49,7 +49,7 @@ fn slug(title: &str) -> String {
     url::form_urlencoded::byte_serialize(title.as_bytes()).collect()
 }
 
-fn space_json(s: &ConfluenceState, ctx: &SiteContext, space: usize) -> Value {
+pub(crate) fn space_json(s: &ConfluenceState, ctx: &SiteContext, space: usize) -> Value {
     let sp = &s.spaces[space];
     json!({
         "id": sp.id,
@@ -61,7 +61,7 @@ fn space_json(s: &ConfluenceState, ctx: &SiteContext, space: usize) -> Value {
     })
 }
 
-fn page_links(s: &ConfluenceState, ctx: &SiteContext, p: &Page) -> Value {
+pub(crate) fn page_links(s: &ConfluenceState, ctx: &SiteContext, p: &Page) -> Value {
     let kind = if p.kind == ContentKind::BlogPost {
         "blog"
     } else {
@@ -86,7 +86,7 @@ fn tiny(id: u64) -> String {
     )
 }
 
-fn version_json(
+pub(crate) fn version_json(
     ctx: &SiteContext,
     number: u32,
     by: usize,
@@ -333,6 +333,13 @@ pub(crate) fn search_result(
                 at.created,
             )
         }
+        Item::Comment(c) => {
+            let content = comments::comment_v1(s, ctx, c, expand);
+            let url = content["_links"]["webui"].clone();
+            let title = content["title"].as_str().unwrap_or_default().to_owned();
+            let cm = &s.comments[c];
+            (content, title, url, s.pages[cm.page].space, cm.created)
+        }
     };
     let sp = &s.spaces[space];
     let kind = content["type"].as_str().unwrap_or("page").to_owned();
@@ -447,7 +454,7 @@ pub(crate) fn attachment_v2(s: &ConfluenceState, ctx: &SiteContext, idx: usize) 
 
 /// Escapes text for XML content and attributes; control characters become numeric references
 /// (NUL, invalid in XML, becomes U+FFFD).
-fn xml(s: &str) -> String {
+pub(crate) fn xml(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -511,6 +518,27 @@ pub(crate) fn storage(s: &ConfluenceState, ctx: &SiteContext, idx: usize) -> Str
             "<p><ac:link><ri:attachment ri:filename=\"{}\" /></ac:link></p>",
             xml(&s.attachments[*a].title)
         ));
+    }
+    // The passages inline comments annotate, wrapped in their markers as the editor stores them
+    // (https://confluence.atlassian.com/doc/confluence-storage-format-790796544.html).
+    for c in &p.comments {
+        let c = &s.comments[*c];
+        if let (Some((marker, text)), None) = (&c.marker, c.parent) {
+            out.push_str(&format!(
+                "<p><ac:inline-comment-marker ac:ref=\"{}\">{}</ac:inline-comment-marker></p>",
+                xml(marker),
+                xml(text)
+            ));
+        }
+    }
+    if p.heavy > 0 {
+        // A long code block: what makes real pages heavy to expand (pasted logs, big tables).
+        out.push_str("<ac:structured-macro ac:name=\"code\" ac:schema-version=\"1\"><ac:plain-text-body><![CDATA[");
+        let line = "2024-01-01T00:00:00Z INFO heavy page padding line for the fake Confluence\n";
+        while out.len() < HEAVY_BODY_BYTES * usize::from(p.heavy) {
+            out.push_str(line);
+        }
+        out.push_str("]]></ac:plain-text-body></ac:structured-macro>");
     }
     out.push_str(&format!(
         "<p>Thanks {}! <ac:emoticon ac:name=\"smile\" /></p>",
