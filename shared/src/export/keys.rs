@@ -53,7 +53,11 @@ impl Layout {
             "{}{}-{}",
             self.attachments_of(item_id),
             safe_key_segment(attachment_id, 64),
-            safe_key_segment(filename, MAX_NAME_BYTES)
+            // A file named after an account id must not carry it into the key (PRIVACY.md P5).
+            safe_key_segment(
+                &crate::export::redact::safe_key_component(filename),
+                MAX_NAME_BYTES
+            )
         )
     }
 

@@ -74,7 +74,7 @@ impl Exporter {
         att: &AttachmentRef,
         key: &str,
     ) -> Result<Result<Stored, String>, ExportError> {
-        let original = metadata_value(&att.filename);
+        let original = metadata_value(&crate::export::redact::safe_key_component(&att.filename));
         let metadata = [
             ("original-filename", original.as_str()),
             ("attachment-id", att.id.as_str()),

@@ -394,6 +394,10 @@ impl Exporter {
         reason: String,
     ) -> Result<Outcome, ExportError> {
         let store = &self.keeper.store;
+        // Atlassian's error text can quote user data (a JQL naming an account id or an
+        // e-mail address): one scrub before every sink — the job record, the event, the log
+        // (PRIVACY.md P5, P7).
+        let reason = crate::export::redact::scrub_for_sink(&reason);
         job.status = JobStatus::Failed;
         job.phase = "done".into();
         job.failure_reason = Some(reason.clone());
