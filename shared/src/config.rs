@@ -55,6 +55,9 @@ pub struct AtlassianSettings {
 pub struct Config {
     /// Where the AWS SDK sends requests instead of AWS (the emulator, locally).
     pub aws_endpoint_url: Option<Url>,
+    /// Where S3 requests go instead, when set (`AWS_ENDPOINT_URL_S3`, the SDK's service-specific
+    /// variable): `make bench` stores exports in a fast S3 server and keeps the rest on moto.
+    pub aws_endpoint_url_s3: Option<Url>,
     pub table_name: String,
     pub bucket_name: Option<String>,
     /// KMS key (id, ARN or alias) for token envelopes and S3 SSE-KMS.
@@ -121,6 +124,10 @@ impl Config {
             .opt("AWS_ENDPOINT_URL")
             .map(|v| parse_url("AWS_ENDPOINT_URL", v))
             .transpose()?;
+        let aws_endpoint_url_s3 = env
+            .opt("AWS_ENDPOINT_URL_S3")
+            .map(|v| parse_url("AWS_ENDPOINT_URL_S3", v))
+            .transpose()?;
         let atlassian = AtlassianSettings {
             auth_url: outbound_url(
                 "ATLASSIAN_AUTH_URL",
@@ -159,6 +166,7 @@ impl Config {
 
         Ok(Config {
             aws_endpoint_url,
+            aws_endpoint_url_s3,
             table_name: env.required("TABLE_NAME")?.to_owned(),
             bucket_name: env.opt("BUCKET_NAME").map(str::to_owned),
             kms_key_id: env.required("KMS_KEY_ID")?.to_owned(),
@@ -225,7 +233,12 @@ fn is_ours(name: &str) -> bool {
     PRODUCT_PREFIXES.iter().any(|p| name.starts_with(p))
         || matches!(
             name,
-            "TABLE_NAME" | "BUCKET_NAME" | "KMS_KEY_ID" | "EVENT_BUS_NAME" | "AWS_ENDPOINT_URL"
+            "TABLE_NAME"
+                | "BUCKET_NAME"
+                | "KMS_KEY_ID"
+                | "EVENT_BUS_NAME"
+                | "AWS_ENDPOINT_URL"
+                | "AWS_ENDPOINT_URL_S3"
         )
 }
 
@@ -400,6 +413,21 @@ mod tests {
         assert_eq!(c.event_bus_name, "default");
         assert_eq!(c.job_retention, Duration::from_secs(30 * 86400));
         assert!(c.jira.is_none() && c.confluence.is_none());
+    }
+
+    #[test]
+    fn s3_may_have_an_endpoint_of_its_own() {
+        let c = with(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8014"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.aws_endpoint_url_s3.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:8014/")
+        );
+        assert!(with(&[]).is_ok_and(|c| c.aws_endpoint_url_s3.is_none()));
+        assert!(with(&[("AWS_ENDPOINT_URL_S3", "http://u:p@127.0.0.1:1")]).is_err());
     }
 
     #[test]
