@@ -55,6 +55,9 @@ pub struct AtlassianSettings {
 pub struct Config {
     /// Where the AWS SDK sends requests instead of AWS (the emulator, locally).
     pub aws_endpoint_url: Option<Url>,
+    /// Where S3 requests go instead, when set (`AWS_ENDPOINT_URL_S3`, the SDK's service-specific
+    /// variable): `make bench` stores exports in a fast S3 server and keeps the rest on moto.
+    pub aws_endpoint_url_s3: Option<Url>,
     pub table_name: String,
     pub bucket_name: Option<String>,
     /// KMS key (id, ARN or alias) for token envelopes and S3 SSE-KMS.
@@ -131,6 +134,13 @@ impl Config {
         if let Some(url) = &aws_endpoint_url {
             require_https_or_loopback("AWS_ENDPOINT_URL", url)?;
         }
+        let aws_endpoint_url_s3 = env
+            .opt("AWS_ENDPOINT_URL_S3")
+            .map(|v| parse_url("AWS_ENDPOINT_URL_S3", v))
+            .transpose()?;
+        if let Some(url) = &aws_endpoint_url_s3 {
+            require_https_or_loopback("AWS_ENDPOINT_URL_S3", url)?;
+        }
         let atlassian = AtlassianSettings {
             auth_url: outbound_url(
                 "ATLASSIAN_AUTH_URL",
@@ -169,6 +179,7 @@ impl Config {
 
         Ok(Config {
             aws_endpoint_url,
+            aws_endpoint_url_s3,
             table_name: env.required("TABLE_NAME")?.to_owned(),
             bucket_name: env.opt("BUCKET_NAME").map(str::to_owned),
             kms_key_id: env.required("KMS_KEY_ID")?.to_owned(),
@@ -237,7 +248,12 @@ fn is_ours(name: &str) -> bool {
     PRODUCT_PREFIXES.iter().any(|p| name.starts_with(p))
         || matches!(
             name,
-            "TABLE_NAME" | "BUCKET_NAME" | "KMS_KEY_ID" | "EVENT_BUS_NAME" | "AWS_ENDPOINT_URL"
+            "TABLE_NAME"
+                | "BUCKET_NAME"
+                | "KMS_KEY_ID"
+                | "EVENT_BUS_NAME"
+                | "AWS_ENDPOINT_URL"
+                | "AWS_ENDPOINT_URL_S3"
         )
 }
 
@@ -420,6 +436,21 @@ mod tests {
         assert!(with(&[("AWS_ENDPOINT_URL", "https://vpce.example.amazonaws.com")]).is_ok());
         assert!(with(&[("AWS_ENDPOINT_URL", "http://collector.example.com")]).is_err());
         assert!(with(&[("AWS_ENDPOINT_URL", "ftp://127.0.0.1")]).is_err());
+    }
+
+    #[test]
+    fn s3_may_have_an_endpoint_of_its_own() {
+        let c = with(&[
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:8014"),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            c.aws_endpoint_url_s3.as_ref().map(Url::as_str),
+            Some("http://127.0.0.1:8014/")
+        );
+        assert!(with(&[]).is_ok_and(|c| c.aws_endpoint_url_s3.is_none()));
+        assert!(with(&[("AWS_ENDPOINT_URL_S3", "http://u:p@127.0.0.1:1")]).is_err());
     }
 
     #[test]

@@ -67,10 +67,13 @@ async fn counted_clients(config: &Config, counter: &RequestCounter) -> AwsClient
                 .build(),
         ),
         s3: aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&sdk)
-                .force_path_style(endpoint.is_some())
-                .interceptor(c())
-                .build(),
+            shared::aws::s3_config(
+                &sdk,
+                endpoint.is_some(),
+                config.aws_endpoint_url_s3.as_ref(),
+            )
+            .interceptor(c())
+            .build(),
         ),
         eventbridge: aws_sdk_eventbridge::Client::from_conf(
             aws_sdk_eventbridge::config::Builder::from(&sdk)

@@ -18,12 +18,16 @@ USAGE: fake-atlassian [FLAGS]
   --preset small|large          starting data set (default small)
   --jira-projects K:N,...       Jira projects and issue counts, e.g. ALPHA:1500,BETA:500
   --confluence-spaces K:N,...   Confluence spaces and page counts, e.g. DOCS:600,ENG:400
-  --attachments N               ordinary attachments per product (0 B .. 512 KiB)
+  --attachments N               N ordinary attachments (0 B .. 512 KiB) per product, replacing
+                                the preset's attachments, its large ones included (the large
+                                preset has 5 to 200 MiB ones): --attachments 0 means none
   --large-attachment-mib N      add one attachment of N MiB to each product (repeatable)
   --client ID:SECRET:URI        register an app (repeatable; replaces the two default apps)
   --redirect-uri URI            register one more callback URI on every app (repeatable)
   --sites N                     number of sites (default 1)
-  --latency-ms N                delay every request by N ms
+  --latency-ms N                delay every API request (paths under /ex/) by N ms, as make
+                                bench does; OAuth, consent, admin and media-host requests are
+                                not delayed
   --fault-rate P                answer this share of API calls with 429 (Retry-After: 1) or 503
   --access-token-ttl-secs N     access-token lifetime (default 3600)
   --seed N                      data and fault seed
@@ -115,9 +119,7 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             }
             "--redirect-uri" => redirects.push(value(flag, &mut it)?.clone()),
             "--sites" => sites = number(flag, value(flag, &mut it)?)?,
-            "--latency-ms" => {
-                faults.push(Fault::latency("/", number(flag, value(flag, &mut it)?)?))
-            }
+            "--latency-ms" => faults.push(Fault::api_latency(number(flag, value(flag, &mut it)?)?)),
             "--fault-rate" => {
                 let p: f64 = number(flag, value(flag, &mut it)?)?;
                 if !(0.0..=1.0).contains(&p) {
@@ -150,6 +152,8 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     if let Some(n) = attachments {
         seed.jira_attachments = n;
         seed.confluence_attachments = n;
+        seed.jira_large_attachments.clear();
+        seed.confluence_large_attachments.clear();
     }
     seed.jira_large_attachments.extend(&large);
     seed.confluence_large_attachments.extend(&large);
@@ -210,6 +214,39 @@ mod tests {
         );
         assert_eq!(config.seed, 9);
         assert_eq!(faults.len(), 2);
+    }
+
+    #[test]
+    fn attachments_replace_the_presets_large_ones() {
+        let Ok(Command::Run(config, _)) = parse(&args("--preset large --attachments 0")) else {
+            panic!("expected a config");
+        };
+        let seed = &config.sites[0].seed;
+        assert_eq!(seed.jira_attachments + seed.confluence_attachments, 0);
+        assert!(seed.jira_large_attachments.is_empty());
+        assert!(seed.confluence_large_attachments.is_empty());
+        let Ok(Command::Run(config, _)) = parse(&args(
+            "--preset large --attachments 3 --large-attachment-mib 1",
+        )) else {
+            panic!("expected a config");
+        };
+        assert_eq!(
+            config.sites[0].seed.jira_large_attachments,
+            vec![1024 * 1024]
+        );
+        let Ok(Command::Run(config, _)) = parse(&args("--preset large")) else {
+            panic!("expected a config");
+        };
+        assert!(!config.sites[0].seed.jira_large_attachments.is_empty());
+    }
+
+    #[test]
+    fn latency_delays_the_api_only() {
+        let Ok(Command::Run(_, faults)) = parse(&args("--latency-ms 50")) else {
+            panic!("expected a config");
+        };
+        assert_eq!(faults, vec![Fault::api_latency(50)]);
+        assert_eq!(faults[0].path_prefix, "/ex/");
     }
 
     #[test]

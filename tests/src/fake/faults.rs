@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::rng::SeedRng;
 
+/// Where the Atlassian REST APIs live on the gateway (`api.atlassian.com/ex/{product}/{cloudId}/…`,
+/// developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/#3--make-calls-to-the-api-using-the-access-token).
+pub const API_PREFIX: &str = "/ex/";
+
 /// One fault rule. Rules are checked in the order they were added; latency rules add up, the
 /// first matching status or drop rule decides the answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -58,6 +62,15 @@ impl Fault {
     /// Delay every request under `prefix` by `ms` milliseconds.
     pub fn latency(prefix: &str, ms: u64) -> Self {
         Self::new(prefix, FaultKind::Latency { ms })
+    }
+
+    /// Delay every Atlassian API request (paths under [`API_PREFIX`]) by `ms` milliseconds:
+    /// what `fake-atlassian --latency-ms` and `make bench` both inject. OAuth, the consent page,
+    /// the admin API and the media host are not delayed: their calls are few per job (a token
+    /// refresh) or bound by bandwidth (downloads), and the bench's latency bound counts API
+    /// requests only.
+    pub fn api_latency(ms: u64) -> Self {
+        Self::latency(API_PREFIX, ms)
     }
 
     /// Close the connection of every request under `prefix` without answering.

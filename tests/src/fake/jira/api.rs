@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
+use super::expand::Expand;
 use super::render::{self, Fields};
 use super::{JiraData, JiraState, jql};
 use crate::fake::gateway::authenticate;
@@ -171,6 +172,11 @@ fn string_list(v: Option<&Value>, name: &str) -> Result<Vec<String>, Response> {
     }
 }
 
+/// The `expand` values, or the 400 naming one the fake does not implement (`expand.rs`).
+fn expand_of(values: &[String]) -> Result<Expand, Response> {
+    Expand::parse(values).map_err(|m| jira_error(StatusCode::BAD_REQUEST, &m))
+}
+
 /// How long a `nextPageToken` stays valid: "The token expires after 7 days"
 /// (developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-search,
 /// `nextPageToken` of `GET /rest/api/3/search/jql`; ATLASSIAN.md).
@@ -209,6 +215,7 @@ fn search(jira: &JiraData, req: SearchRequest) -> Response {
     if req.jql.trim().is_empty() {
         return jira_error(StatusCode::BAD_REQUEST, jql::UNBOUNDED);
     }
+    let expand = try_response!(expand_of(&req.expand));
     let state = jira.read();
     let hits = match jql::search(&state, &req.jql, jira.ctx().clock.now()) {
         Ok(hits) => hits,
@@ -232,12 +239,11 @@ fn search(jira: &JiraData, req: SearchRequest) -> Response {
         },
     };
     let end = offset.saturating_add(page_size).min(hits.len());
-    let changelog = req.expand.iter().any(|e| e == "changelog");
     let issues: Vec<Value> = hits
         .get(offset..end)
         .unwrap_or(&[])
         .iter()
-        .map(|i| render::issue(&state, jira.ctx(), *i, &fields, changelog))
+        .map(|i| render::issue(&state, jira.ctx(), *i, &fields, expand))
         .collect();
     let is_last = end >= hits.len();
     let mut body = json!({ "issues": issues, "isLast": is_last });
@@ -295,7 +301,7 @@ async fn bulkfetch(
         &fields,
         Fields::Some(render::ALL_FIELDS.iter().copied().collect()),
     );
-    let changelog = expand.iter().any(|e| e == "changelog");
+    let expand = try_response!(expand_of(&expand));
 
     let jira = &site.jira;
     let mut found = Vec::new();
@@ -321,7 +327,7 @@ async fn bulkfetch(
     let state = jira.read();
     let issues: Vec<Value> = found
         .iter()
-        .map(|i| render::issue(&state, jira.ctx(), *i, &fields, changelog))
+        .map(|i| render::issue(&state, jira.ctx(), *i, &fields, expand))
         .collect();
     respond::ok(json!({ "expand": "schema,names", "issues": issues, "issueErrors": errors }))
 }
@@ -348,14 +354,8 @@ async fn issue(
         &p.list("fields"),
         Fields::Some(render::ALL_FIELDS.iter().copied().collect()),
     );
-    let changelog = p.list("expand").iter().any(|e| e == "changelog");
-    respond::ok(render::issue(
-        &state,
-        site.jira.ctx(),
-        idx,
-        &fields,
-        changelog,
-    ))
+    let expand = try_response!(expand_of(&p.list("expand")));
+    respond::ok(render::issue(&state, site.jira.ctx(), idx, &fields, expand))
 }
 
 /// `startAt` and a capped `maxResults` from the query.

@@ -3,7 +3,8 @@
 //! Fields: `project` (=, !=, IN, NOT IN; key, id or name), `key`/`issuekey`/`id` (=, !=, IN,
 //! NOT IN), `created`/`createdDate` and `updated`/`updatedDate` (=, !=, >, >=, <, <=; values
 //! `"yyyy-MM-dd HH:mm"`, `"yyyy/MM/dd HH:mm"`, `"yyyy-MM-dd"`, `"yyyy/MM/dd"`, periods such as
-//! `-5d`, or `now()`), all in UTC. Clauses combine with AND, OR, NOT and parentheses.
+//! `-5d`, `now()`, or a whole number of milliseconds since the Unix epoch such as
+//! `1700000000000`), all in UTC. Clauses combine with AND, OR, NOT and parentheses.
 //! `ORDER BY` accepts key, id, created, updated and project (ASC/DESC); without it the order is
 //! `key ASC`. Ties always break by id, so every order is total and paging is stable.
 
@@ -267,10 +268,43 @@ fn literal(v: &Value, field: &str) -> Result<String, JqlError> {
 
 fn date_value(v: &Value, now: OffsetDateTime) -> Option<OffsetDateTime> {
     match v {
-        Value::Literal(s) => timefmt::parse_date_literal(s, now),
+        Value::Literal(s) => epoch_millis(s).or_else(|| timefmt::parse_date_literal(s, now)),
         Value::Function(name, args) if name.eq_ignore_ascii_case("now") && args.is_empty() => {
             Some(now)
         }
         Value::Function(..) => None,
+    }
+}
+
+/// A date given as milliseconds since the Unix epoch. Jira's JQL reads a bare number in a date
+/// clause this way, and production clients rely on it: airbyte-source-jira 4.0.0 pages its
+/// `issues` stream with `jql=updated >= {{ (timestamp(stream_slice.start_time) * 1000)|int }}`
+/// (source_jira/manifest.yaml, `issues_stream`), against Jira Cloud.
+fn epoch_millis(s: &str) -> Option<OffsetDateTime> {
+    let s = s.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let ms: i128 = s.parse().ok()?;
+    OffsetDateTime::from_unix_timestamp_nanos(ms.checked_mul(1_000_000)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_may_be_epoch_milliseconds() {
+        let now = OffsetDateTime::now_utc();
+        let at = date_value(&Value::Literal("1700000000000".into()), now);
+        assert_eq!(at.map(OffsetDateTime::unix_timestamp), Some(1_700_000_000));
+        let at = date_value(&Value::Literal("1700000000123".into()), now);
+        assert_eq!(at.map(|t| t.millisecond()), Some(123));
+        // Still refused: neither a date, a period nor a number.
+        assert_eq!(date_value(&Value::Literal("17000x".into()), now), None);
+        assert_eq!(
+            date_value(&Value::Literal("-5d".into()), now),
+            now.checked_sub(time::Duration::days(5))
+        );
     }
 }

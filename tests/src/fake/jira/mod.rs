@@ -8,6 +8,7 @@
 //! for issues the user may not browse. Their attachments answer 403.
 
 mod api;
+mod expand;
 mod generate;
 pub(crate) mod jql;
 mod render;

@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
+use super::expand::{self, Expand};
 use super::{Attachment, Comment, Issue, JiraState};
 use crate::fake::adf;
 use crate::fake::rng::SeedRng;
@@ -83,7 +84,7 @@ impl Fields {
     }
 }
 
-const STATUSES: &[(&str, &str, &str, u32, &str)] = &[
+pub(super) const STATUSES: &[(&str, &str, &str, u32, &str)] = &[
     ("10000", "To Do", "new", 2, "blue-gray"),
     ("3", "In Progress", "indeterminate", 4, "yellow"),
     ("10001", "Done", "done", 3, "green"),
@@ -103,7 +104,7 @@ pub(crate) fn issue(
     ctx: &SiteContext,
     idx: usize,
     fields: &Fields,
-    changelog: bool,
+    expand: Expand,
 ) -> Value {
     let issue = &state.issues[idx];
     let Fields::Some(set) = fields else {
@@ -125,8 +126,14 @@ pub(crate) fn issue(
     for name in set {
         f.insert((*name).to_owned(), field(state, ctx, issue, name));
     }
+    if expand.rendered_fields {
+        out.insert("renderedFields".into(), expand::rendered_fields(issue, &f));
+    }
     out.insert("fields".into(), Value::Object(f));
-    if changelog {
+    if expand.transitions {
+        out.insert("transitions".into(), expand::transitions(ctx, issue));
+    }
+    if expand.changelog {
         let total = issue.changelog;
         let histories: Vec<Value> = (0..total.min(20)).map(|k| history(ctx, issue, k)).collect();
         out.insert(
