@@ -10,6 +10,16 @@ STAMP   := $(VENV)/.installed-$(shell sha256sum $(REQS) 2>/dev/null | cut -c1-16
 # Integration tests are I/O bound (emulator, fake site): run more of them than there are cores.
 TEST_THREADS ?= 8
 
+# One build for every command. Cargo picks dependency features from the packages a command
+# selects: `-p integration-tests` leaves out the other members and their dev-dependencies
+# (tokio's test-util, jsonschema's regex and serde_json features, lopdf's cipher padding), so it
+# resolved tokio, hyper, h2 and the whole AWS SDK differently and rebuilt them (10 minutes after
+# `make test`). Every debug command here therefore selects the whole workspace with its test
+# targets, `cargo test --workspace …`, and reuses one set of artifacts; `make local` after
+# `make test` compiles nothing. (Cargo's `resolver.feature-unification = "workspace"` would do
+# this for any command but is not stable yet.)
+BUILD := cargo test --workspace --no-run
+
 .PHONY: help venv chromium test local fmt lint unit it clean
 
 help:
@@ -19,6 +29,8 @@ help:
 	@echo "make chromium   headless Chromium for the browser test (Debian's package, if none is installed)"
 	@echo "make fmt     format the code"
 	@echo "make it T=name   run the integration tests whose name contains 'name'"
+	@echo "make bench   throughput and memory benchmarks, release build (about 30 minutes)"
+	@echo "make bench-peers   our Jira export beside airbyte-source-jira and an atlassian-python-api loop"
 
 venv: $(STAMP)
 
@@ -63,14 +75,14 @@ test: venv chromium lint lint-infra
 # ATLASSIAN_JIRA_CLIENT_ID/_SECRET (and/or the CONFLUENCE pair) set it connects a real site
 # instead: README, "make local against a real Atlassian site".
 local: venv
-	cargo build -q -p integration-tests --bin local
+	$(BUILD)
 	$${CARGO_TARGET_DIR:-target}/debug/local 2> local.log
 
 unit:
 	cargo test --workspace --lib --bins
 
 it: venv chromium
-	cargo test -p integration-tests --test it -- --test-threads=$(TEST_THREADS) $(T)
+	cargo test --workspace --test it -- --test-threads=$(TEST_THREADS) $(T)
 
 clean:
 	cargo clean
@@ -132,15 +144,53 @@ deploy: venv
 	cd infra && sam deploy $(SAM_DEPLOY_FLAGS)
 
 # ---------------------------------------------------------------- benchmarks
-.PHONY: bench
+.PHONY: bench bench-peers bench-s3 peers-venvs
 BENCH_FLAGS ?=
 
+# Exports are stored in bench-s3 (tests/bench-s3: the s3s-fs crate's file-system S3 plus the two
+# listings the export needs), built from crates.io into the target dir the first time; DynamoDB,
+# KMS, EventBridge and Secrets Manager stay on moto. Tests keep moto for everything.
+BENCH_S3_TARGET = $${CARGO_TARGET_DIR:-target}/bench-s3
+BENCH_S3        = $(BENCH_S3_TARGET)/release/bench-s3
+
+bench-s3:
+	CARGO_TARGET_DIR=$(BENCH_S3_TARGET) cargo build --release --locked -q \
+		--manifest-path tests/bench-s3/Cargo.toml
+
+# The peers, each in its own venv with every package pinned (peers/requirements-*.txt, from pip
+# freeze; installed with --no-deps so pip resolves nothing).
+AIRBYTE_VENV     := $(VENV)/airbyte
+ATLASSIAN_VENV   := $(VENV)/atlassian
+AIRBYTE_STAMP    := $(AIRBYTE_VENV)/.installed-$(shell sha256sum peers/requirements-airbyte.txt 2>/dev/null | cut -c1-16)
+ATLASSIAN_STAMP  := $(ATLASSIAN_VENV)/.installed-$(shell sha256sum peers/requirements-atlassian.txt 2>/dev/null | cut -c1-16)
+
+$(AIRBYTE_STAMP): peers/requirements-airbyte.txt
+	@test -x $(AIRBYTE_VENV)/bin/python || $(PYTHON) -m venv $(AIRBYTE_VENV)
+	$(AIRBYTE_VENV)/bin/pip install --disable-pip-version-check --quiet --no-deps -r $<
+	@rm -f $(AIRBYTE_VENV)/.installed-*
+	@touch $@
+
+$(ATLASSIAN_STAMP): peers/requirements-atlassian.txt
+	@test -x $(ATLASSIAN_VENV)/bin/python || $(PYTHON) -m venv $(ATLASSIAN_VENV)
+	$(ATLASSIAN_VENV)/bin/pip install --disable-pip-version-check --quiet --no-deps -r $<
+	@rm -f $(ATLASSIAN_VENV)/.installed-*
+	@touch $@
+
+peers-venvs: $(AIRBYTE_STAMP) $(ATLASSIAN_STAMP)
+
 # Throughput and memory of the refresh schedule (10,000 connections), the Jira and Confluence
-# exports (a 2 GiB attachment included) and the cold start of each function binary, in a
-# release build, against an emulator and fake sites it starts itself: a markdown table on
-# stdout and artifacts/bench.json. Not part of `make test`. `make bench BENCH_FLAGS=--help`.
-bench: venv
-	cargo build --release -p integration-tests --bin bench --bin fake-atlassian \
-		-p oauth-callback -p connectors-api -p token-refresh -p export \
-		--bin oauth-callback --bin connectors-api --bin token-refresh --bin export
-	$${CARGO_TARGET_DIR:-target}/release/bench $(BENCH_FLAGS)
+# exports (a 2 GiB attachment included), the peers beside the Jira export, and the cold start of
+# each function binary, against an emulator, an S3 server and fake sites it starts itself: a
+# markdown table on stdout and artifacts/bench.json. Not part of `make test`.
+# `make bench BENCH_FLAGS=--help`. A release build: one more build than `make test`'s, by design
+# (optimised code is what is measured); it selects the whole workspace like the debug commands.
+RELEASE := cargo build --release --workspace --bins
+
+bench: venv peers-venvs bench-s3
+	$(RELEASE)
+	$${CARGO_TARGET_DIR:-target}/release/bench --s3-server $(BENCH_S3) $(BENCH_FLAGS)
+
+# Only the Jira export beside airbyte-source-jira 4.0.0 and the atlassian-python-api loop.
+bench-peers: venv peers-venvs bench-s3
+	$(RELEASE)
+	$${CARGO_TARGET_DIR:-target}/release/bench --only peers --s3-server $(BENCH_S3) $(BENCH_FLAGS)

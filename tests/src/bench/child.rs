@@ -190,6 +190,9 @@ pub async fn export(tenant: &str, connector: &str) {
     let secs = started.elapsed().as_secs_f64();
     let requests = counter.get() - requests_before;
     let memory = memory();
+    // This process's CPU time (user + system, /proc/self/stat): the whole job, cold start
+    // included, since the process runs nothing else.
+    let cpu_secs = procfs::cpu_secs(std::process::id(), procfs::clock_ticks());
     let record = exporter
         .keeper
         .store
@@ -210,6 +213,7 @@ pub async fn export(tenant: &str, connector: &str) {
         "batch_size": exporter.batch_size,
         "max_concurrency_per_site": config.atlassian.max_concurrency_per_site,
         "aws_requests": requests,
+        "cpu_secs": cpu_secs,
         "rss_start_kib": rss_start,
         "memory": memory,
     }));

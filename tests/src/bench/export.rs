@@ -16,6 +16,8 @@ use integration_tests::fake::{AttachmentInfo, FakeAtlassian, FakeConfig, Fault, 
 use serde_json::{Value, json};
 use shared::ids::Product;
 
+use crate::helper::S3Server;
+use crate::peers::{self, PeerTools};
 use crate::report::{Row, Verdict, median, num};
 use crate::world::{Consenter, Deployment, Site, put_connector, run_child, say, tenant};
 
@@ -106,6 +108,12 @@ struct Run {
     concurrency: f64,
     result: Value,
     moto_cpu: Option<f64>,
+    /// CPU seconds of the export process (its own /proc/self/stat at the end).
+    cpu: Option<f64>,
+    /// CPU seconds of the S3 server (bench-s3) and of this process (the fake site) meanwhile.
+    s3_cpu: Option<f64>,
+    fake_cpu: Option<f64>,
+    aws_requests: Option<f64>,
 }
 
 impl Run {
@@ -117,6 +125,30 @@ impl Run {
     fn bound(&self) -> f64 {
         self.latency_bound().max(self.moto_cpu.unwrap_or(0.0))
     }
+
+    /// CPU seconds per 1,000 items of a process that used `cpu` seconds on this run.
+    fn per_1000(&self, cpu: Option<f64>) -> Option<f64> {
+        cpu.filter(|_| self.items > 0.0)
+            .map(|c| c / self.items * 1000.0)
+    }
+}
+
+/// The figures printed beside every throughput: CPU per 1,000 items (ours and the servers'),
+/// AWS requests per item, peak RSS; medians over `runs`.
+fn costs(runs: &[Run], unit: &str) -> String {
+    let m =
+        |f: &dyn Fn(&Run) -> Option<f64>| median(&runs.iter().filter_map(f).collect::<Vec<_>>());
+    let fmt = |x: Option<f64>, d: usize| x.map_or("?".into(), |x| num(x, d));
+    let singular = unit.trim_end_matches('s');
+    format!(
+        "CPU per 1,000 {unit}: ours {} s, moto {} s, S3 server {} s, fake site {} s; {} AWS requests per {singular}; peak RSS {} MiB",
+        fmt(m(&|r| r.per_1000(r.cpu)), 2),
+        fmt(m(&|r| r.per_1000(r.moto_cpu)), 2),
+        fmt(m(&|r| r.per_1000(r.s3_cpu)), 2),
+        fmt(m(&|r| r.per_1000(r.fake_cpu)), 2),
+        fmt(m(&|r| r.aws_requests.map(|n| n / r.items.max(1.0))), 2),
+        fmt(m(&|r| Some(r.peak_mib)), 1),
+    )
 }
 
 /// What the seeded site holds for the query: visible issues, and the count and bytes of their
@@ -190,15 +222,25 @@ async fn one_run(
     env: &[(String, String)],
     connection: &shared::ids::ConnectionId,
     connector_id: &str,
+    s3: Option<&S3Server>,
 ) -> Run {
     let t = tenant(TENANT);
     put_connector(dep, &t, connection, connector_id, w.product, w.query).await;
     let mark = fake.requests().len();
+    let ticks = crate::procfs::clock_ticks();
+    let own = || crate::procfs::cpu_secs(std::process::id(), ticks);
+    let s3_before = s3.and_then(|s| s.helper.cpu_secs());
+    let fake_before = own();
     let child = run_child(
         vec!["child-export".into(), TENANT.into(), connector_id.into()],
         env.to_vec(),
     )
     .await;
+    let s3_cpu = s3
+        .and_then(|s| s.helper.cpu_secs())
+        .zip(s3_before)
+        .map(|(b, a)| b - a);
+    let fake_cpu = own().zip(fake_before).map(|(b, a)| b - a);
     let mut requests = Requests::default();
     for r in fake.requests().into_iter().skip(mark) {
         if r.origin == Origin::Media {
@@ -227,8 +269,12 @@ async fn one_run(
         requests,
         peak_mib: r["memory"]["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0,
         concurrency,
+        cpu: r["cpu_secs"].as_f64(),
+        aws_requests: r["aws_requests"].as_f64(),
         result: r,
         moto_cpu: child.moto_cpu_secs,
+        s3_cpu,
+        fake_cpu,
     }
 }
 
@@ -265,7 +311,13 @@ fn requests_per_page(runs: &[Run]) -> Row {
     }
 }
 
-pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
+pub async fn bench(
+    w: &Workload,
+    emulator: &Emulator,
+    runs: usize,
+    s3: Option<&S3Server>,
+    peer_tools: Option<&Result<PeerTools, String>>,
+) -> Vec<Row> {
     let mut seed = SeedSpec::large();
     seed.jira_large_attachments
         .retain(|size| *size <= LARGEST_ATTACHMENT);
@@ -292,16 +344,17 @@ pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
 
     let mut with_latency = Vec::new();
     let mut baseline = Vec::new();
+    let mut peer_rows: Option<Vec<Row>> = None;
     for (latency, out) in [(LATENCY_MS, &mut with_latency), (0, &mut baseline)] {
         fake.clear_faults();
         if latency > 0 {
-            fake.inject(Fault::latency("/ex/", latency));
+            fake.inject(Fault::api_latency(latency));
         }
         for run in 1..=runs {
             let id = format!("bench-export-{}-{latency}ms-{run}", w.name());
-            let r = one_run(w, &fake, &dep, &env, &connection.id, &id).await;
+            let r = one_run(w, &fake, &dep, &env, &connection.id, &id, s3).await;
             say(format!(
-                "export {} ({latency} ms latency) run {run}/{runs}: {} {}, {} attachments in {:.1} s (bounds: latency {:.2} s, moto CPU {:.2} s); {} API requests ({} sequential, {} per item), {} media; peak RSS {:.1} MiB",
+                "export {} ({latency} ms latency) run {run}/{runs}: {} {}, {} attachments in {:.1} s (bounds: latency {:.2} s, moto CPU {:.2} s); {} API requests ({} sequential, {} per item), {} media; {}",
                 w.name(),
                 r.items,
                 w.unit,
@@ -313,9 +366,39 @@ pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
                 r.requests.sequential,
                 r.requests.per_item,
                 r.requests.media,
-                r.peak_mib
+                costs(std::slice::from_ref(&r), w.unit)
             ));
             out.push(r);
+        }
+        if latency > 0
+            && let Some(tools) = peer_tools
+        {
+            peer_rows = Some(match tools {
+                Ok(tools) => {
+                    let rate = median(&out.iter().map(|r| r.items / r.secs).collect::<Vec<_>>());
+                    let ours = peers::Ours {
+                        items_per_sec: rate,
+                        cpu_per_1000: median(
+                            &out.iter()
+                                .filter_map(|r| r.per_1000(r.cpu))
+                                .collect::<Vec<_>>(),
+                        ),
+                        peak_mib: median(&out.iter().map(|r| r.peak_mib).collect::<Vec<_>>()),
+                        api_requests: median(
+                            &out.iter()
+                                .map(|r| r.requests.api() as f64)
+                                .collect::<Vec<_>>(),
+                        ),
+                    };
+                    peers::bench(tools, &fake, &site, w.query, want.items, runs, &ours).await
+                }
+                Err(why) => vec![Row::not_measured(
+                    "peers",
+                    "Peers: airbyte-source-jira 4.0.0 and an atlassian-python-api loop",
+                    "ours ≥ 5× Airbyte, ≥ 2× the loop",
+                    why,
+                )],
+            });
         }
     }
     fake.clear_faults();
@@ -342,6 +425,7 @@ pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
     let api = median(&per(&with_latency, &|r| r.requests.api() as f64));
     let sequential = median(&per(&with_latency, &|r| r.requests.sequential as f64));
     let wall = median(&per(&with_latency, &|r| r.secs));
+    let concurrency = median(&per(&with_latency, &|r| r.concurrency));
     let base_walls = per(&baseline, &|r| r.secs);
     let base_wall = median(&base_walls);
     let details = |runs: &[Run]| -> Vec<Value> {
@@ -358,6 +442,9 @@ pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
                     "concurrency_per_site": r.concurrency,
                     "latency_bound_secs": r.latency_bound(),
                     "moto_cpu_secs": r.moto_cpu,
+                    "cpu_secs": r.cpu,
+                    "s3_server_cpu_secs": r.s3_cpu,
+                    "fake_site_cpu_secs": r.fake_cpu,
                     "child": r.result,
                 })
             })
@@ -397,14 +484,21 @@ pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
         unit: format!("{}/s", w.unit),
         samples: rates,
         figure: match (rate, wall) {
-            (Some(i), Some(t)) => format!("{} {}/s ({} s wall)", num(i, 1), w.unit, num(t, 1)),
+            (Some(i), Some(t)) => format!(
+                "{} {}/s ({} s wall); {}",
+                num(i, 1),
+                w.unit,
+                num(t, 1),
+                costs(&with_latency, w.unit)
+            ),
             _ => "—".into(),
         },
         bound: format!(
-            "latency bound {} s (max of {} one-at-a-time requests × {LATENCY_MS} ms, {} requests × {LATENCY_MS} ms / 8 per site); emulator bound {} s (moto CPU for the run's AWS requests); target wall / larger bound ≤ {TARGET_RATIO}",
+            "latency bound {} s (max of {} one-at-a-time requests × {LATENCY_MS} ms, {} requests × {LATENCY_MS} ms / {} per site); emulator bound {} s (moto CPU for the run's AWS requests); target wall / larger bound ≤ {TARGET_RATIO}",
             secs(latency_bound),
             sequential.map_or("?".into(), |n| num(n, 0)),
             api.map_or("?".into(), |n| num(n, 0)),
+            concurrency.map_or("?".into(), |n| num(n, 0)),
             secs(moto_bound),
         ),
         verdict: match ratio {
@@ -456,7 +550,13 @@ pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
         unit: format!("{}/s", w.unit),
         samples: base_rates,
         figure: match (base, base_wall) {
-            (Some(i), Some(t)) => format!("{} {}/s ({} s wall)", num(i, 1), w.unit, num(t, 1)),
+            (Some(i), Some(t)) => format!(
+                "{} {}/s ({} s wall); {}",
+                num(i, 1),
+                w.unit,
+                num(t, 1),
+                costs(&baseline, w.unit)
+            ),
             _ => "—".into(),
         },
         bound: match (wall, base_wall) {
@@ -493,5 +593,6 @@ pub async fn bench(w: &Workload, emulator: &Emulator, runs: usize) -> Vec<Row> {
         note: String::new(),
         details: Value::Null,
     });
+    rows.extend(peer_rows.unwrap_or_default());
     rows
 }

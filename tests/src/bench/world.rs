@@ -3,6 +3,7 @@
 //! child process that runs a function's code so its memory is measured alone.
 
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use integration_tests::emulator::{Emulator, ResourceNames, provision};
@@ -45,10 +46,27 @@ fn app_of(product: Product) -> (&'static str, &'static str, &'static str) {
     }
 }
 
+/// Where S3 requests go during this bench run when not to the emulator (`--s3-server`): set
+/// once at start, before any deployment is made.
+static S3_ENDPOINT: OnceLock<Url> = OnceLock::new();
+
+/// Send every deployment's S3 requests (the bench's and the functions') to `endpoint`.
+pub fn use_s3_endpoint(endpoint: Url) {
+    let _ = S3_ENDPOINT.set(endpoint);
+}
+
+/// The S3 endpoint of this run, if not the emulator.
+pub fn s3_endpoint() -> Option<&'static Url> {
+    S3_ENDPOINT.get()
+}
+
 /// One deployment's resources in the emulator: table, bucket, KMS key, bus and the two apps'
-/// client secrets.
+/// client secrets. With an S3 server in use ([`use_s3_endpoint`]) the bucket lives there
+/// instead (created plainly: the server implements no bucket settings), and the functions get
+/// `AWS_ENDPOINT_URL_S3`.
 pub struct Deployment {
     pub endpoint: Url,
+    pub s3_endpoint: Option<Url>,
     pub clients: AwsClients,
     pub names: ResourceNames,
     pub kms_key_id: String,
@@ -58,11 +76,24 @@ pub struct Deployment {
 
 impl Deployment {
     pub async fn new(emulator: &Emulator, label: &str) -> Deployment {
-        let clients = emulator.clients().await;
+        let mut clients = emulator.clients().await;
         let names = ResourceNames::unique(label);
         let kms_key_id = provision(&clients, &names)
             .await
             .unwrap_or_else(|e| panic!("bench set-up: {e}"));
+        let s3_endpoint = s3_endpoint().cloned();
+        if let Some(s3) = &s3_endpoint {
+            let sdk = emulator.sdk_config().await;
+            clients.s3 =
+                aws_sdk_s3::Client::from_conf(shared::aws::s3_config(&sdk, true, Some(s3)).build());
+            clients
+                .s3
+                .create_bucket()
+                .bucket(&names.bucket)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("bench set-up: bucket on the S3 server: {e:?}"));
+        }
         let mut secret_names = Vec::new();
         for product in [Product::Jira, Product::Confluence] {
             let name = format!("{}-{}", names.table, product.as_str());
@@ -80,6 +111,7 @@ impl Deployment {
         let jira_secret_name = secret_names.pop().unwrap_or_default();
         Deployment {
             endpoint: emulator.endpoint().clone(),
+            s3_endpoint,
             clients,
             names,
             kms_key_id,
@@ -107,31 +139,33 @@ impl Deployment {
     /// The environment a function of this deployment gets (AWS credentials for the emulator
     /// included), talking to the fake site at `site`.
     pub fn function_env(&self, site: &Url) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-            ("TABLE_NAME", &self.names.table),
-            ("BUCKET_NAME", &self.names.bucket),
-            ("KMS_KEY_ID", &self.kms_key_id),
-            ("EVENT_BUS_NAME", &self.names.event_bus),
-            ("ATLASSIAN_AUTH_URL", site.as_str()),
-            ("ATLASSIAN_API_URL", site.as_str()),
-            ("JIRA_CLIENT_ID", fake::JIRA_CLIENT_ID),
-            ("JIRA_CLIENT_SECRET_NAME", &self.jira_secret_name),
-            ("JIRA_SCOPES", JIRA_SCOPES),
-            ("CONFLUENCE_CLIENT_ID", fake::CONFLUENCE_CLIENT_ID),
-            (
-                "CONFLUENCE_CLIENT_SECRET_NAME",
-                &self.confluence_secret_name,
-            ),
-            ("CONFLUENCE_SCOPES", CONFLUENCE_SCOPES),
-            ("RUST_LOG", "warn"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+        let s3 = self.s3_endpoint.as_ref().map(|u| u.as_str().to_owned());
+        s3.iter()
+            .map(|u| ("AWS_ENDPOINT_URL_S3", u.as_str()))
+            .chain([
+                ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_REGION", "us-east-1"),
+                ("TABLE_NAME", &self.names.table),
+                ("BUCKET_NAME", &self.names.bucket),
+                ("KMS_KEY_ID", &self.kms_key_id),
+                ("EVENT_BUS_NAME", &self.names.event_bus),
+                ("ATLASSIAN_AUTH_URL", site.as_str()),
+                ("ATLASSIAN_API_URL", site.as_str()),
+                ("JIRA_CLIENT_ID", fake::JIRA_CLIENT_ID),
+                ("JIRA_CLIENT_SECRET_NAME", &self.jira_secret_name),
+                ("JIRA_SCOPES", JIRA_SCOPES),
+                ("CONFLUENCE_CLIENT_ID", fake::CONFLUENCE_CLIENT_ID),
+                (
+                    "CONFLUENCE_CLIENT_SECRET_NAME",
+                    &self.confluence_secret_name,
+                ),
+                ("CONFLUENCE_SCOPES", CONFLUENCE_SCOPES),
+                ("RUST_LOG", "warn"),
+            ])
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     }
 }
 
@@ -228,6 +262,23 @@ impl Consenter {
             .find(|(k, _)| k == "code")
             .map(|(_, v)| v.into_owned())
             .unwrap_or_else(|| panic!("bench set-up: consent gave no code"))
+    }
+
+    /// One consent → one new token family; its access token (for the peer benchmark's clients,
+    /// which take a bearer token as they are given one).
+    pub async fn access_token(&self) -> String {
+        use shared::secret::ExposeSecret as _;
+        let code = self.consent().await;
+        let grant = oauth::exchange_code(
+            &self.http,
+            &self.urls,
+            &self.app,
+            &secret(code),
+            &self.redirect,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("bench set-up: code exchange: {e}"));
+        grant.tokens.access_token.expose_secret().to_owned()
     }
 
     /// One consent → one new token family → one stored, sealed connection for `tenant`.
@@ -434,4 +485,13 @@ impl Site {
             url: site.url.clone(),
         }
     }
+}
+
+/// Returns once stdin is closed: how a helper process the bench started learns that the bench
+/// is gone (the bench holds the pipe open while it needs the helper).
+pub fn wait_for_stdin_to_close() {
+    use std::io::Read as _;
+    let mut sink = [0u8; 64];
+    let mut stdin = std::io::stdin();
+    while stdin.read(&mut sink).is_ok_and(|n| n > 0) {}
 }

@@ -7,16 +7,22 @@
 //! start, so its peak RSS is the function's own. Progress goes to stderr.
 //!
 //! ```text
-//! bench [--only refresh,export,stream,coldstart] [--connections N] [--runs N]
+//! bench [--only refresh,export,peers,stream,coldstart] [--s3-server PATH] [--connections N] [--runs N]
 //!       [--stream-runs N] [--stream-mib N] [--coldstart-runs N] [--out PATH]
 //! ```
 
+#[path = "../bench/adapter.rs"]
+mod adapter;
 #[path = "../bench/child.rs"]
 mod child;
 #[path = "../bench/coldstart.rs"]
 mod coldstart;
 #[path = "../bench/export.rs"]
 mod export;
+#[path = "../bench/helper.rs"]
+mod helper;
+#[path = "../bench/peers.rs"]
+mod peers;
 #[path = "../bench/procfs.rs"]
 mod procfs;
 #[path = "../bench/refresh.rs"]
@@ -43,8 +49,13 @@ bench: throughput and memory benchmarks (make bench)
 
 USAGE: bench [FLAGS]
 
-  --only LIST          which benchmarks, comma-separated: refresh, export, stream, coldstart
-                       (default all)
+  --only LIST          which benchmarks, comma-separated: refresh, export, peers, stream,
+                       coldstart (default all; peers = the Jira export beside
+                       airbyte-source-jira and an atlassian-python-api loop, from the venvs
+                       make bench-peers installs)
+  --s3-server PATH     store exports in this S3 server (tests/bench-s3, built by make bench)
+                       instead of the emulator; DynamoDB, KMS, EventBridge and Secrets Manager
+                       stay on moto
   --connections N      due connections in the refresh benchmark (default 10000, the issue's
                        size: against moto, about 5 minutes a run plus 3 minutes of set-up)
   --runs N             runs per refresh and export figure (default 3)
@@ -59,7 +70,9 @@ USAGE: bench [FLAGS]
 struct Options {
     refresh: bool,
     export: bool,
+    peers: bool,
     stream: bool,
+    s3_server: Option<PathBuf>,
     coldstart: bool,
     coldstart_runs: usize,
     connections: usize,
@@ -80,7 +93,9 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     let mut o = Options {
         refresh: true,
         export: true,
+        peers: true,
         stream: true,
+        s3_server: None,
         coldstart: true,
         coldstart_runs: 7,
         connections: 10_000,
@@ -102,11 +117,13 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--help" | "-h" => return Ok(None),
             "--only" => {
                 let list = it.next().ok_or("--only needs a value")?;
-                (o.refresh, o.export, o.stream, o.coldstart) = (false, false, false, false);
+                (o.refresh, o.export, o.peers, o.stream, o.coldstart) =
+                    (false, false, false, false, false);
                 for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     match name {
                         "refresh" => o.refresh = true,
                         "export" => o.export = true,
+                        "peers" => o.peers = true,
                         "stream" => o.stream = true,
                         "coldstart" => o.coldstart = true,
                         other => return Err(format!("--only: unknown benchmark '{other}'")),
@@ -118,6 +135,9 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--stream-runs" => o.stream_runs = number(flag, it.next())? as usize,
             "--stream-mib" => o.stream_mib = number(flag, it.next())?,
             "--coldstart-runs" => o.coldstart_runs = number(flag, it.next())? as usize,
+            "--s3-server" => {
+                o.s3_server = Some(PathBuf::from(it.next().ok_or("--s3-server needs a value")?))
+            }
             "--out" => o.out = PathBuf::from(it.next().ok_or("--out needs a value")?),
             other => return Err(format!("unknown flag '{other}' (see --help)")),
         }
@@ -136,6 +156,20 @@ async fn main() -> ExitCode {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| panic!("bench child-refresh needs a unix time"));
             child::refresh(now).await;
+            return ExitCode::SUCCESS;
+        }
+        Some("child-adapter") => {
+            // bench child-adapter UPSTREAM CLOUD_ID EMAIL:API_TOKEN SCOPE_JQL (token: env).
+            let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+            let token = std::env::var("BENCH_ADAPTER_TOKEN").unwrap_or_default();
+            adapter::serve(adapter::AdapterConfig {
+                upstream: arg(1),
+                cloud_id: arg(2),
+                token,
+                basic: arg(3),
+                scope: arg(4),
+            })
+            .await;
             return ExitCode::SUCCESS;
         }
         Some("child-export") => {
@@ -175,6 +209,27 @@ async fn run(o: Options) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let s3 = match &o.s3_server {
+        Some(path) => match helper::S3Server::start(path) {
+            Ok(server) => {
+                say(format!(
+                    "S3 on {} (bench-s3), the rest on moto",
+                    server.helper.endpoint
+                ));
+                world::use_s3_endpoint(server.helper.endpoint.clone());
+                Some(server)
+            }
+            Err(e) => {
+                eprintln!("bench: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => {
+            say("S3 on moto (no --s3-server)");
+            None
+        }
+    };
+    let peer_tools = o.peers.then(|| peers::PeerTools::find(&workspace_root()));
     let mut rows: Vec<Row> = Vec::new();
     let mut timings = serde_json::Map::new();
     if o.refresh {
@@ -183,10 +238,19 @@ async fn run(o: Options) -> ExitCode {
         rows.push(refresh::rotations(&emulator).await);
         timings.insert("refresh_secs".into(), t.elapsed().as_secs_f64().into());
     }
-    if o.export {
-        for workload in [export::JIRA, export::CONFLUENCE] {
+    if o.export || o.peers {
+        let workloads = if o.export {
+            vec![export::JIRA, export::CONFLUENCE]
+        } else {
+            vec![export::JIRA]
+        };
+        for workload in workloads {
             let t = Instant::now();
-            rows.extend(export::bench(&workload, &emulator, o.runs).await);
+            let peers = match (&peer_tools, workload.product) {
+                (Some(tools), shared::ids::Product::Jira) => Some(tools),
+                _ => None,
+            };
+            rows.extend(export::bench(&workload, &emulator, o.runs, s3.as_ref(), peers).await);
             timings.insert(
                 format!("export_{}_secs", workload.product.as_str()),
                 t.elapsed().as_secs_f64().into(),
@@ -204,6 +268,7 @@ async fn run(o: Options) -> ExitCode {
         timings.insert("coldstart_secs".into(), t.elapsed().as_secs_f64().into());
     }
     emulator.stop();
+    drop(s3);
 
     let total = started.elapsed().as_secs_f64();
     let load_end = procfs::loadavg();
@@ -258,7 +323,7 @@ mod tests {
         let Ok(Some(o)) = parse(&args("--only export,stream --runs 5 --stream-mib 64")) else {
             panic!("expected options");
         };
-        assert!(!o.refresh && o.export && o.stream && !o.coldstart);
+        assert!(!o.refresh && o.export && o.stream && !o.coldstart && !o.peers);
         assert_eq!((o.runs, o.stream_mib), (5, 64));
         assert!(parse(&args("--only nope")).is_err());
         assert!(parse(&args("--runs 0")).is_err());
