@@ -12,8 +12,13 @@
 //! - `ListMultipartUploads`: s3s-fs keeps no index of open uploads, so this process records the
 //!   uploads it created and forgets them when they are completed or aborted.
 //!
-//! Everything else the export sends (PutObject, the multipart calls, DeleteObjects, GetObject,
-//! ListObjectsV2) goes to s3s-fs unchanged. The SSE-KMS headers are accepted and ignored: the
+//! s3s-fs names each object's metadata file after base64(bucket + key) in one directory, which
+//! exceeds Linux's 255-byte file names for keys of about 150 bytes (S3 allows 1,024; the
+//! export's attachment keys are longer): it answers InternalError. So every key is stored under
+//! a short name (its SipHash and length, `stored_key`), and this process keeps the index of real
+//! keys (size, ETag, time) that ListObjectsV2 and ListObjectVersions answer from. Everything else
+//! the export sends (PutObject, the multipart calls, DeleteObjects, GetObject) goes to s3s-fs
+//! with the key renamed. The SSE-KMS headers are accepted and ignored: the
 //! objects are plain files, so encryption is not exercised here (the integration tests, on moto,
 //! cover it). Bucket settings (encryption, versioning, public access block) are not implemented.
 //!
@@ -40,16 +45,93 @@ use tokio::net::TcpListener;
 /// Open multipart uploads: (bucket, key, upload id) → when created.
 type Uploads = BTreeMap<(String, String, String), Timestamp>;
 
+/// Stored objects: (bucket, real key) → size, ETag, last modified.
+type Index = BTreeMap<(String, String), (i64, Option<ETag>, Timestamp)>;
+
 struct BenchS3 {
     fs: FileSystem,
     uploads: Mutex<Uploads>,
+    index: Mutex<Index>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The short name s3s-fs stores `key` under (see the module docs): two 64-bit hashes (std's
+/// `DefaultHasher`, fixed keys, so stable within a run) of the key and of its reverse, and the
+/// length; distinct for the few thousand keys of a bench run.
+fn stored_key(key: &str) -> String {
+    use std::hash::{DefaultHasher, Hash as _, Hasher as _};
+    let mut a = DefaultHasher::new();
+    key.hash(&mut a);
+    let mut b = DefaultHasher::new();
+    key.chars().rev().collect::<String>().hash(&mut b);
+    format!("o/{:016x}{:016x}-{}", a.finish(), b.finish(), key.len())
 }
 
 impl BenchS3 {
     fn uploads(&self) -> MutexGuard<'_, Uploads> {
-        self.uploads
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.uploads)
+    }
+
+    fn index(&self) -> MutexGuard<'_, Index> {
+        lock(&self.index)
+    }
+
+    /// Record `key` as stored now, with its size and ETag read back from s3s-fs.
+    async fn record(&self, bucket: &str, key: &str, credentials: Option<s3s::auth::Credentials>) {
+        let mut head = S3Request {
+            input: HeadObjectInput {
+                bucket: bucket.to_owned(),
+                key: stored_key(key),
+                ..Default::default()
+            },
+            method: http::Method::HEAD,
+            uri: http::Uri::from_static("/"),
+            headers: http::HeaderMap::new(),
+            extensions: http::Extensions::new(),
+            credentials: None,
+            region: None,
+            service: None,
+            trailing_headers: None,
+        };
+        head.credentials = credentials;
+        if let Ok(out) = self.fs.head_object(head).await {
+            let o = out.output;
+            self.index().insert(
+                (bucket.to_owned(), key.to_owned()),
+                (
+                    o.content_length.unwrap_or(0),
+                    o.e_tag,
+                    o.last_modified
+                        .unwrap_or_else(|| Timestamp::from(std::time::SystemTime::now())),
+                ),
+            );
+        }
+    }
+
+    /// One page of the index under `prefix`, after `after`: (key, size, ETag, time) and whether
+    /// more follow.
+    fn page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: &str,
+        max: i32,
+    ) -> (Vec<(String, i64, Option<ETag>, Timestamp)>, bool) {
+        let max = usize::try_from(max.clamp(1, 1000)).unwrap_or(1000);
+        let index = self.index();
+        let mut it = index
+            .range((bucket.to_owned(), after.to_owned())..)
+            .take_while(|((b, _), _)| b == bucket)
+            .filter(|((_, k), _)| k.as_str() > after && k.starts_with(prefix));
+        let page = it
+            .by_ref()
+            .take(max)
+            .map(|((_, k), (size, etag, t))| (k.clone(), *size, etag.clone(), t.clone()))
+            .collect();
+        (page, it.next().is_some())
     }
 }
 
@@ -71,52 +153,119 @@ impl S3 for BenchS3 {
 
     async fn put_object(
         &self,
-        req: S3Request<PutObjectInput>,
+        mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.fs.put_object(req).await
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        let credentials = req.credentials.clone();
+        req.input.key = stored_key(&key);
+        let out = self.fs.put_object(req).await?;
+        self.record(&bucket, &key, credentials).await;
+        Ok(out)
     }
 
     async fn get_object(
         &self,
-        req: S3Request<GetObjectInput>,
+        mut req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
+        req.input.key = stored_key(&req.input.key);
         self.fs.get_object(req).await
     }
 
     async fn head_object(
         &self,
-        req: S3Request<HeadObjectInput>,
+        mut req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        req.input.key = stored_key(&req.input.key);
         self.fs.head_object(req).await
     }
 
     async fn delete_object(
         &self,
-        req: S3Request<DeleteObjectInput>,
+        mut req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
-        self.fs.delete_object(req).await
+        let id = (req.input.bucket.clone(), req.input.key.clone());
+        req.input.key = stored_key(&req.input.key);
+        let out = self.fs.delete_object(req).await?;
+        self.index().remove(&id);
+        Ok(out)
     }
 
     async fn delete_objects(
         &self,
-        req: S3Request<DeleteObjectsInput>,
+        mut req: S3Request<DeleteObjectsInput>,
     ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.fs.delete_objects(req).await
+        let bucket = req.input.bucket.clone();
+        let mut names = BTreeMap::new();
+        for o in &mut req.input.delete.objects {
+            let stored = stored_key(&o.key);
+            names.insert(stored.clone(), std::mem::replace(&mut o.key, stored));
+        }
+        let mut out = self.fs.delete_objects(req).await?;
+        let mut index = self.index();
+        for d in out.output.deleted.iter_mut().flatten() {
+            if let Some(real) = d.key.as_ref().and_then(|k| names.get(k)) {
+                index.remove(&(bucket.clone(), real.clone()));
+                d.key = Some(real.clone());
+            }
+        }
+        Ok(out)
     }
 
+    /// From the index: keys under `prefix` after `start-after` / the continuation token (the
+    /// last key of the previous page); no delimiter (the export sends none).
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.fs.list_objects_v2(req).await
+        let i = req.input;
+        if i.delimiter.is_some() {
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "bench-s3 lists without a delimiter"
+            ));
+        }
+        let after = i
+            .continuation_token
+            .clone()
+            .or_else(|| i.start_after.clone())
+            .unwrap_or_default();
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let (page, truncated) = self.page(&i.bucket, &prefix, &after, i.max_keys.unwrap_or(1000));
+        let next = truncated
+            .then(|| page.last().map(|p| p.0.clone()))
+            .flatten();
+        let contents: Vec<Object> = page
+            .into_iter()
+            .map(|(key, size, e_tag, t)| Object {
+                key: Some(key),
+                size: Some(size),
+                e_tag,
+                last_modified: Some(t),
+                ..Default::default()
+            })
+            .collect();
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(i.bucket),
+            prefix: i.prefix,
+            max_keys: i.max_keys,
+            key_count: Some(i32::try_from(contents.len()).unwrap_or(i32::MAX)),
+            continuation_token: i.continuation_token,
+            start_after: i.start_after,
+            is_truncated: Some(truncated),
+            next_continuation_token: next,
+            contents: Some(contents),
+            ..Default::default()
+        }))
     }
 
     async fn create_multipart_upload(
         &self,
-        req: S3Request<CreateMultipartUploadInput>,
+        mut req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
-        let out = self.fs.create_multipart_upload(req).await?;
+        req.input.key = stored_key(&key);
+        let mut out = self.fs.create_multipart_upload(req).await?;
+        out.output.key = Some(key.clone());
         if let Some(id) = out.output.upload_id.clone() {
             self.uploads().insert(
                 (bucket, key, id),
@@ -128,26 +277,32 @@ impl S3 for BenchS3 {
 
     async fn upload_part(
         &self,
-        req: S3Request<UploadPartInput>,
+        mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
+        req.input.key = stored_key(&req.input.key);
         self.fs.upload_part(req).await
     }
 
     async fn complete_multipart_upload(
         &self,
-        req: S3Request<CompleteMultipartUploadInput>,
+        mut req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let id = upload_of(&req.input.bucket, &req.input.key, &req.input.upload_id);
-        let out = self.fs.complete_multipart_upload(req).await?;
+        let credentials = req.credentials.clone();
+        req.input.key = stored_key(&id.1);
+        let mut out = self.fs.complete_multipart_upload(req).await?;
+        out.output.key = Some(id.1.clone());
+        self.record(&id.0, &id.1, credentials).await;
         self.uploads().remove(&id);
         Ok(out)
     }
 
     async fn abort_multipart_upload(
         &self,
-        req: S3Request<AbortMultipartUploadInput>,
+        mut req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let id = upload_of(&req.input.bucket, &req.input.key, &req.input.upload_id);
+        req.input.key = stored_key(&id.1);
         let out = self.fs.abort_multipart_upload(req).await?;
         self.uploads().remove(&id);
         Ok(out)
@@ -204,46 +359,35 @@ impl S3 for BenchS3 {
         }))
     }
 
-    /// Every current object under `prefix` as its only version (`null`), one ListObjectsV2
-    /// page per call, continuing after `key-marker`.
+    /// Every current object under `prefix` as its only version (`null`), from the index,
+    /// continuing after `key-marker`.
     async fn list_object_versions(
         &self,
         req: S3Request<ListObjectVersionsInput>,
     ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
-        let input = req.input.clone();
-        let listed = self
-            .fs
-            .list_objects_v2(req.map_input(|i| ListObjectsV2Input {
-                bucket: i.bucket,
-                prefix: i.prefix,
-                max_keys: i.max_keys,
-                start_after: i.key_marker,
-                ..Default::default()
-            }))
-            .await?
-            .output;
-        let versions: Vec<ObjectVersion> = listed
-            .contents
-            .unwrap_or_default()
+        let i = req.input;
+        let prefix = i.prefix.clone().unwrap_or_default();
+        let after = i.key_marker.clone().unwrap_or_default();
+        let (page, truncated) = self.page(&i.bucket, &prefix, &after, i.max_keys.unwrap_or(1000));
+        let last = page.last().map(|p| p.0.clone());
+        let versions: Vec<ObjectVersion> = page
             .into_iter()
-            .map(|o| ObjectVersion {
-                key: o.key,
-                e_tag: o.e_tag,
-                size: o.size,
-                last_modified: o.last_modified,
+            .map(|(key, size, e_tag, t)| ObjectVersion {
+                key: Some(key),
+                e_tag,
+                size: Some(size),
+                last_modified: Some(t),
                 is_latest: Some(true),
                 version_id: Some("null".to_owned()),
                 ..Default::default()
             })
             .collect();
-        let truncated = listed.is_truncated.unwrap_or(false);
-        let last = versions.last().and_then(|v| v.key.clone());
         Ok(S3Response::new(ListObjectVersionsOutput {
-            name: Some(input.bucket),
-            prefix: input.prefix,
-            max_keys: input.max_keys,
-            key_marker: input.key_marker,
-            version_id_marker: input.version_id_marker,
+            name: Some(i.bucket),
+            prefix: i.prefix,
+            max_keys: i.max_keys,
+            key_marker: i.key_marker,
+            version_id_marker: i.version_id_marker,
             is_truncated: Some(truncated),
             next_key_marker: if truncated { last } else { None },
             next_version_id_marker: truncated.then(|| "null".to_owned()),
@@ -320,6 +464,7 @@ async fn serve(o: Options) -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = S3ServiceBuilder::new(BenchS3 {
         fs,
         uploads: Mutex::new(BTreeMap::new()),
+        index: Mutex::new(BTreeMap::new()),
     });
     if let Some((access, secret)) = o.keys {
         builder.set_auth(SimpleAuth::from_single(access, secret));
