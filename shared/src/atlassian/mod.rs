@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod oauth;
+pub mod scopes;
 
 use url::Url;
 
