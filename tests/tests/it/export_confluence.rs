@@ -165,16 +165,25 @@ async fn continuations_under_injected_faults_give_the_same_content() {
     x.inject_429_and_5xx(0.2);
     let rough = x.connector("wiki-rough", &query).await;
     let job = new_job_id();
+    // The first invocation's deadline has passed before it starts: it must pause and publish
+    // a continuation whatever the machine's speed. Later invocations get 300 ms each, doubled
+    // after an invocation that made no progress (a loaded machine must not livelock the test).
     let mut outcome = x
         .exporter
-        .requested(
-            &x.request(&rough, &job),
-            Instant::now() + Duration::from_millis(300),
-        )
+        .requested(&x.request(&rough, &job), Instant::now())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut invocations = 1;
+    let mut budget = Duration::from_millis(300);
+    let progress = |j: &shared::store::jobs::Job| {
+        (
+            j.checkpoint.page_no,
+            j.checkpoint.done_in_page,
+            j.checkpoint.search_done,
+        )
+    };
     while outcome == Outcome::Continued {
+        let before = progress(&x.job(&job).await);
         outcome = x
             .exporter
             .continued(
@@ -182,17 +191,20 @@ async fn continuations_under_injected_faults_give_the_same_content() {
                     tenant: tenant(),
                     job_id: job.clone(),
                 },
-                Instant::now() + Duration::from_millis(300),
+                Instant::now() + budget,
             )
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         invocations += 1;
+        if outcome == Outcome::Continued && progress(&x.job(&job).await) == before {
+            budget = (budget * 2).min(Duration::from_secs(30));
+        }
         assert!(invocations < 500, "the export never finished");
     }
     x.w.site.clear_faults();
 
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
-    assert!(invocations >= 3, "only {invocations} invocations");
+    assert!(invocations >= 2, "only {invocations} invocations");
     assert_eq!(x.content(&rough).await, x.content(&clean).await);
 }
 
