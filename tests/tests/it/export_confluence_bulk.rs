@@ -36,6 +36,15 @@ async fn confluence(seed: SeedSpec) -> Export {
 }
 
 /// Requests to the Confluence API since `mark`: (attachment downloads, everything else).
+/// The tenant's only connection.
+async fn only_connection(x: &Export) -> shared::store::Connection {
+    x.w.store()
+        .list_connections(&tenant())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0)
+}
+
 fn requests_since(x: &Export, mark: usize) -> (usize, usize) {
     let all = x.w.site.requests();
     let api: Vec<_> = all
@@ -208,12 +217,7 @@ async fn without_the_download_scope_the_job_fails_naming_it_and_the_connection_k
             && !reason.contains("lacks"),
         "{reason}"
     );
-    let conn =
-        x.w.store()
-            .list_connections(&tenant())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
+    let conn = only_connection(&x).await;
     assert_eq!(conn.status, ConnectionStatus::Active);
     assert!(
         grant_of(&x.w, &conn).await.envelope.is_some(),
@@ -245,12 +249,7 @@ async fn a_grant_consented_without_the_download_scope_fails_naming_the_scope() {
             .collect();
     x.w.site
         .set_app_scopes(fake::CONFLUENCE_CLIENT_ID, Some(without.clone()));
-    let conn =
-        x.w.store()
-            .list_connections(&tenant())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
+    let conn = only_connection(&x).await;
     let grant = grant_of(&x.w, &conn).await;
     x.w.aws
         .clients
