@@ -87,13 +87,13 @@ async fn accessible_resources(State(app): State<Arc<AppState>>, headers: HeaderM
 ///    (`shared/src/export/runner/auth.rs`), so the body text does not matter;
 /// 2. a configured site, else 404. ASSUMPTION (undocumented): what the gateway answers for a
 ///    cloud id that exists nowhere; our client only calls cloud ids that accessible-resources
-///    listed, and treats any 4xx as a failure of that call;
+///    listed, and only `invalid_grant` ever counts as a revocation;
 /// 3. the site in the token's grant, else `401 {"code":401,"message":"Unauthorized"}`.
 ///    ASSUMPTION (undocumented): no page says what the gateway answers for a site outside the
 ///    grant (never granted, or removed from the grant while it lives); we answer like a bad
 ///    bearer. Safe either way: after a 401 our client asks accessible-resources whether the
-///    site is still granted (ATLASSIAN.md, "Revocation"), and a 403/404 fails the job without
-///    touching the tokens;
+///    site is still granted (`shared/src/export/runner/auth.rs`, `authed`), and only
+///    `invalid_grant` ever counts as a revocation;
 /// 4. the endpoint's scopes (`scopes.rs`), else `401 {"code":401,"message":"Unauthorized;
 ///    scope does not match"}` with `X-Failure-Category: FAILURE_CLIENT_SCOPE_CHECK`, as
 ///    observed in kovetskiy/mark#917.
