@@ -151,7 +151,8 @@ impl Users {
     /// the Jira platform OpenAPI document (`self`, `accountId`, `avatarUrls`, `displayName`,
     /// `active`, `timeZone`, `locale`, `accountType`, `emailAddress`). A hidden e-mail "may be
     /// returned as null" per that schema; the fake leaves the key out instead. ASSUMPTION: both
-    /// occur for privacy-restricted users; our code treats absent and null alike.
+    /// occur for privacy-restricted users; our export copies the user object as a JSON tree
+    /// (`shared/src/export/redact`), so either passes through.
     pub(crate) fn jira_json(&self, index: usize, api_base: &str) -> Value {
         let u = self.get(index);
         let avatar = |size: u32| format!("{AVATAR_HOST}/{}/{size}", u.account_id);
