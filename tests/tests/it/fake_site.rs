@@ -928,14 +928,18 @@ async fn bulkfetch_returns_visible_issues_and_leaves_out_forbidden_and_missing_o
     let jira = fake.jira(&cloud(&fake)).unwrap();
     let forbidden = jira.forbidden_issue_keys();
     assert!(!forbidden.is_empty());
-    let visible: Vec<String> = jira
+    let mut visible: Vec<(u64, String)> = jira
         .issues()
         .into_iter()
         .filter(|i| !i.forbidden)
         .take(5)
-        .map(|i| i.key)
+        .map(|i| (i.id.parse().unwrap(), i.key))
         .collect();
-    let mut asked: Vec<String> = visible.clone();
+    // Asked in descending id order; "Issues will be returned in ascending `id` order" (Jira v3
+    // reference, bulkfetch).
+    visible.sort();
+    let mut asked: Vec<String> = visible.iter().rev().map(|(_, k)| k.clone()).collect();
+    let visible: Vec<String> = visible.into_iter().map(|(_, k)| k).collect();
     asked.push(forbidden[0].clone());
     asked.push("ALPHA-99999".into());
     let (status, body) = bulkfetch(
@@ -1041,6 +1045,29 @@ async fn search_embeds_twenty_comments_and_the_comment_endpoint_pages_the_rest()
     }
     assert_eq!(seen.len(), heavy.comment_count);
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), seen.len());
+
+    // `orderBy` accepts `created` with one optional `+`/`-`, any case, any spaces
+    // (brekkylab/backlot#163, measured on Jira Cloud); anything else is a 400 (Jira v3 reference).
+    let first_of = |order: &'static str| {
+        let fake = &fake;
+        let token = &token;
+        let id = heavy.id.clone();
+        async move {
+            let path = jira_path(
+                fake,
+                &format!("issue/{id}/comment?maxResults=1&orderBy={order}"),
+            );
+            let (status, page) = get_json(fake, &path, token).await;
+            (status, page["comments"][0]["id"].clone())
+        }
+    };
+    let (status, newest) = first_of("-created").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(newest, json!(seen.last().unwrap()));
+    let (status, oldest) = first_of("%20CREATED").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(oldest, json!(seen[0]));
+    assert_eq!(first_of("updated").await.0, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
