@@ -308,7 +308,7 @@ impl Grants {
     }
 
     /// `grant_type=refresh_token` (client already authenticated). Rules, from the announcement
-    /// community.developer.atlassian.com/t/54172 (restated on .../getting-started/refresh-tokens):
+    /// community.developer.atlassian.com/t/54172 (see also .../getting-started/refresh-tokens):
     /// each refresh rotates ("the refresh token value is rotated and previous token is
     /// invalidated"); "Rotating refresh tokens expire after 90 days of user inactivity. Each time
     /// a new rotating refresh token is used, the inactive expiry time is reset"; "Reuse of old
