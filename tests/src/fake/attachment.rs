@@ -1,5 +1,8 @@
 //! Attachment metadata shared by both products, and their bytes: a deterministic function of
-//! (attachment id, size), generated in 64 KiB chunks and streamed, never held in memory.
+//! (attachment id, size), generated in 64 KiB chunks and streamed, never held in memory. No
+//! externally visible behaviour is decided here beyond `Content-Length` (exact, from the size
+//! hint; the metadata's `size` and the bytes agree, as Jira's `Attachment.size` and v1's
+//! `extensions.fileSize` document). The byte content is synthetic.
 
 use std::convert::Infallible;
 use std::pin::Pin;

@@ -193,7 +193,9 @@ impl FakeAtlassian {
             .merge(gateway::router())
             .nest("/ex/jira/{cloud_id}/rest/api/3", jira::router())
             .nest("/ex/confluence/{cloud_id}/wiki", confluence::router())
+            // `/__admin` is the fake's own control surface for tests, not an Atlassian API.
             .nest("/__admin", admin::router())
+            // ASSUMPTION (undocumented): an unknown path answers the gateway's 404 shape.
             .fallback(|| async { respond::gateway(StatusCode::NOT_FOUND, "Not Found") })
             .with_state(app.clone());
         let media_router = media::router(app.clone());
