@@ -745,6 +745,7 @@ pub(crate) async fn exporter_for(w: &World) -> Exporter {
             Some(w.aws.resume_queue_url.clone()),
         ),
         clock,
+        documents: Default::default(),
         gate: Some(std::sync::Arc::new(StepGate::default())),
     }
 }
