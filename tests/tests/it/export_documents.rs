@@ -54,9 +54,18 @@ async fn a_confluence_export_writes_one_valid_document_per_page_and_skips_hostil
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_that_finds_every_item_unchanged_still_lists_their_documents() {
     let x = export(Product::Jira).await;
-    let connector = x.connector("jira-again", "").await;
+    let connector = x
+        .connector("jira-again", &format!("project = {}", x.project))
+        .await;
     let (_, first) = x.run(&connector).await;
     let first = x.manifest(&first).await;
+    let some_document = strings(&first["documents"])
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no document: {first}"));
+    let written_at = x.last_modified(&some_document).await;
+    // S3 times have a resolution of one second: a rewrite would show.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let again = ExportRequested {
         tenant: tenant(),
         connector_id: connector.id.clone(),
@@ -70,6 +79,11 @@ async fn a_run_that_finds_every_item_unchanged_still_lists_their_documents() {
         .unwrap_or_else(|e| panic!("{e}"));
     let second = x.manifest(&second).await;
     assert_eq!(second["items"], first["items"]);
+    assert_eq!(
+        x.last_modified(&some_document).await,
+        written_at,
+        "an unchanged document is not written again"
+    );
     assert!(
         strings(&first["texts"]).len() >= 1,
         "the crafted notes have text: {first}"
@@ -226,6 +240,24 @@ async fn check_documents(x: &Export, connector: &Connector, outcome: &Outcome, u
             "the manifest records why {} has no text: {skipped:?}",
             crafted.filename()
         );
+    }
+}
+
+impl Export {
+    async fn last_modified(&self, key: &str) -> String {
+        self.w
+            .aws
+            .clients
+            .s3
+            .head_object()
+            .bucket(&self.w.aws.names.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"))
+            .last_modified()
+            .map(|t| t.to_string())
+            .unwrap_or_default()
     }
 }
 
