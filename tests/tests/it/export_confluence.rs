@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::connect::tenant;
 use crate::export_harness::{Export, MIB};
+use crate::export_jira::text_skips;
 
 async fn confluence(seed: SeedSpec) -> Export {
     Export::for_product(seed, Product::Confluence).await
@@ -388,8 +389,10 @@ async fn at_full_scale_exactly_the_selected_space_lands_with_ancestors_names_and
             "items": selected.len(),
             "attachments": attachments.len(),
             "bytes": bytes,
-            "skipped": 0,
+            "skipped": text_skips(&manifest),
             "removed": 0,
+            "documents": selected.len(),
+            "texts": manifest["texts"].as_array().map_or(0, Vec::len),
         })
     );
     assert_eq!(x.orphaned_uploads().await, 0);
