@@ -4,6 +4,9 @@
 //! ```text
 //! {tenant}/{product}/{cloudId}/{connector}/items/{itemId}.json
 //! {tenant}/{product}/{cloudId}/{connector}/attachments/{itemId}/{attachmentId}-{safe name}
+//! {tenant}/{product}/{cloudId}/{connector}/documents/{itemId}.md
+//! {tenant}/{product}/{cloudId}/{connector}/documents/{itemId}.json   (metadata, one schema)
+//! {tenant}/{product}/{cloudId}/{connector}/documents/{itemId}/attachments/{attachmentId}.txt
 //! {tenant}/{product}/{cloudId}/{connector}/manifests/{job}.json
 //! {tenant}/{product}/{cloudId}/{connector}/state/{job}/page-{n}.json   (removed when the job ends)
 //! ```
@@ -63,6 +66,38 @@ impl Layout {
 
     pub fn attachments_root(&self) -> String {
         format!("{}attachments/", self.root)
+    }
+
+    pub fn documents_root(&self) -> String {
+        format!("{}documents/", self.root)
+    }
+
+    /// The Markdown document of an item (issue 18).
+    pub fn document_markdown(&self, item_id: &str) -> String {
+        format!(
+            "{}{}.md",
+            self.documents_root(),
+            safe_key_segment(item_id, 128)
+        )
+    }
+
+    /// The metadata record beside [`Layout::document_markdown`].
+    pub fn document_metadata(&self, item_id: &str) -> String {
+        format!(
+            "{}{}.json",
+            self.documents_root(),
+            safe_key_segment(item_id, 128)
+        )
+    }
+
+    /// The text extracted from one attachment of an item.
+    pub fn attachment_text(&self, item_id: &str, attachment_id: &str) -> String {
+        format!(
+            "{}{}/attachments/{}.txt",
+            self.documents_root(),
+            safe_key_segment(item_id, 128),
+            safe_key_segment(attachment_id, 64)
+        )
     }
 
     pub fn manifest(&self, job: &JobId) -> String {

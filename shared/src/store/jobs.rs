@@ -73,6 +73,10 @@ pub struct Checkpoint {
     /// Items of the current page that were skipped, and why.
     #[serde(default)]
     pub page_skipped: Vec<Skipped>,
+    /// `{itemId}/{attachmentId}` of the attachment texts stored for the current page (the
+    /// manifest lists their keys).
+    #[serde(default)]
+    pub page_texts: Vec<String>,
     /// Transient failures in a row (reset by progress); the job fails after a few.
     #[serde(default)]
     pub errors_in_a_row: u32,

@@ -92,7 +92,12 @@ async fn file(
 
 /// The attachment's bytes, streamed with `Content-Length`, type and a safe `Content-Disposition`.
 pub(crate) fn stream(d: &Download) -> Response {
-    let mut r = Response::new(Body::new(ContentBody::new(&d.content_id, d.size)));
+    // Crafted files (issue 18) carry their own bytes; every other attachment the seeded stream.
+    let body = match super::crafted::Crafted::by_filename(&d.filename) {
+        Some(c) => Body::from(bytes::Bytes::from_static(c.bytes())),
+        None => Body::new(ContentBody::new(&d.content_id, d.size)),
+    };
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(d.size));
     h.insert(

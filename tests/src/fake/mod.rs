@@ -51,6 +51,7 @@ mod clock;
 mod config;
 mod confluence;
 mod consent;
+pub mod crafted;
 mod error;
 mod faults;
 mod gateway;

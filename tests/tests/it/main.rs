@@ -8,6 +8,7 @@ mod connect;
 mod emulator;
 mod export_confluence;
 mod export_confluence_bulk;
+mod export_documents;
 mod export_harness;
 mod export_healing;
 mod export_jira;

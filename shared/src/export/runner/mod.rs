@@ -110,6 +110,8 @@ pub struct Exporter {
     pub resumer: Resumer,
     /// The time leases, waits and resumes are decided with.
     pub clock: Clock,
+    /// Documents and attachment text beside each item (issue 18).
+    pub documents: crate::export::document::Settings,
     /// Test seam: holds an invocation at a named step of `complete()` so a test can crash it
     /// exactly there. `None` in production.
     pub gate: Option<Arc<StepGate>>,
@@ -179,6 +181,7 @@ impl Exporter {
             resumer: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone())
                 .with_dead_letters(config.dead_letter_queue_url.clone()),
             clock: Clock::system(),
+            documents: Default::default(),
             gate: None,
         })
     }
@@ -238,6 +241,9 @@ struct StatePage {
     items: Vec<String>,
     #[serde(default)]
     skipped: Vec<Skipped>,
+    /// `{itemId}/{attachmentId}` of the attachment texts stored (issue 18).
+    #[serde(default)]
+    texts: Vec<String>,
 }
 
 pub fn tenant_prefix(tenant: &TenantId) -> String {

@@ -39,6 +39,7 @@ impl Exporter {
             http: &self.keeper.http,
             urls: &self.keeper.urls,
             cloud_id: &connection.cloud_id,
+            site_url: &connection.site_url,
         };
         // A crashed invocation may have left multipart uploads behind; nobody else writes here.
         self.blobs
@@ -186,6 +187,7 @@ impl Exporter {
                 cp.page_ids = ids;
                 cp.done_in_page = 0;
                 cp.page_skipped.clear();
+                cp.page_texts.clear();
                 job.phase = "exporting".into();
                 if job.checkpoint.page_ids.is_empty() {
                     self.close_page(job, layout, &[]).await?;
@@ -246,6 +248,7 @@ impl Exporter {
                 job.attachments_done += r.attachments;
                 job.bytes_done += r.bytes;
                 skipped.extend(r.skipped);
+                job.checkpoint.page_texts.extend(r.texts);
             }
             job.skipped_count += skipped.len() as u64;
             for s in &skipped {
@@ -261,6 +264,7 @@ impl Exporter {
                 self.close_page(job, layout, &ids).await?;
                 job.checkpoint.done_in_page = 0;
                 job.checkpoint.page_skipped.clear();
+                job.checkpoint.page_texts.clear();
             }
             self.checkpoint(job, owner, ctx.cloud_id).await?;
             tracing::debug!(
@@ -361,7 +365,11 @@ impl Exporter {
             .map(String::as_str)
             .filter(|id| !skipped.contains(id))
             .collect();
-        let body = json!({ "items": exported, "skipped": job.checkpoint.page_skipped });
+        let body = json!({
+            "items": exported,
+            "skipped": job.checkpoint.page_skipped,
+            "texts": job.checkpoint.page_texts,
+        });
         self.blobs
             .put_bytes_expiring(
                 &layout.state_page(&job.id, job.checkpoint.page_no),
