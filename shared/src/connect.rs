@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::atlassian::AtlassianUrls;
 use crate::atlassian::http::AtlassianHttp;
+use crate::atlassian::outbound::Outbound;
 use crate::atlassian::oauth::{self, AppCredentials, OAuthError};
 use crate::config::{Config, ConfigError};
 use crate::error::AwsError;
@@ -200,6 +201,7 @@ impl ConnectService {
         let http = AtlassianHttp::new(
             Default::default(),
             config.atlassian.max_concurrency_per_site,
+            Outbound::for_settings(&config.atlassian),
         )?;
         Ok(ConnectService {
             urls: AtlassianUrls::new(&config.atlassian),
