@@ -19,6 +19,7 @@ mod fake_site_grants;
 mod grant_life;
 mod grants;
 mod http_layer;
+mod leak_edges;
 mod make_local;
 mod refresh;
 mod support;
