@@ -140,7 +140,7 @@ fn cases() -> (u64, u64) {
             .unwrap_or(default)
     };
     (
-        var("LEAK_PROPERTY_CASES", 100_000),
+        var("LEAK_PROPERTY_CASES", 5_000),
         var("LEAK_PROPERTY_SEED", 16),
     )
 }
