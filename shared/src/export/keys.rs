@@ -17,6 +17,16 @@ use crate::ids::{CloudId, ConnectorId, JobId, Product, TenantId};
 /// Longest file-name part of an attachment key (S3 keys may be 1,024 bytes).
 const MAX_NAME_BYTES: usize = 180;
 
+/// Everything of a tenant (erase).
+pub fn tenant_prefix(tenant: &TenantId) -> String {
+    format!("{tenant}/")
+}
+
+/// Everything exported through one connection (erase): its connectors' layouts are under it.
+pub fn connection_prefix(tenant: &TenantId, product: Product, cloud: &CloudId) -> String {
+    format!("{}{product}/{cloud}/", tenant_prefix(tenant))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     root: String,
@@ -30,7 +40,7 @@ impl Layout {
         connector: &ConnectorId,
     ) -> Layout {
         Layout {
-            root: format!("{tenant}/{product}/{cloud}/{connector}/"),
+            root: format!("{}{connector}/", connection_prefix(tenant, product, cloud)),
         }
     }
 

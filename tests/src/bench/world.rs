@@ -195,8 +195,12 @@ impl Consenter {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|e| panic!("bench set-up: http client: {e}"));
-        let http = AtlassianHttp::new(RetryPolicy::default(), 32)
-            .unwrap_or_else(|e| panic!("bench set-up: http client: {e}"));
+        let http = AtlassianHttp::new(
+            RetryPolicy::default(),
+            32,
+            shared::atlassian::outbound::Outbound::loopback(),
+        )
+        .unwrap_or_else(|e| panic!("bench set-up: http client: {e}"));
         let urls = AtlassianUrls::new(&AtlassianSettings {
             auth_url: site.base.clone(),
             api_url: site.base.clone(),

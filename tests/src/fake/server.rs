@@ -116,6 +116,10 @@ async fn handle(
         tracing::info!(%method, path = %loggable(&path), status = 429, "request over quota");
         return Ok(response);
     }
+    let held = lock(&app.holds).iter().find(|h| h.catches(&path)).cloned();
+    if let Some(hold) = held {
+        hold.wait().await;
+    }
     let decision = lock(&app.faults).decide(&path);
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;

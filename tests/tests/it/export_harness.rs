@@ -11,6 +11,7 @@ use lambda_http::http::StatusCode;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 use shared::atlassian::http::AtlassianHttp;
+use shared::atlassian::outbound::Outbound;
 use shared::blob::BlobStore;
 use shared::clock::Clock;
 use shared::events::{ExportContinued, ExportRequested};
@@ -731,7 +732,7 @@ pub(crate) async fn exporter_for(w: &World) -> Exporter {
         .unwrap_or_else(|e| panic!("{e}"));
     // One clock for the exporter and the fake site, which the tests move forward.
     let clock = Clock::from_fn(w.site.clock_fn());
-    keeper.http = AtlassianHttp::new(fast_policy(), 8)
+    keeper.http = AtlassianHttp::new(fast_policy(), 8, Outbound::loopback())
         .unwrap_or_else(|e| panic!("{e}"))
         .with_clock(clock.clone());
     Exporter {

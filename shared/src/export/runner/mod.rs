@@ -30,7 +30,7 @@ use crate::atlassian::http::{HttpError, Idempotency, ThrottleScope};
 use crate::blob::{BlobError, BlobStore, Stored, metadata_value};
 use crate::clock::Clock;
 use crate::events::{Event, ExportCompleted, ExportContinued, ExportFailed, ExportRequested};
-use crate::ids::{CloudId, JobId, Product, TenantId};
+use crate::ids::{CloudId, JobId, Product};
 use crate::secret::{ExposeSecret, Secret};
 use crate::store::StoreError;
 use crate::store::connectors::Connector;
@@ -38,6 +38,7 @@ use crate::store::jobs::{Job, JobStatus, LeaseTake, SKIPPED_INLINE, Skipped, Sna
 use crate::vault::refresh::TokenKeeper;
 
 mod auth;
+mod erased;
 mod item;
 mod lifecycle;
 mod manifest;
@@ -86,6 +87,8 @@ pub enum Outcome {
     AlreadyRunning {
         job: JobId,
     },
+    /// The job was erased while this invocation ran; what it wrote is removed.
+    Erased,
 }
 
 pub struct Exporter {
@@ -244,8 +247,4 @@ struct StatePage {
     /// `{itemId}/{attachmentId}` of the attachment texts stored (issue 18).
     #[serde(default)]
     texts: Vec<String>,
-}
-
-pub fn tenant_prefix(tenant: &TenantId) -> String {
-    format!("{tenant}/")
 }
