@@ -208,11 +208,11 @@ async fn without_the_download_scope_the_job_fails_naming_it_and_the_connection_k
     let Outcome::Failed { reason } = outcome else {
         panic!("{outcome:?}")
     };
-    // The runner names the refused endpoint; the grant's consent still lists the scope (the
-    // app lost it in the console afterwards), so the reason points to the console.
+    // The runner names the refused endpoint and its scope; the grant's consent still lists the
+    // scope (the app lost it in the console afterwards), so the reason points to the console.
     assert!(
         reason.contains("attachment.download")
-            && reason.contains("scope does not match")
+            && reason.contains("readonly:content.attachment:confluence")
             && reason.contains("developer console")
             && !reason.contains("lacks"),
         "{reason}"

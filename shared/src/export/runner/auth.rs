@@ -89,9 +89,15 @@ impl Exporter {
             }
             Diagnosis::SiteListed => {
                 let missing = scopes::missing_scopes(conn.product, endpoint, &session.scope);
+                let documented = scopes::documented_scopes(conn.product, endpoint);
                 ExportError::Terminal(if missing.is_empty() {
                     format!(
-                        "Atlassian refused {endpoint} (401): scope does not match / not authorized — the grant holds the scopes this endpoint documents; check the app's scopes and permissions in the developer console"
+                        "Atlassian refused {endpoint} (401): scope does not match / not authorized — the endpoint documents {}, which the grant's consent holds; check that the app still has it in the developer console",
+                        if documented.is_empty() {
+                            "no scope we know of".to_owned()
+                        } else {
+                            documented.join(", ")
+                        }
                     )
                 } else {
                     format!(
