@@ -117,7 +117,8 @@ impl Exporter {
             }
             writes.finish()
         };
-        let (write, feed) = (std::pin::pin!(write), std::pin::pin!(feed));
+        // Boxed: both are large futures (debug builds copy them on the stack otherwise).
+        let (write, feed) = (Box::pin(write), Box::pin(feed));
         let (flow, got) = match futures::future::select(write, feed).await {
             Either::Left((flow, feed)) => match flow? {
                 // The fetches ahead are of no use to this invocation.

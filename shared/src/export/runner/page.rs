@@ -196,12 +196,10 @@ impl Exporter {
                 self.checkpoint(job, owner, ctx.cloud_id).await?;
                 continue;
             }
-            let flow = self
-                .run_page(
-                    source, job, owner, connector, layout, ctx, session, deadline, &query,
-                    &mut ahead,
-                )
-                .await?;
+            let flow = Box::pin(self.run_page(
+                source, job, owner, connector, layout, ctx, session, deadline, &query, &mut ahead,
+            ))
+            .await?;
             if flow == Flow::OutOfTime {
                 return Ok(Step::Paused);
             }
