@@ -85,6 +85,7 @@ impl Exporter {
             ahead.batch.take(),
             next,
             first_of_next,
+            deadline,
             tx,
         );
         let write = async {
@@ -102,8 +103,7 @@ impl Exporter {
                     deadline,
                 )
             };
-            let out_of_time = || Instant::now() + self.deadline_margin >= deadline;
-            while let Some(landed) = writes.next(&mut rx, &write, &out_of_time).await {
+            while let Some(landed) = writes.next(&mut rx, &write).await {
                 self.land(
                     job,
                     owner,
@@ -120,13 +120,13 @@ impl Exporter {
         // Boxed: both are large futures (debug builds copy them on the stack otherwise).
         let (write, feed) = (Box::pin(write), Box::pin(feed));
         let (flow, got) = match futures::future::select(write, feed).await {
-            Either::Left((flow, feed)) => match flow? {
-                // The fetches ahead are of no use to this invocation.
-                Flow::OutOfTime => return Ok(Flow::OutOfTime),
-                Flow::Drained => (Flow::Drained, feed.await),
-            },
+            Either::Left((flow, feed)) => (flow?, feed.await),
             Either::Right((got, write)) => (write.await?, got),
         };
+        if !job.checkpoint.page_ids.is_empty() {
+            // The fetch side stopped at the deadline before the page's end.
+            return Ok(Flow::OutOfTime);
+        }
         *ahead = got;
         Ok(flow)
     }
@@ -145,6 +145,7 @@ impl Exporter {
         mut ready: Option<(Vec<String>, Result<Batch, ExportError>)>,
         next: Option<(&str, &str)>,
         first_of_next: bool,
+        deadline: Instant,
         mut tx: mpsc::Sender<Result<Fetched, ExportError>>,
     ) -> Ahead {
         let batch_size = self.batch_size_for::<S>();
@@ -152,6 +153,12 @@ impl Exporter {
         let mut at = job.checkpoint.done_in_page.min(ids.len());
         // At least one batch, even an empty one: its landing closes the page.
         loop {
+            // Asked before each fetch, so every fetched batch is written: the page stops
+            // short (the writes end without closing it) and the continuation goes on from there.
+            if at > job.checkpoint.done_in_page && Instant::now() + self.deadline_margin >= deadline
+            {
+                return Ahead::default();
+            }
             let end = (at + batch_size).min(ids.len());
             let chunk = &ids[at..end];
             let fetched = match ready.take() {

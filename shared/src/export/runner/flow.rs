@@ -40,8 +40,8 @@ pub(super) struct Landed {
 pub(super) enum Flow {
     /// Every batch sent was written and landed.
     Drained,
-    /// The deadline came: no further batch was started; what was started landed (or not, and
-    /// is redone by the continuation).
+    /// The deadline came: the fetch side stopped before the page's end; what was fetched
+    /// landed (or not, and is redone by the continuation).
     OutOfTime,
 }
 
@@ -58,8 +58,8 @@ struct Open {
 /// `bound` at once; [`Writes::next`] yields each landed batch in page order (the caller saves
 /// progress), [`Writes::finish`] says how it ended.
 ///
-/// A batch is taken only when every item received before it has started, and `out_of_time` is
-/// asked before each one. A failed fetch or write stops the feeding; the writes in flight finish
+/// A batch is taken only when every item received before it has started (the fetch side asks
+/// about the deadline before each fetch, so a fetched batch is always written). A failed fetch or write stops the feeding; the writes in flight finish
 /// (no upload is cut off for nothing), the batches before the failure land, then `finish`
 /// returns the error.
 pub(super) struct Writes<Fut: Future> {
@@ -72,7 +72,6 @@ pub(super) struct Writes<Fut: Future> {
     first: usize,
     received: usize,
     feeding: bool,
-    stopped: bool,
     failure: Option<ExportError>,
 }
 
@@ -89,7 +88,6 @@ where
             first: 0,
             received: 0,
             feeding: true,
-            stopped: false,
             failure: None,
         }
     }
@@ -99,7 +97,6 @@ where
         &mut self,
         batches: &mut mpsc::Receiver<Result<Fetched, ExportError>>,
         write: &impl Fn(Item) -> Fut,
-        out_of_time: &impl Fn() -> bool,
     ) -> Option<Landed> {
         loop {
             while self.in_flight.len() < self.bound
@@ -139,10 +136,6 @@ where
                 next = batches.next(), if take_batch => match next {
                     None => self.feeding = false,
                     Some(Err(e)) => self.failure = Some(e),
-                    Some(Ok(_)) if out_of_time() => {
-                        self.feeding = false;
-                        self.stopped = true;
-                    }
                     Some(Ok(f)) => {
                         let seq = self.received;
                         self.received += 1;
@@ -165,7 +158,6 @@ where
     pub(super) fn finish(self) -> Result<Flow, ExportError> {
         match self.failure {
             Some(e) => Err(e),
-            None if self.stopped => Ok(Flow::OutOfTime),
             None => Ok(Flow::Drained),
         }
     }
@@ -242,19 +234,13 @@ mod tests {
         sizes: &[usize],
         bound: usize,
         fail: Option<&str>,
-        out_of_time_after: usize,
     ) -> (Counter, Vec<usize>, Result<Flow, ExportError>) {
         let counter = Counter::new();
         let mut ends = Vec::new();
-        let asked = Cell::new(0);
-        let out_of_time = || {
-            asked.set(asked.get() + 1);
-            asked.get() > out_of_time_after
-        };
         let mut batches = channel(sizes);
         let write = |item| counter.write(item, fail);
         let mut writes = Writes::new(bound);
-        while let Some(l) = writes.next(&mut batches, &write, &out_of_time).await {
+        while let Some(l) = writes.next(&mut batches, &write).await {
             let before = ends.last().copied().unwrap_or(0);
             assert_eq!(l.results.len() + l.skipped.len(), l.end - before);
             ends.push(l.end);
@@ -268,7 +254,7 @@ mod tests {
         // Batches of 5 with a bound of 8: 8 at once only if the next batch starts before the
         // previous one has finished.
         let sizes = [5, 5, 5, 5, 5, 5];
-        let (counter, ends, flow) = run(&sizes, 8, None, usize::MAX).await;
+        let (counter, ends, flow) = run(&sizes, 8, None).await;
         assert_eq!(flow.ok(), Some(Flow::Drained));
         assert_eq!(
             counter.most.get(),
@@ -286,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn uneven_batches_and_small_bounds_stay_within_the_bound() {
         for bound in [1, 2, 3, 7] {
-            let (counter, ends, flow) = run(&[9, 0, 1, 13, 4], bound, None, usize::MAX).await;
+            let (counter, ends, flow) = run(&[9, 0, 1, 13, 4], bound, None).await;
             assert_eq!(flow.ok(), Some(Flow::Drained));
             assert_eq!(counter.most.get(), bound, "bound {bound}");
             assert_eq!(ends, [9, 9, 10, 23, 27]);
@@ -297,22 +283,10 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_lands_only_the_batches_before_it() {
         // Item 12 is in the third batch (10..15).
-        let (counter, ends, flow) = run(&[5, 5, 5, 5], 3, Some("12"), usize::MAX).await;
+        let (counter, ends, flow) = run(&[5, 5, 5, 5], 3, Some("12")).await;
         assert!(matches!(flow, Err(ExportError::Terminal(_))), "{flow:?}");
         assert_eq!(ends, [5, 10]);
         assert_eq!(counter.now.get(), 0, "the writes in flight finished");
         assert!(counter.most.get() <= 3);
-    }
-
-    #[tokio::test]
-    async fn the_deadline_stops_taking_batches() {
-        let (counter, ends, flow) = run(&[4, 4, 4, 4], 2, None, 2).await;
-        assert_eq!(flow.ok(), Some(Flow::OutOfTime));
-        assert_eq!(
-            ends,
-            [4, 8],
-            "the two batches taken landed, no other started"
-        );
-        assert_eq!(counter.written.borrow().len(), 8);
     }
 }

@@ -64,6 +64,10 @@ pub const MAX_DEATHS_IN_A_ROW: u32 = 3;
 /// Production's [`Exporter::checkpoint_every`]: a crash redoes at most this much work (plus a
 /// batch), for one DynamoDB write per search page of fast items instead of one per batch.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// Production's attachment streams at once per invocation: with 8 MiB parts, about 64 MiB of
+/// part buffers at most, however many items are written at once (the per-site limit of
+/// Atlassian requests is 8 by default too).
+pub const ATTACHMENT_STREAMS: usize = 8;
 /// Attempts to copy one attachment when its download breaks midway.
 const ATTACHMENT_ATTEMPTS: u32 = 3;
 
@@ -110,6 +114,10 @@ pub struct Exporter {
     /// Items per fetched batch, at most the product's own limit. Progress is saved only at
     /// batch boundaries.
     pub batch_size: usize,
+    /// Attachment streams at once (a slot each, taken by `copy_attachment`): each holds a
+    /// multipart part buffer, so this, not `item_concurrency`, bounds the memory attachments
+    /// take. [`ATTACHMENT_STREAMS`] in production.
+    pub streams: tokio::sync::Semaphore,
     /// Within a search page, progress is saved at the first batch boundary after this much
     /// time since the last save (the page's end is saved with the next page's search). Zero
     /// saves after every batch (tests that crash between items).
@@ -189,6 +197,7 @@ impl Exporter {
             item_concurrency: config.export_item_concurrency,
             batch_size: 100,
             checkpoint_every: CHECKPOINT_EVERY,
+            streams: tokio::sync::Semaphore::new(ATTACHMENT_STREAMS),
             incremental_slack: time::Duration::minutes(30),
             resumer: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone())
                 .with_dead_letters(config.dead_letter_queue_url.clone()),
