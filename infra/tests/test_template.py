@@ -9,6 +9,7 @@ resource anywhere in the template fails `test_each_role_grants_exactly_its_allow
 added here, next to the reason it is needed.
 """
 
+import copy
 import re
 from pathlib import Path
 
@@ -95,6 +96,9 @@ ALLOWED = {
     | SECRETS,
     # Authorizations, connections, connectors, exports (ExportRequested) and erase (all versions,
     # unfinished uploads) of a connection's or tenant's objects.
+    # No client secret, no token envelope, no refresh index, no object read (issue 16): it starts
+    # authorizations (Authorizer), and erase only lists and deletes; the key only for Lambda's
+    # decryption of its environment (KMS_USE).
     "connectors-api": logs("ConnectorsApiLogGroup")
     | grant(
         [
@@ -105,13 +109,12 @@ ALLOWED = {
             "dynamodb:Query",
             "dynamodb:BatchWriteItem",
         ],
-        [TABLE, INDEX],
+        [TABLE],
     )
-    | SEAL_AND_OPEN
-    | SECRETS
+    | grant(["kms:Decrypt"], [KEY])
     | PUBLISH
-    | grant(["s3:ListBucket", "s3:ListBucketVersions", "s3:ListBucketMultipartUploads"], [BUCKET])
-    | grant(["s3:GetObject", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"], [OBJECTS]),
+    | grant(["s3:ListBucketVersions", "s3:ListBucketMultipartUploads"], [BUCKET])
+    | grant(["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"], [OBJECTS]),
     # Reads due grants from the refresh-due index, refreshes them, publishes ConnectionRevoked;
     # migrates legacy connections into grants (PutItem) and deletes grants no connection uses
     # (DeleteItem); lists a tenant's connections to find a grant's (Query on the table). No S3.
@@ -146,6 +149,31 @@ ALLOWED = {
     # Delayed resumes after an Atlassian "wait": sends them, and reads them through the
     # event source mapping (which uses the function's role).
     | grant(["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], [RESUME]),
+}
+
+# How each function may use the stack key (every KMS statement is conditioned): directly only
+# for token envelopes (the vault's encryption context, `purpose` below), otherwise only through
+# the named services (kms:ViaService), each with the actions it needs there.
+ENVELOPE_PURPOSE = re.search(r'\("purpose", "([^"]+)"\)', (ROOT / "shared/src/vault/mod.rs").read_text()).group(1)
+KMS_USE = {
+    "oauth-callback": {
+        "envelope": {"kms:GenerateDataKey"},
+        "via": {"secretsmanager": {"kms:Decrypt"}, "lambda": {"kms:Decrypt"}},
+    },
+    "connectors-api": {"envelope": set(), "via": {"lambda": {"kms:Decrypt"}}},
+    "token-refresh": {
+        "envelope": {"kms:GenerateDataKey", "kms:Decrypt"},
+        "via": {"secretsmanager": {"kms:Decrypt"}, "lambda": {"kms:Decrypt"}},
+    },
+    "export": {
+        "envelope": {"kms:GenerateDataKey", "kms:Decrypt"},
+        "via": {
+            "secretsmanager": {"kms:Decrypt"},
+            "lambda": {"kms:Decrypt"},
+            "s3": {"kms:GenerateDataKey", "kms:Decrypt"},
+            "sqs": {"kms:GenerateDataKey", "kms:Decrypt"},
+        },
+    },
 }
 
 # Resources with a `*` that a role may name, and why. `Resource: "*"` is in none of them: every
@@ -834,3 +862,50 @@ def test_parameters_and_outputs(template):
     )
     assert template["Parameters"]["JobRetentionDays"]["Default"] == 30
     assert {"CallbackUrl", "ApiUrl", "BucketName", "EventBusName", "TableName"} <= set(template["Outputs"])
+
+
+# ---------------------------------------------------------------- KMS conditions
+
+
+def kms_use(template, name):
+    """(envelope actions, {service: actions}) the role grants; fails on an unconditioned grant."""
+    envelope, via = set(), {}
+    for st in statements(template, role_id(template, name)):
+        actions = {a for a in as_list(st["Action"]) if a.startswith("kms:")}
+        if not actions:
+            continue
+        cond = st.get("Condition", {})
+        assert set(cond) == {"StringEquals"}, f"{name}: KMS statement {st.get('Sid')} without its condition"
+        equals = cond["StringEquals"]
+        if "kms:EncryptionContext:purpose" in equals:
+            assert set(equals) == {"kms:EncryptionContext:purpose"}, st.get("Sid")
+            assert equals["kms:EncryptionContext:purpose"] == ENVELOPE_PURPOSE, st.get("Sid")
+            envelope |= actions
+        else:
+            assert set(equals) == {"kms:ViaService"}, f"{name}: {st.get('Sid')} is neither envelope nor via a service"
+            for service in as_list(equals["kms:ViaService"]):
+                short = token(service).removesuffix(".${AWS::Region}.amazonaws.com")
+                via.setdefault(short, set()).update(actions)
+    return envelope, via
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_kms_is_used_only_for_token_envelopes_or_through_named_services(template, name):
+    envelope, via = kms_use(template, name)
+    assert envelope == KMS_USE[name]["envelope"]
+    assert via == KMS_USE[name]["via"]
+
+
+def test_a_kms_grant_without_its_condition_fails_the_check(template):
+    """The check above cannot pass a broadened grant: drop one condition and it fails."""
+    broken = copy.deepcopy(template)
+    role = props(broken, role_id(broken, "export"))
+    for st in role["Policies"][0]["PolicyDocument"]["Statement"]:
+        if st.get("Sid") == "TokenEnvelopes":
+            del st["Condition"]
+    with pytest.raises(AssertionError):
+        kms_use(broken, "export")
+
+
+def test_the_envelope_purpose_is_the_vaults():
+    assert ENVELOPE_PURPOSE == "atlassian-oauth-tokens"

@@ -404,6 +404,52 @@ impl BlobStore {
         Ok(Some(body.into_bytes()))
     }
 
+    /// Read an object of at most `max` bytes; `Ok(None)` if there is no such key, and
+    /// [`BlobError::LengthMismatch`] (without reading further) if it is larger: memory never
+    /// holds more than `max` bytes of it.
+    pub async fn get_bytes_capped(&self, key: &str, max: u64) -> Result<Option<Bytes>, BlobError> {
+        check_key(key)?;
+        let mut out = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(AwsError::new("GetObject", &e).into()),
+        };
+        let declared = out
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+        if declared > max {
+            return Err(BlobError::LengthMismatch {
+                expected: max,
+                got: declared,
+            });
+        }
+        let mut buf = BytesMut::with_capacity(usize::try_from(declared).unwrap_or(0));
+        while let Some(chunk) = out.body.next().await {
+            let chunk = chunk.map_err(|e| BlobError::Body {
+                operation: "GetObject",
+                detail: e.to_string(),
+            })?;
+            if (buf.len() + chunk.len()) as u64 > max {
+                return Err(BlobError::LengthMismatch {
+                    expected: max,
+                    got: (buf.len() + chunk.len()) as u64,
+                });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Some(buf.freeze()))
+    }
+
     /// Every current object key under `prefix`, in S3's order (paginated ListObjectsV2).
     pub async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
         let mut keys = Vec::new();

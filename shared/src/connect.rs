@@ -16,6 +16,7 @@ use url::Url;
 use crate::atlassian::AtlassianUrls;
 use crate::atlassian::http::AtlassianHttp;
 use crate::atlassian::oauth::{self, AppCredentials, OAuthError};
+use crate::atlassian::outbound::Outbound;
 use crate::config::{Config, ConfigError};
 use crate::error::AwsError;
 use crate::ids::{CloudId, GrantId, Product, TenantId};
@@ -200,6 +201,7 @@ impl ConnectService {
         let http = AtlassianHttp::new(
             Default::default(),
             config.atlassian.max_concurrency_per_site,
+            Outbound::for_settings(&config.atlassian),
         )?;
         Ok(ConnectService {
             urls: AtlassianUrls::new(&config.atlassian),
@@ -219,7 +221,24 @@ fn new_state() -> Secret {
     secret(URL_SAFE_NO_PAD.encode(raw))
 }
 
-impl ConnectService {
+/// What starting an authorization needs, and nothing more: the connectors API builds this, so
+/// it never reads the client secrets, opens a token envelope or calls Atlassian (issue 16:
+/// its role has no Secrets Manager grant).
+pub struct Authorizer {
+    pub config: Config,
+    pub store: Store,
+    pub urls: AtlassianUrls,
+}
+
+impl Authorizer {
+    pub fn from_config(config: Config, aws: &crate::aws::AwsClients) -> Authorizer {
+        Authorizer {
+            urls: AtlassianUrls::new(&config.atlassian),
+            store: Store::new(aws.dynamodb.clone(), config.table_name.clone()),
+            config,
+        }
+    }
+
     /// Record a single-use state and return the consent URL. `site` (a site URL or cloud id)
     /// names the one site to connect after consent.
     pub async fn start(
@@ -230,36 +249,88 @@ impl ConnectService {
         site: Option<String>,
         now: OffsetDateTime,
     ) -> Result<StartedAuthorization, StartError> {
-        if let Some(url) = &return_url
-            && !self.config.is_allowed_return_url(url)
-        {
-            return Err(StartError::ReturnUrlNotAllowed);
-        }
-        let app = self
-            .apps
-            .get(product)
-            .ok_or(StartError::ProductNotConfigured(product))?;
-        let redirect = self.config.redirect_url()?;
-        let state = new_state();
-        let expires_at = now + STATE_LIFETIME;
-        self.store
-            .put_state(
-                &state,
-                &PendingAuthorization {
-                    tenant,
-                    product,
-                    return_url,
-                    site,
-                    expires_at,
-                },
-            )
-            .await?;
-        Ok(StartedAuthorization {
-            authorize_url: oauth::authorize_url(&self.urls, &app.settings, redirect, &state),
-            expires_at,
-        })
+        start(
+            &self.config,
+            &self.store,
+            &self.urls,
+            tenant,
+            product,
+            return_url,
+            site,
+            now,
+        )
+        .await
     }
+}
 
+impl ConnectService {
+    /// As [`Authorizer::start`].
+    pub async fn start(
+        &self,
+        tenant: TenantId,
+        product: Product,
+        return_url: Option<Url>,
+        site: Option<String>,
+        now: OffsetDateTime,
+    ) -> Result<StartedAuthorization, StartError> {
+        start(
+            &self.config,
+            &self.store,
+            &self.urls,
+            tenant,
+            product,
+            return_url,
+            site,
+            now,
+        )
+        .await
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start(
+    config: &Config,
+    store: &Store,
+    urls: &AtlassianUrls,
+    tenant: TenantId,
+    product: Product,
+    return_url: Option<Url>,
+    site: Option<String>,
+    now: OffsetDateTime,
+) -> Result<StartedAuthorization, StartError> {
+    if let Some(url) = &return_url
+        && !config.is_allowed_return_url(url)
+    {
+        return Err(StartError::ReturnUrlNotAllowed);
+    }
+    // The app's public settings (client id, scopes); its secret is not needed here.
+    let app = [&config.jira, &config.confluence]
+        .into_iter()
+        .flatten()
+        .find(|a| a.product == product)
+        .ok_or(StartError::ProductNotConfigured(product))?;
+    let redirect = config.redirect_url()?;
+    let state = new_state();
+    let expires_at = now + STATE_LIFETIME;
+    store
+        .put_state(
+            &state,
+            &PendingAuthorization {
+                tenant,
+                product,
+                return_url,
+                site,
+                expires_at,
+            },
+        )
+        .await?;
+    Ok(StartedAuthorization {
+        authorize_url: oauth::authorize_url(urls, app, redirect, &state),
+        expires_at,
+    })
+}
+
+impl ConnectService {
     /// A refused consent: consume the state (so it cannot be replayed) and say where to go.
     pub async fn refuse(
         &self,

@@ -1,8 +1,14 @@
-//! Erase on request (PRIVACY.md P11): a connection, or a whole tenant. Tokens first (so nothing
-//! can use the grant while the rest goes), then connectors and jobs, then every S3 object
-//! version under the prefix, then the connection record itself, and the S3 prefix once more
-//! (an export that was mid-batch stops at its next checkpoint, which fails once its job is
-//! gone; anything it wrote meanwhile goes in the second pass).
+//! Erase on request (PRIVACY.md P11): a connector, a connection, or a whole tenant. A tombstone
+//! first (store/erasures.rs), then tokens (so nothing can use the grant while the rest goes),
+//! then connectors and jobs, then every S3 object version under the prefix, then the
+//! connection record itself, and the S3 prefix once more.
+//!
+//! Writes in flight: an export that was mid-batch when its job was deleted may still write
+//! after the sweeps (measured: an attachment download that resumed after the erase answered).
+//! Every export invocation ends by asking whether its job was erased (a tombstone covering it
+//! and the job gone) and, if so, deletes its connector's prefix itself, after its last write
+//! (runner/erased.rs). Whatever it wrote before the tombstone existed is in the sweep's
+//! listing; whatever it wrote after, it sees the tombstone and removes.
 //!
 //! Idempotent and resumable: the connection record is deleted last, so an interrupted erase
 //! is completed by running it again; erasing what is already gone reports zero.
@@ -11,8 +17,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::blob::{BlobError, BlobStore};
-use crate::ids::{ConnectionId, TenantId};
+use crate::export::keys::{Layout, connection_prefix, tenant_prefix};
+use crate::ids::{ConnectionId, ConnectorId, TenantId};
 use crate::store::attrs_public::{item_s, keys_of};
+use crate::store::erasures::Erasure;
 use crate::store::{Connection, ConnectionStatus, Store, StoreError};
 
 /// What an erase removed.
@@ -46,7 +54,62 @@ impl Eraser {
         let Some(conn) = self.store.get_connection(tenant, id).await? else {
             return Ok(Erased::default());
         };
+        self.tombstone(tenant, Erasure::Connection(id)).await?;
         self.erase_loaded(&conn).await
+    }
+
+    /// One connector: its jobs, itself, and everything under its layout's root. `None` when
+    /// there is no such connector.
+    pub async fn erase_connector(
+        &self,
+        tenant: &TenantId,
+        id: &ConnectorId,
+    ) -> Result<Option<Erased>, EraseError> {
+        let Some(connector) = self.store.get_connector(tenant, id).await? else {
+            return Ok(None);
+        };
+        self.tombstone(tenant, Erasure::Connector(id)).await?;
+        let mut erased = Erased::default();
+        let doomed: Vec<(String, String)> = self
+            .store
+            .tenant_items(tenant)
+            .await?
+            .iter()
+            .filter(|i| {
+                let sk = item_s(i, "sk").unwrap_or_default();
+                (sk.starts_with("JOB#") || sk.starts_with("CONNECTOR#"))
+                    && item_s(i, "connector_id") == Some(id.as_str())
+            })
+            .filter_map(keys_of)
+            .collect();
+        erased.items += self.store.delete_items(&doomed).await?;
+        // Without its connection the cloud is unknown; erasing the connection (or the tenant)
+        // sweeps the prefix this one is under.
+        if let Some(conn) = self
+            .store
+            .get_connection(tenant, &connector.connection_id)
+            .await?
+        {
+            let root = Layout::new(tenant, conn.product, &conn.cloud_id, id);
+            erased.objects += self.sweep(root.root()).await?;
+        }
+        tracing::info!(tenant = %tenant, connector_id = %id, items = erased.items, count = erased.objects, "connector erased");
+        Ok(Some(erased))
+    }
+
+    /// Written before anything is deleted; see the module comment.
+    async fn tombstone(&self, tenant: &TenantId, what: Erasure<'_>) -> Result<(), EraseError> {
+        Ok(self
+            .store
+            .put_tombstone(tenant, what, OffsetDateTime::now_utc())
+            .await?)
+    }
+
+    /// Every object version under `prefix`, and the multipart uploads in progress there (an
+    /// export's attachment upload fails instead of completing after the erase).
+    async fn sweep(&self, prefix: &str) -> Result<u64, EraseError> {
+        self.blobs.abort_uploads_under(prefix).await?;
+        Ok(self.blobs.delete_prefix(prefix).await?)
     }
 
     async fn erase_loaded(&self, conn: &Connection) -> Result<Erased, EraseError> {
@@ -92,8 +155,8 @@ impl Eraser {
             .filter_map(keys_of)
             .collect();
         erased.items += self.store.delete_items(&doomed).await?;
-        let prefix = format!("{}/{}/{}/", conn.tenant, conn.product, conn.cloud_id);
-        erased.objects += self.blobs.delete_prefix(&prefix).await?;
+        let prefix = connection_prefix(&conn.tenant, conn.product, &conn.cloud_id);
+        erased.objects += self.sweep(&prefix).await?;
         erased.items += self
             .store
             .delete_items(&[(
@@ -101,7 +164,7 @@ impl Eraser {
                 format!("CONN#{}", conn.id),
             )])
             .await?;
-        erased.objects += self.blobs.delete_prefix(&prefix).await?;
+        erased.objects += self.sweep(&prefix).await?;
         tracing::info!(tenant = %conn.tenant, connection_id = %conn.id, items = erased.items, count = erased.objects, "connection erased");
         Ok(erased)
     }
@@ -109,6 +172,7 @@ impl Eraser {
     /// Everything of a tenant: every connection (as above), then every remaining item in its
     /// partition and every object under `{tenant}/`.
     pub async fn erase_tenant(&self, tenant: &TenantId) -> Result<Erased, EraseError> {
+        self.tombstone(tenant, Erasure::Tenant).await?;
         let mut erased = Erased::default();
         for conn in self.store.list_connections(tenant).await? {
             let e = self.erase_loaded(&conn).await?;
@@ -123,8 +187,7 @@ impl Eraser {
             .filter_map(keys_of)
             .collect();
         erased.items += self.store.delete_items(&rest).await?;
-        let prefix = format!("{tenant}/");
-        erased.objects += self.blobs.delete_prefix(&prefix).await?;
+        erased.objects += self.sweep(&tenant_prefix(tenant)).await?;
         tracing::info!(tenant = %tenant, items = erased.items, count = erased.objects, "tenant erased");
         Ok(erased)
     }

@@ -282,3 +282,7 @@ fn named_reference(name: &str) -> Option<String> {
 #[cfg(test)]
 #[path = "leak_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "leak_props.rs"]
+mod leak_props;

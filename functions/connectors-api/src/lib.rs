@@ -9,7 +9,7 @@ use std::time::Instant;
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
-use shared::connect::{ConnectService, StartError};
+use shared::connect::{Authorizer, StartError};
 use shared::erase::Eraser;
 use shared::events::EventBus;
 use shared::ids::{Product, TenantId};
@@ -21,7 +21,8 @@ pub use json::{ApiError, MAX_BODY_BYTES};
 
 /// What the API serves; built once per cold start.
 pub struct Api {
-    pub connect: ConnectService,
+    /// Starting authorizations only: no client secret, no token (issue 16).
+    pub connect: Authorizer,
     pub events: EventBus,
     pub eraser: Eraser,
 }

@@ -2,7 +2,7 @@ use lambda_http::{Error, Request, run, service_fn};
 use shared::aws::AwsClients;
 use shared::blob::BlobStore;
 use shared::config::Config;
-use shared::connect::ConnectService;
+use shared::connect::Authorizer;
 use shared::erase::Eraser;
 use shared::events::EventBus;
 use shared::store::Store;
@@ -23,7 +23,7 @@ async fn main() -> Result<(), Error> {
     };
     let events = EventBus::new(aws.eventbridge.clone(), config.event_bus_name.clone());
     let api = connectors_api::Api {
-        connect: ConnectService::from_config(config, &aws).await?,
+        connect: Authorizer::from_config(config, &aws),
         events,
         eraser,
     };

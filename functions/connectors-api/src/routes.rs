@@ -307,49 +307,15 @@ pub async fn get_connector(api: &Api, req: &Request, raw: &str) -> Handled {
 
 pub async fn delete_connector(api: &Api, req: &Request, raw: &str) -> Handled {
     let tenant = tenant_param(req)?;
-    let connector = load_connector(api, &tenant, raw).await?;
-    let items = api
-        .store()
-        .tenant_items(&tenant)
-        .await
-        .map_err(unavailable)?;
-    let doomed: Vec<(String, String)> = items
-        .iter()
-        .filter(|i| {
-            use shared::store::attrs_public::item_s;
-            let sk = item_s(i, "sk").unwrap_or_default();
-            (sk.starts_with("JOB#") || sk.starts_with("CONNECTOR#"))
-                && item_s(i, "connector_id") == Some(connector.id.as_str())
-        })
-        .filter_map(shared::store::attrs_public::keys_of)
-        .collect();
-    let removed_items = api
-        .store()
-        .delete_items(&doomed)
-        .await
-        .map_err(unavailable)?;
-    let mut removed_objects = 0;
-    if let Some(conn) = api
-        .store()
-        .get_connection(&tenant, &connector.connection_id)
+    let id = path_id::<ConnectorId>(raw)?;
+    // The same erase as a connection's or a tenant's: tombstone, items, prefix sweep.
+    let erased = api
+        .eraser
+        .erase_connector(&tenant, &id)
         .await
         .map_err(unavailable)?
-    {
-        let prefix = format!(
-            "{}/{}/{}/{}/",
-            tenant, conn.product, conn.cloud_id, connector.id
-        );
-        removed_objects = api
-            .eraser
-            .blobs
-            .delete_prefix(&prefix)
-            .await
-            .map_err(unavailable)?;
-    }
-    json::respond(
-        StatusCode::OK,
-        &json!({ "erased": { "items": removed_items, "objects": removed_objects } }),
-    )
+        .ok_or_else(|| ApiError::not_found("no such connector"))?;
+    json::respond(StatusCode::OK, &json!({ "erased": erased }))
 }
 
 /// `POST /connectors/{id}/exports` body (optional).

@@ -77,6 +77,7 @@ fn summary(outcome: &Outcome) -> Value {
         Outcome::Busy => json!({ "outcome": "busy" }),
         Outcome::AlreadyFinished => json!({ "outcome": "already_finished" }),
         Outcome::AlreadyRunning { job } => json!({ "outcome": "already_running", "job_id": job }),
+        Outcome::Erased => json!({ "outcome": "erased" }),
     }
 }
 

@@ -33,8 +33,8 @@ use url::Url;
 
 use time::OffsetDateTime;
 
+use super::outbound::{self, Outbound, Refused};
 use crate::clock::Clock;
-use crate::config::is_loopback;
 
 /// How hard to try before giving up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,7 +114,7 @@ impl Throttle {
     pub fn not_before(&self, now: OffsetDateTime) -> OffsetDateTime {
         let after = self
             .retry_after
-            .map(|d| now + d)
+            .map(|d| now + d.min(MAX_RETRY_AFTER))
             .or(self.reset)
             .unwrap_or(now + Duration::from_secs(60));
         match self.reset {
@@ -240,6 +240,12 @@ pub enum HttpError {
     Transport {
         endpoint: &'static str,
         kind: TransportKind,
+    },
+    /// The answer was bigger than we read (a JSON body over [`MAX_JSON_BODY`]).
+    #[error("{endpoint}: the response is larger than {limit} bytes; not read")]
+    TooLarge {
+        endpoint: &'static str,
+        limit: usize,
     },
     /// The answer was not the JSON we expected. Only the position, never the content.
     #[error("{endpoint}: unexpected response body ({detail})")]
@@ -420,29 +426,33 @@ pub struct AtlassianHttp {
     /// Per site: no call before this time (a quota 429 seen by this client).
     not_before: Mutex<HashMap<String, OffsetDateTime>>,
     clock: Clock,
+    /// Where redirects may lead (outbound.rs).
+    outbound: Outbound,
 }
 
-/// Most redirects followed for one request (Atlassian's attachment links redirect once).
-const MAX_REDIRECTS: usize = 5;
+/// Largest JSON answer read (a Jira bulkfetch of 100 issues with rendered fields, or a batch
+/// of Confluence pages, is a few MiB): a bigger one is refused, not buffered.
+pub const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
+
+/// Longest `Retry-After` taken as it is; a longer one counts as this (a day: the site's wait
+/// is recorded and jobs come back then), so no time arithmetic on it can overflow.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl AtlassianHttp {
-    pub fn new(policy: RetryPolicy, max_per_site: usize) -> Result<AtlassianHttp, HttpError> {
-        let redirects = reqwest::redirect::Policy::custom(|attempt| {
-            let allowed = attempt.url().scheme() == "https" || is_loopback(attempt.url());
-            if attempt.previous().len() >= MAX_REDIRECTS || !allowed {
-                attempt.stop()
-            } else {
-                // reqwest drops Authorization (and cookies) when the redirect leaves the
-                // origin, so the bearer token never reaches the media host.
-                attempt.follow()
-            }
-        });
+    /// `outbound`: [`Outbound::for_settings`] with the configured Atlassian URLs.
+    pub fn new(
+        policy: RetryPolicy,
+        max_per_site: usize,
+        outbound: Outbound,
+    ) -> Result<AtlassianHttp, HttpError> {
         let client = reqwest::Client::builder()
             .user_agent(concat!("atlassian-connectors/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
             .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(redirects)
+            // Redirects are followed by `send` (outbound.rs), never with our headers.
+            .redirect(reqwest::redirect::Policy::none())
+            .referer(false)
             .build()
             .map_err(|_| HttpError::Transport {
                 endpoint: "client",
@@ -456,6 +466,7 @@ impl AtlassianHttp {
             endpoints: Mutex::new(HashMap::new()),
             not_before: Mutex::new(HashMap::new()),
             clock: Clock::system(),
+            outbound,
         })
     }
 
@@ -518,7 +529,9 @@ impl AtlassianHttp {
 
     /// Send `request` with retries. `endpoint` is a fixed label for logs and errors (never the
     /// URL); `site` keys the concurrency limit (the cloudId, or "auth" for the token endpoint).
-    /// Returns any 2xx/3xx answer; 4xx (but 429) is an [`HttpError::Status`] at once.
+    /// Returns any 2xx answer, after following redirects to Atlassian's hosts (outbound.rs);
+    /// a redirect not followed is [`TransportKind::Redirect`]; 4xx (but 429) is an
+    /// [`HttpError::Status`] at once.
     pub async fn send(
         &self,
         endpoint: &'static str,
@@ -560,9 +573,25 @@ impl AtlassianHttp {
             }
             let started = Instant::now();
             let origin = req.url().origin();
-            let outcome = self.client.execute(req).await;
+            let method = req.method().clone();
+            let outcome = match self.client.execute(req).await {
+                Ok(resp) => {
+                    match outbound::follow(&self.client, &self.outbound, &method, resp).await {
+                        Ok(resp) => Ok(resp),
+                        Err(Refused::Transport(e)) => Err(e),
+                        // Not retried: the same answer would come again.
+                        Err(Refused::Refused) => {
+                            return Err(HttpError::Transport {
+                                endpoint,
+                                kind: TransportKind::Redirect,
+                            });
+                        }
+                    }
+                }
+                Err(e) => Err(e),
+            };
             let (failure, delay) = match outcome {
-                Ok(resp) if resp.status().is_success() || resp.status().is_redirection() => {
+                Ok(resp) if resp.status().is_success() => {
                     limiter.succeeded();
                     tracing::debug!(
                         endpoint,
@@ -621,7 +650,7 @@ impl AtlassianHttp {
             let delay = server_delay.unwrap_or_else(|| self.policy.backoff(attempt));
             let replay = template.as_ref().and_then(Request::try_clone);
             if attempt >= self.policy.max_attempts
-                || waited + delay > self.policy.max_total_wait
+                || waited.saturating_add(delay) > self.policy.max_total_wait
                 || replay.is_none()
             {
                 tracing::warn!(endpoint, attempt, error = %failure, "atlassian call gave up");
@@ -636,7 +665,7 @@ impl AtlassianHttp {
             tracing::info!(endpoint, attempt, error = %failure,
                 retry_in_ms = delay.as_millis() as u64, "atlassian call will be retried");
             tokio::time::sleep(delay).await;
-            waited += delay;
+            waited = waited.saturating_add(delay);
             next = replay;
         }
     }
@@ -658,18 +687,21 @@ fn retryable_transport(kind: TransportKind, idempotency: Idempotency) -> bool {
             ))
 }
 
-/// `Retry-After` as seconds or as an HTTP date; `None` if absent or unreadable.
+/// `Retry-After` as seconds or as an HTTP date, at most [`MAX_RETRY_AFTER`]; `None` if absent
+/// or unreadable.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let raw = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = raw.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !raw.is_empty() && raw.bytes().all(|b| b.is_ascii_digit()) {
+        // Any number of digits: one too long for a u64 is still "very long".
+        let secs = raw.parse::<u64>().unwrap_or(u64::MAX);
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let when =
         time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc2822).ok()?;
     let secs = (when - time::OffsetDateTime::now_utc())
         .whole_seconds()
         .max(0);
-    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)).min(MAX_RETRY_AFTER))
 }
 
 async fn read_error_body(resp: reqwest::Response) -> ErrorBody {
@@ -708,15 +740,32 @@ impl AtlassianResponse {
     }
 
     pub async fn json<T: DeserializeOwned>(self) -> Result<T, HttpError> {
+        self.json_within(MAX_JSON_BODY).await
+    }
+
+    /// As [`AtlassianResponse::json`], refusing a body over `limit` bytes (announced or read).
+    pub async fn json_within<T: DeserializeOwned>(self, limit: usize) -> Result<T, HttpError> {
         let endpoint = self.endpoint;
-        let bytes = self
+        let too_large = HttpError::TooLarge { endpoint, limit };
+        if self
             .response
-            .bytes()
-            .await
-            .map_err(|e| HttpError::Transport {
+            .content_length()
+            .is_some_and(|n| n > limit as u64)
+        {
+            return Err(too_large);
+        }
+        let mut bytes = Vec::new();
+        let mut stream = self.response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| HttpError::Transport {
                 endpoint,
                 kind: TransportKind::of(&e),
             })?;
+            if bytes.len().saturating_add(chunk.len()) > limit {
+                return Err(too_large);
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         drop(self.permit);
         serde_json::from_slice(&bytes).map_err(|e| HttpError::Decode {
             endpoint,
@@ -936,7 +985,7 @@ mod tests {
     #[test]
     fn a_held_site_is_not_called_until_its_time() {
         let fixed = time::macros::datetime!(2026-03-02 10:00 UTC);
-        let http = AtlassianHttp::new(RetryPolicy::default(), 2)
+        let http = AtlassianHttp::new(RetryPolicy::default(), 2, Outbound::loopback())
             .unwrap_or_else(|e| panic!("{e}"))
             .with_clock(Clock::from_fn(move || fixed));
         assert_eq!(http.site_held_until("c1"), None);

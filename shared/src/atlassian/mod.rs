@@ -3,6 +3,10 @@
 
 pub mod http;
 pub mod oauth;
+pub mod outbound;
+#[cfg(test)]
+mod outbound_tests;
+pub mod scopes;
 
 use url::Url;
 

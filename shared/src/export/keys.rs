@@ -4,6 +4,9 @@
 //! ```text
 //! {tenant}/{product}/{cloudId}/{connector}/items/{itemId}.json
 //! {tenant}/{product}/{cloudId}/{connector}/attachments/{itemId}/{attachmentId}-{safe name}
+//! {tenant}/{product}/{cloudId}/{connector}/documents/{itemId}.md
+//! {tenant}/{product}/{cloudId}/{connector}/documents/{itemId}.json   (metadata, one schema)
+//! {tenant}/{product}/{cloudId}/{connector}/documents/{itemId}/attachments/{attachmentId}.txt
 //! {tenant}/{product}/{cloudId}/{connector}/manifests/{job}.json
 //! {tenant}/{product}/{cloudId}/{connector}/state/{job}/page-{n}.json   (removed when the job ends)
 //! ```
@@ -13,6 +16,16 @@ use crate::ids::{CloudId, ConnectorId, JobId, Product, TenantId};
 
 /// Longest file-name part of an attachment key (S3 keys may be 1,024 bytes).
 const MAX_NAME_BYTES: usize = 180;
+
+/// Everything of a tenant (erase).
+pub fn tenant_prefix(tenant: &TenantId) -> String {
+    format!("{tenant}/")
+}
+
+/// Everything exported through one connection (erase): its connectors' layouts are under it.
+pub fn connection_prefix(tenant: &TenantId, product: Product, cloud: &CloudId) -> String {
+    format!("{}{product}/{cloud}/", tenant_prefix(tenant))
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -27,7 +40,7 @@ impl Layout {
         connector: &ConnectorId,
     ) -> Layout {
         Layout {
-            root: format!("{tenant}/{product}/{cloud}/{connector}/"),
+            root: format!("{}{connector}/", connection_prefix(tenant, product, cloud)),
         }
     }
 
@@ -63,6 +76,38 @@ impl Layout {
 
     pub fn attachments_root(&self) -> String {
         format!("{}attachments/", self.root)
+    }
+
+    pub fn documents_root(&self) -> String {
+        format!("{}documents/", self.root)
+    }
+
+    /// The Markdown document of an item (issue 18).
+    pub fn document_markdown(&self, item_id: &str) -> String {
+        format!(
+            "{}{}.md",
+            self.documents_root(),
+            safe_key_segment(item_id, 128)
+        )
+    }
+
+    /// The metadata record beside [`Layout::document_markdown`].
+    pub fn document_metadata(&self, item_id: &str) -> String {
+        format!(
+            "{}{}.json",
+            self.documents_root(),
+            safe_key_segment(item_id, 128)
+        )
+    }
+
+    /// The text extracted from one attachment of an item.
+    pub fn attachment_text(&self, item_id: &str, attachment_id: &str) -> String {
+        format!(
+            "{}{}/attachments/{}.txt",
+            self.documents_root(),
+            safe_key_segment(item_id, 128),
+            safe_key_segment(attachment_id, 64)
+        )
     }
 
     pub fn manifest(&self, job: &JobId) -> String {

@@ -5,6 +5,7 @@
 //! [`keys`] is the S3 layout.
 
 pub mod confluence;
+pub mod document;
 mod error;
 pub mod jira;
 pub mod keys;

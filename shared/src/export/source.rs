@@ -48,6 +48,8 @@ pub struct Ctx<'a> {
     pub http: &'a AtlassianHttp,
     pub urls: &'a AtlassianUrls,
     pub cloud_id: &'a CloudId,
+    /// The site's base URL (`https://example.atlassian.net`): the documents' human links.
+    pub site_url: &'a str,
 }
 
 /// A product's side of an export.

@@ -4,7 +4,6 @@
 //! expiring with the authorization it came from. The page posts the selection back with the
 //! chosen site ids, so a forged or replayed form finds nothing.
 
-use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -79,50 +78,15 @@ impl Store {
         selection: &str,
         now: OffsetDateTime,
     ) -> Result<PendingChoice, ConsumeStateError> {
-        let result = self
-            .ddb
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, attrs::s(choice_key(selection)))
-            .key(SK, attrs::s("CHOICE"))
-            .condition_expression("attribute_exists(pk) AND #ttl > :now")
-            .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":now", attrs::epoch(now))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let item = out.attributes.ok_or(ConsumeStateError::Unknown)?;
-                Ok(choice_from(&item)?)
-            }
-            Err(e) if super::is_conditional_failure(&e) => {
-                let expired = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c) => c.item(),
-                        _ => None,
-                    })
-                    .is_some_and(|i| !i.is_empty());
-                if expired {
-                    let _ = self
-                        .ddb
-                        .delete_item()
-                        .table_name(&self.table)
-                        .key(PK, attrs::s(choice_key(selection)))
-                        .key(SK, attrs::s("CHOICE"))
-                        .send()
-                        .await;
-                    Err(ConsumeStateError::Expired)
-                } else {
-                    Err(ConsumeStateError::Unknown)
-                }
-            }
-            Err(e) => {
-                Err(StoreError::from(AwsError::new("dynamodb:DeleteItem(choice)", &e)).into())
-            }
-        }
+        let item = self
+            .consume_once(
+                choice_key(selection),
+                "CHOICE",
+                "dynamodb:DeleteItem(choice)",
+                now,
+            )
+            .await?;
+        Ok(choice_from(&item)?)
     }
 }
 

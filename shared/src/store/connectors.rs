@@ -192,15 +192,10 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(Some(job.clone())),
-            Err(e)
-                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(self
-                    .get_connector(tenant, id)
-                    .await?
-                    .and_then(|c| c.active_job))
-            }
+            Err(e) if super::is_conditional_failure(&e) => Ok(self
+                .get_connector(tenant, id)
+                .await?
+                .and_then(|c| c.active_job)),
             Err(e) => Err(AwsError::new("dynamodb:UpdateItem(claim job)", &e).into()),
         }
     }
@@ -242,9 +237,7 @@ impl Store {
                 .await;
             match result {
                 Ok(_) => return Ok(()),
-                Err(e)
-                    if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
-                        == Some("ConditionalCheckFailedException") => {}
+                Err(e) if super::is_conditional_failure(&e) => {}
                 Err(e) => return Err(AwsError::new("dynamodb:UpdateItem(finish job)", &e).into()),
             }
         }
@@ -264,12 +257,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e)
-                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(())
-            }
+            Err(e) if super::is_conditional_failure(&e) => Ok(()),
             Err(e) => Err(AwsError::new("dynamodb:UpdateItem(finish job)", &e).into()),
         }
     }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::attrs::{self, Item};
 use super::connectors::pk;
 use super::schema::{JOB_DUE_AT, JOB_DUE_BUCKET, JOB_DUE_BUCKET_VALUE, JOB_DUE_INDEX, PK, SK, TTL};
-use super::{Store, StoreError};
+use super::{Store, StoreError, is_conditional_failure};
 use crate::error::AwsError;
 use crate::ids::{CloudId, ConnectionId, ConnectorId, JobId, Product, TenantId};
 use crate::store::connectors::ConnectorOptions;
@@ -73,6 +73,10 @@ pub struct Checkpoint {
     /// Items of the current page that were skipped, and why.
     #[serde(default)]
     pub page_skipped: Vec<Skipped>,
+    /// `{itemId}/{attachmentId}` of the attachment texts stored for the current page (the
+    /// manifest lists their keys).
+    #[serde(default)]
+    pub page_texts: Vec<String>,
     /// Transient failures in a row (reset by progress); the job fails after a few.
     #[serde(default)]
     pub errors_in_a_row: u32,
@@ -213,13 +217,6 @@ fn job_from(item: &Item) -> Result<Job, StoreError> {
     })
 }
 
-fn conditional<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-    e: &aws_sdk_dynamodb::error::SdkError<E>,
-) -> bool {
-    aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e)
-        == Some("ConditionalCheckFailedException")
-}
-
 impl Store {
     /// Create the job unless it exists (a re-delivered request). Returns whether it was created.
     pub async fn create_job(&self, job: &Job) -> Result<bool, StoreError> {
@@ -250,7 +247,7 @@ impl Store {
             .await;
         let created = match result {
             Ok(_) => true,
-            Err(e) if conditional(&e) => false,
+            Err(e) if is_conditional_failure(&e) => false,
             Err(e) => return Err(AwsError::new("dynamodb:PutItem(job)", &e).into()),
         };
         if created && let Some(since) = job.since {
@@ -319,7 +316,7 @@ impl Store {
             .await;
         let old = match result {
             Ok(out) => out.attributes.unwrap_or_default(),
-            Err(e) if conditional(&e) => return Ok(LeaseTake::Refused),
+            Err(e) if is_conditional_failure(&e) => return Ok(LeaseTake::Refused),
             Err(e) => return Err(AwsError::new("dynamodb:UpdateItem(job lease)", &e).into()),
         };
         // A holder that let go removed its lease; one still named there died holding it.
@@ -366,7 +363,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if conditional(&e) => Err(StoreError::Conflict("renew job lease")),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict("renew job lease")),
             Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job renew)", &e).into()),
         }
     }
@@ -445,7 +442,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if conditional(&e) => Err(StoreError::Conflict("save job progress")),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict("save job progress")),
             Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job progress)", &e).into()),
         }
     }
@@ -473,7 +470,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if conditional(&e) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
             Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job release)", &e).into()),
         }
     }
@@ -513,7 +510,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if conditional(&e) => Err(StoreError::Conflict("job wait")),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict("job wait")),
             Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job wait)", &e).into()),
         }
     }
@@ -569,7 +566,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if conditional(&e) => Err(StoreError::Conflict("finish job")),
+            Err(e) if is_conditional_failure(&e) => Err(StoreError::Conflict("finish job")),
             Err(e) => Err(AwsError::new("dynamodb:UpdateItem(job finish)", &e).into()),
         }
     }

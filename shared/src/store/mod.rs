@@ -6,6 +6,7 @@
 //! | grant (token family) | `TENANT#<tenant>` | `GRANT#<grant id>` |
 //! | connection | `TENANT#<tenant>` | `CONN#<connection id>` |
 //! | site choice (chooser page) | `CHOICE#<sha256(selection)>` | `CHOICE` |
+//! | erase tombstone (a day) | `ERASED#<sha256(tenant)>` | `TENANT`, `CONN#…`, `CONNECTOR#…` |
 //!
 //! Everything a tenant owns lives under its own partition, so erase is a query, never a scan.
 //! Conditional writes guard every token update (`version`); transient items carry a TTL.
@@ -31,6 +32,7 @@ pub mod attrs_public {
 pub mod choices;
 pub mod connections;
 pub mod connectors;
+pub mod erasures;
 pub mod grants;
 pub mod jobs;
 pub mod schema;

@@ -66,10 +66,7 @@ impl Store {
             .await;
         match result {
             Ok(_) => Ok(until),
-            Err(e)
-                if aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&e)
-                    == Some("ConditionalCheckFailedException") =>
-            {
+            Err(e) if super::is_conditional_failure(&e) => {
                 Ok(self.site_not_before(cloud).await?.unwrap_or(until))
             }
             Err(e) => Err(AwsError::new("dynamodb:UpdateItem(site)", &e).into()),

@@ -80,12 +80,29 @@ impl Store {
         state: &str,
         now: OffsetDateTime,
     ) -> Result<PendingAuthorization, ConsumeStateError> {
+        let item = self
+            .consume_once(state_key(state), "STATE", "dynamodb:DeleteItem(state)", now)
+            .await?;
+        Ok(pending_from(&item)?)
+    }
+
+    /// The single-use consume shared by states and site choices: one conditional delete of an
+    /// item that exists and has not expired (`#ttl > now`; DynamoDB's TTL sweep is late by up
+    /// to days), returning what it held. Of two callers racing for it exactly one wins. An
+    /// expired item is removed at once and reported as `Expired`; a missing one as `Unknown`.
+    pub(crate) async fn consume_once(
+        &self,
+        pk: String,
+        sk: &'static str,
+        operation: &'static str,
+        now: OffsetDateTime,
+    ) -> Result<Item, ConsumeStateError> {
         let result = self
             .ddb
             .delete_item()
             .table_name(&self.table)
-            .key(PK, attrs::s(state_key(state)))
-            .key(SK, attrs::s("STATE"))
+            .key(PK, attrs::s(pk.clone()))
+            .key(SK, attrs::s(sk))
             .condition_expression("attribute_exists(pk) AND #ttl > :now")
             .expression_attribute_names("#ttl", TTL)
             .expression_attribute_values(":now", attrs::epoch(now))
@@ -93,38 +110,32 @@ impl Store {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(out) => {
-                let item = out.attributes.ok_or(ConsumeStateError::Unknown)?;
-                Ok(pending_from(&item)?)
+        let e = match result {
+            Ok(out) => return out.attributes.ok_or(ConsumeStateError::Unknown),
+            Err(e) => e,
+        };
+        let expired = e
+            .as_service_error()
+            .and_then(|se| match se {
+                aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c) => Some(c),
+                _ => None,
+            })
+            .map(|c| c.item().is_some_and(|i| !i.is_empty()));
+        match expired {
+            Some(true) => {
+                // Expired: remove it now rather than wait for TTL (best effort; TTL remains).
+                let _ = self
+                    .ddb
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(PK, attrs::s(pk))
+                    .key(SK, attrs::s(sk))
+                    .send()
+                    .await;
+                Err(ConsumeStateError::Expired)
             }
-            Err(e) => {
-                let expired = e
-                    .as_service_error()
-                    .and_then(|se| match se {
-                        aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(c) => Some(c),
-                        _ => None,
-                    })
-                    .map(|c| c.item().is_some_and(|i| !i.is_empty()));
-                match expired {
-                    Some(true) => {
-                        // Expired: remove it now rather than wait for TTL.
-                        let _ = self
-                            .ddb
-                            .delete_item()
-                            .table_name(&self.table)
-                            .key(PK, attrs::s(state_key(state)))
-                            .key(SK, attrs::s("STATE"))
-                            .send()
-                            .await;
-                        Err(ConsumeStateError::Expired)
-                    }
-                    Some(false) => Err(ConsumeStateError::Unknown),
-                    None => Err(
-                        StoreError::from(AwsError::new("dynamodb:DeleteItem(state)", &e)).into(),
-                    ),
-                }
-            }
+            Some(false) => Err(ConsumeStateError::Unknown),
+            None => Err(StoreError::from(AwsError::new(operation, &e)).into()),
         }
     }
 }

@@ -591,7 +591,11 @@ impl TokenKeeper {
         Ok(TokenKeeper {
             store: Store::new(aws.dynamodb.clone(), config.table_name.clone()),
             vault: Vault::new(aws.kms.clone(), config.kms_key_id.clone()),
-            http: AtlassianHttp::new(policy, config.atlassian.max_concurrency_per_site)?,
+            http: AtlassianHttp::new(
+                policy,
+                config.atlassian.max_concurrency_per_site,
+                crate::atlassian::outbound::Outbound::for_settings(&config.atlassian),
+            )?,
             urls: AtlassianUrls::new(&config.atlassian),
             apps,
             events: EventBus::new(aws.eventbridge.clone(), config.event_bus_name.clone()),

@@ -402,6 +402,23 @@ pub async fn bench(
         }
     }
     fake.clear_faults();
+    // The same exports without documents and attachment text, no injected latency: what the
+    // documents add to the baseline's wall time.
+    let mut without_documents = Vec::new();
+    let mut env_off = env.clone();
+    env_off.push((crate::child::DOCUMENTS_OFF.to_owned(), "1".to_owned()));
+    for run in 1..=runs {
+        let id = format!("bench-export-{}-nodocs-{run}", w.name());
+        let r = one_run(w, &fake, &dep, &env_off, &connection.id, &id, s3).await;
+        say(format!(
+            "export {} without documents run {run}/{runs}: {} {} in {:.1} s",
+            w.name(),
+            r.items,
+            w.unit,
+            r.secs
+        ));
+        without_documents.push(r);
+    }
     fake.shutdown().await;
 
     let mib = want.attachment_bytes as f64 / MIB as f64;
@@ -593,6 +610,44 @@ pub async fn bench(
         note: String::new(),
         details: Value::Null,
     });
+    rows.push(documents_share(w, &baseline, &without_documents));
     rows.extend(peer_rows.unwrap_or_default());
     rows
+}
+
+/// Issue 18's bound: documents (Markdown, metadata, attachment text) add at most 15 % to the
+/// export's wall time. Runs paired in order (the n-th with documents against the n-th without),
+/// both without injected latency, where the documents' CPU and S3 work weigh the most.
+fn documents_share(w: &Workload, with: &[Run], without: &[Run]) -> Row {
+    const BOUND_PERCENT: f64 = 15.0;
+    let samples: Vec<f64> = with
+        .iter()
+        .zip(without)
+        .map(|(a, b)| (a.secs / b.secs - 1.0) * 100.0)
+        .collect();
+    let share = median(&samples);
+    let wall = |runs: &[Run]| median(&runs.iter().map(|r| r.secs).collect::<Vec<_>>());
+    Row {
+        id: w.row_id("documents_share"),
+        benchmark: format!(
+            "Export {}: wall time the documents add (Markdown, metadata, attachment text), no injected latency",
+            w.name()
+        ),
+        value: share,
+        unit: "%".into(),
+        samples,
+        figure: match (share, wall(with), wall(without)) {
+            (Some(p), Some(a), Some(b)) => format!(
+                "{} % ({} s with, {} s without)",
+                num(p, 1),
+                num(a, 1),
+                num(b, 1)
+            ),
+            _ => "—".into(),
+        },
+        bound: format!("≤ {BOUND_PERCENT:.0} %"),
+        verdict: share.map_or(Verdict::Fail, |p| Verdict::of(p <= BOUND_PERCENT)),
+        note: String::new(),
+        details: Value::Null,
+    }
 }

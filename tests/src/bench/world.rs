@@ -195,8 +195,12 @@ impl Consenter {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|e| panic!("bench set-up: http client: {e}"));
-        let http = AtlassianHttp::new(RetryPolicy::default(), 32)
-            .unwrap_or_else(|e| panic!("bench set-up: http client: {e}"));
+        let http = AtlassianHttp::new(
+            RetryPolicy::default(),
+            32,
+            shared::atlassian::outbound::Outbound::loopback(),
+        )
+        .unwrap_or_else(|e| panic!("bench set-up: http client: {e}"));
         let urls = AtlassianUrls::new(&AtlassianSettings {
             auth_url: site.base.clone(),
             api_url: site.base.clone(),
@@ -268,23 +272,20 @@ impl Consenter {
     /// which take a bearer token as they are given one).
     pub async fn access_token(&self) -> String {
         use shared::secret::ExposeSecret as _;
-        let code = self.consent().await;
-        let grant = oauth::exchange_code(
-            &self.http,
-            &self.urls,
-            &self.app,
-            &secret(code),
-            &self.redirect,
-        )
-        .await
-        .unwrap_or_else(|e| panic!("bench set-up: code exchange: {e}"));
+        let grant = self.consented_grant().await;
         grant.tokens.access_token.expose_secret().to_owned()
     }
 
     /// One consent → one new token family → one stored, sealed connection for `tenant`.
     pub async fn connect(&self, dep: &Deployment, tenant: &TenantId) -> Connection {
+        let grant = self.consented_grant().await;
+        store_connection(dep, &self.site, self.product, tenant, grant).await
+    }
+
+    /// One consent, its code exchanged over HTTP.
+    async fn consented_grant(&self) -> oauth::TokenGrant {
         let code = self.consent().await;
-        let grant = oauth::exchange_code(
+        oauth::exchange_code(
             &self.http,
             &self.urls,
             &self.app,
@@ -292,8 +293,7 @@ impl Consenter {
             &self.redirect,
         )
         .await
-        .unwrap_or_else(|e| panic!("bench set-up: code exchange: {e}"));
-        store_connection(dep, &self.site, self.product, tenant, grant).await
+        .unwrap_or_else(|e| panic!("bench set-up: code exchange: {e}"))
     }
 }
 

@@ -362,7 +362,7 @@ async fn run() -> Result<(), Fail> {
     let mut functions = HttpFunctions::new(
         ConnectService::from_config(config.clone(), &clients).await?,
         Some(connectors_api::Api {
-            connect: ConnectService::from_config(config.clone(), &clients).await?,
+            connect: shared::connect::Authorizer::from_config(config.clone(), &clients),
             events: EventBus::new(clients.eventbridge.clone(), names.event_bus.clone()),
             eraser: Eraser {
                 store: Store::new(clients.dynamodb.clone(), names.table.clone()),

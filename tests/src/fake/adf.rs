@@ -1,4 +1,8 @@
 //! Atlassian Document Format (ADF) builders for rich text: paragraphs, mentions, lists, code.
+//! Node shapes per https://developer.atlassian.com/cloud/jira/platform/apis/document/structure/
+//! (`doc` version 1, `paragraph`, `text`, `mention` with `attrs.id` = account id, `bulletList`,
+//! `codeBlock`); Jira REST v3 returns rich text as ADF ("Atlassian Document Format" in the v3
+//! reference's intro).
 
 use serde_json::{Value, json};
 

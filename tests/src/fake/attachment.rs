@@ -1,5 +1,8 @@
 //! Attachment metadata shared by both products, and their bytes: a deterministic function of
-//! (attachment id, size), generated in 64 KiB chunks and streamed, never held in memory.
+//! (attachment id, size), generated in 64 KiB chunks and streamed, never held in memory. No
+//! externally visible behaviour is decided here beyond `Content-Length` (exact, from the size
+//! hint; the metadata's `size` and the bytes agree, as Jira's `Attachment.size` and v1's
+//! `extensions.fileSize` document). The byte content is synthetic.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -36,12 +39,18 @@ impl AttachmentInfo {
     /// SHA-256 (lower-case hex) of the bytes the fake serves for it, computed by streaming the
     /// generator.
     pub fn sha256_hex(&self) -> String {
-        content_sha256_hex(&self.id, self.size)
+        match super::crafted::Crafted::by_filename(&self.filename) {
+            Some(c) => hex::encode(Sha256::digest(c.bytes())),
+            None => content_sha256_hex(&self.id, self.size),
+        }
     }
 
     /// The exact bytes the fake serves (fine for small attachments in tests; large ones should
     /// use [`AttachmentInfo::sha256_hex`]).
     pub fn content(&self) -> Vec<u8> {
+        if let Some(c) = super::crafted::Crafted::by_filename(&self.filename) {
+            return c.bytes().to_vec();
+        }
         let mut out = Vec::new();
         for chunk in chunks(&self.id, self.size) {
             out.extend_from_slice(&chunk);

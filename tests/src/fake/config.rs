@@ -68,19 +68,27 @@ impl SiteSpec {
 pub struct FakeConfig {
     pub clients: Vec<ClientApp>,
     pub sites: Vec<SiteSpec>,
-    /// Access-token lifetime (`expires_in`); default 3600 s.
+    /// Access-token lifetime (`expires_in`); default 3600 s ("access_token which expires after 1
+    /// hour", community.developer.atlassian.com/t/60806/2; jira.js `OAuth2TokenResponse`:
+    /// "Typically 3600").
     pub access_token_ttl: Duration,
-    /// How long a rotated refresh token may still be used; default 10 minutes.
+    /// How long a rotated refresh token may still be used; default 10 minutes ("The leeway
+    /// interval is 10 minutes", community.developer.atlassian.com/t/54172).
     pub rotation_leeway: Duration,
-    /// Authorization-code lifetime; default 10 minutes.
+    /// Authorization-code lifetime; default 10 minutes (ASSUMPTION: RFC 6749 §4.1.2's
+    /// recommended maximum; Atlassian documents none).
     pub code_ttl: Duration,
-    /// A refresh token unused this long expires; default 90 days.
+    /// A refresh token unused this long expires; default 90 days (t/54172).
     pub refresh_inactivity: Duration,
-    /// A token family expires this long after consent; default 365 days.
+    /// A token family expires this long after consent; default 365 days (t/54172; counted from
+    /// the consent, t/60806/2).
     pub refresh_absolute: Duration,
     /// A rotated refresh token's companion access token dies when the leeway ends; default true.
     pub revoke_companion_access_token: bool,
-    /// How long a media-host download link stays valid; default 5 minutes.
+    /// How long a media-host download link stays valid; default 5 minutes. ASSUMPTION
+    /// (undocumented): Atlassian does not state how long the signed URL in a download redirect's
+    /// `Location` lives; our client follows the redirect at once (reqwest's redirect policy in
+    /// `shared/src/atlassian/http.rs`), so any lifetime of minutes works.
     pub media_link_ttl: Duration,
     /// Seed for the data set and for probabilistic faults.
     pub seed: u64,

@@ -9,7 +9,10 @@
 //! which site was picked (community.developer.atlassian.com/t/76395). The fake offers every
 //! configured site as a checkbox named `site` (value = cloud id), all checked, so one consent
 //! can grant one site or several; Accept grants exactly the checked ones (none checked: a 400
-//! page).
+//! page). ASSUMPTION (undocumented): the real screen is a single-site dropdown; the fake's
+//! checkboxes are a superset (one checked box is the real case), and the page's HTML is the
+//! fake's own: only our tests drive it (`tests/src/chromium.rs`, `FakeAtlassian`'s consent
+//! helpers), never production code.
 
 use super::respond::escape_html;
 

@@ -1,4 +1,5 @@
-//! Errors the fake's Rust API returns to tests (HTTP errors are responses, not these).
+//! Errors the fake's Rust API returns to tests (HTTP errors are responses, not these). Nothing
+//! here is seen over HTTP, so nothing here models Atlassian.
 
 /// What went wrong when a test drove the fake directly.
 #[derive(Debug, thiserror::Error)]

@@ -24,7 +24,10 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
     )
 }
 
-/// The grant behind the request's `Authorization: Bearer …`, if it is good now.
+/// The grant behind the request's `Authorization: Bearer …`, if it is good now ("Put the code
+/// you received ... into the Authorization header prefixed by Bearer",
+/// https://developer.atlassian.com/cloud/oauth/getting-started/making-calls-to-api/). The scheme
+/// is matched case-insensitively (RFC 7235 §2.1).
 fn bearer_grant(app: &AppState, headers: &HeaderMap) -> Option<AccessGrant> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
@@ -43,8 +46,9 @@ fn bearer_grant(app: &AppState, headers: &HeaderMap) -> Option<AccessGrant> {
 /// https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/#3-1-get-the-cloudid-for-your-site
 ///
 /// One entry per site AND product whose scopes the token holds, each with only that product's
-/// scopes: the docs' example entry carries Jira scopes only, and `shared/ATLASSIAN.md` records
-/// the same cloud id appearing once per product (no public page found that states it). A token
+/// scopes: https://developer.atlassian.com/cloud/oauth/getting-started/making-calls-to-api/
+/// gives separate example responses for "A Jira site" (Jira scopes only) and "A Confluence
+/// site" (Confluence scopes only) with the SAME `id`; no page states the rule in words. A token
 /// with Jira scopes only therefore lists Jira entries only. `offline_access` belongs to no
 /// product and is never listed. Sites are listed in configuration order.
 async fn accessible_resources(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -74,13 +78,22 @@ async fn accessible_resources(State(app): State<Arc<AppState>>, headers: HeaderM
     respond::ok(Value::Array(entries))
 }
 
-/// The gateway's check for `/ex/{product}/{cloudId}/...`, in this order:
-/// 1. a good bearer, else `401 {"code":401,"message":"Unauthorized"}`;
-/// 2. a configured site, else 404 (the fake's long-standing choice for a cloud id that exists
-///    nowhere; undocumented);
+/// The gateway's check for `/ex/{product}/{cloudId}/...` (URL form: "Requests that use OAuth 2.0
+/// (3LO) are made via api.atlassian.com ... https://api.atlassian.com/ex/jira/{cloudid}/{api}",
+/// oauth-2-3lo-apps §3.2), in this order:
+/// 1. a good bearer, else 401. ASSUMPTION (undocumented body): `{"code":401,"message":
+///    "Unauthorized"}`, the gateway's `{code, message}` shape as observed for the scope 401
+///    below with the plain reason; our client decides on the status alone
+///    (`shared/src/export/runner/auth.rs`), so the body text does not matter;
+/// 2. a configured site, else 404. ASSUMPTION (undocumented): what the gateway answers for a
+///    cloud id that exists nowhere; our client only calls cloud ids that accessible-resources
+///    listed, and only `invalid_grant` ever counts as a revocation;
 /// 3. the site in the token's grant, else `401 {"code":401,"message":"Unauthorized"}`.
-///    UNDOCUMENTED: no page says what the gateway answers for a site outside the grant (never
-///    granted, or removed from the grant while it lives); we answer like a bad bearer;
+///    ASSUMPTION (undocumented): no page says what the gateway answers for a site outside the
+///    grant (never granted, or removed from the grant while it lives); we answer like a bad
+///    bearer. Safe either way: after a 401 our client asks accessible-resources whether the
+///    site is still granted (`shared/src/export/runner/auth.rs`, `authed`), and only
+///    `invalid_grant` ever counts as a revocation;
 /// 4. the endpoint's scopes (`scopes.rs`), else `401 {"code":401,"message":"Unauthorized;
 ///    scope does not match"}` with `X-Failure-Category: FAILURE_CLIENT_SCOPE_CHECK`, as
 ///    observed in kovetskiy/mark#917.

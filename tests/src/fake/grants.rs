@@ -12,8 +12,11 @@
 //! client id holding a SET of sites that only grows with consents (until a site is removed or
 //! the app is revoked); every consent adds its chosen sites to it and, once its code is
 //! exchanged, starts a NEW token family; every live family of the grant reaches every site of
-//! the grant. ASSUMPTION (no source settles it): a new consent leaves the grant's earlier
-//! families alive. Our product must be right either way.
+//! the grant. A new consent leaves the grant's earlier families alive: an Atlassian engineer in
+//! community.developer.atlassian.com/t/50348/50 ("if you are getting two seperate refresh
+//! tokens, because you have seperate authorization flow for the two products then, refreshing a
+//! refresh token for one product shouldn't affect another token"); no documentation page says
+//! so, and our product must be right either way.
 //!
 //! Scopes stay per family (what that consent asked for) rather than accumulating across
 //! consents as the FAQ's "and scopes" suggests: each of our apps always asks for the same
@@ -223,7 +226,10 @@ impl Grants {
 
     /// The user consented for `sites`: they join the app's grant (consenting is granting; the
     /// code only hands out tokens), and a single-use code bound to the client and redirect URI
-    /// is issued.
+    /// is issued (RFC 6749 §4.1.2: "The client MUST NOT use the authorization code more than
+    /// once ... bound to the client identifier and redirection URI"). ASSUMPTION
+    /// (undocumented): the code lives `code_ttl` (10 minutes, RFC 6749 §4.1.2's recommended
+    /// maximum); Atlassian states no lifetime. Safe: our callback exchanges the code at once.
     pub(crate) fn issue_code(
         &mut self,
         client_id: &str,
@@ -301,7 +307,17 @@ impl Grants {
         Ok(self.issue_pair(family, now))
     }
 
-    /// `grant_type=refresh_token` (client already authenticated). Every way a refresh token can
+    /// `grant_type=refresh_token` (client already authenticated). Rules, from the announcement
+    /// community.developer.atlassian.com/t/54172 (see also .../getting-started/refresh-tokens):
+    /// each refresh rotates ("the refresh token value is rotated and previous token is
+    /// invalidated"); "Rotating refresh tokens expire after 90 days of user inactivity. Each time
+    /// a new rotating refresh token is used, the inactive expiry time is reset"; "Reuse of old
+    /// tokens outside the leeway interval invalidates all refresh tokens, and requires the user
+    /// to re-consent. The leeway interval is 10 minutes"; "All tokens have an absolute expiry
+    /// time of 365 days ... The absolute expiry time persists between token refreshes" (counted
+    /// from consent: community.developer.atlassian.com/t/60806/2). A reuse WITHIN the leeway
+    /// answers a fresh pair of the same family (the leeway exists "to allow multiple retries",
+    /// t/83103). Every way a refresh token can
     /// be dead (unknown, revoked, reused after the leeway, idle 90 days, past 365 days) answers
     /// the same documented body, `403 {"error":"invalid_grant","error_description":"Unknown or
     /// invalid refresh token."}`: https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens
@@ -345,7 +361,11 @@ impl Grants {
         Ok(self.issue_pair(family, now))
     }
 
-    /// The grant behind a bearer token, if it is still good.
+    /// The grant behind a bearer token, if it is still good: not past `expires_in` (an access
+    /// token "expires after 1 hour", community.developer.atlassian.com/t/60806/2), its family
+    /// alive, and (with `revoke_companion_access_token`) not outliving its companion refresh
+    /// token's rotation by more than the leeway (t/83103: "the old access and refresh tokens
+    /// will enter a 10-minutes grace period (leeway window) before they are marked as revoked").
     pub(crate) fn check_access(&self, token: &str, now: OffsetDateTime) -> Option<AccessGrant> {
         let entry = self.access.get(token)?;
         let family = self.families.get(entry.family)?;
@@ -380,7 +400,10 @@ impl Grants {
     }
 
     /// The user removed the app: the grant ends (its sites with it), every family of the
-    /// client dies, pending codes too. A later consent starts a new grant.
+    /// client dies, pending codes too. A later consent starts a new grant. A removed app's
+    /// refresh answers `invalid_grant` (ATLASSIAN.md, OAuth section). ASSUMPTION
+    /// (undocumented): its live access tokens die at once rather than at `expires_in`; our
+    /// client treats a 401 (ask accessible-resources, then refresh) the same either way.
     pub(crate) fn revoke_client(&mut self, client_id: &str) -> usize {
         self.codes.retain(|_, c| c.client_id != client_id);
         self.grants.remove(client_id);

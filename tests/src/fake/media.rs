@@ -1,7 +1,15 @@
 //! The media host: a separate listener (another origin) serving attachment bytes behind
-//! short-lived opaque links that the products' download endpoints redirect to. Like a real
-//! foreign host, it must never see the API bearer token: a request carrying `Authorization`
-//! gets 400.
+//! short-lived opaque links that the products' download endpoints redirect to (Jira: "303:
+//! Returned if the request is successful. See the `Location` header for the download URL",
+//! developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-attachments/#api-rest-api-3-attachment-content-id-get;
+//! Confluence v1's attachment download "redirects to the download URL", api-group-content---attachments).
+//! Like a real foreign host, it must never see the API bearer token: a request carrying
+//! `Authorization` gets 400. ASSUMPTION (undocumented): what the real media host does with a
+//! forwarded bearer is not documented; the 400 is a tripwire that makes a leak fail loudly
+//! (our client must not send it: reqwest drops `Authorization` on a cross-origin redirect,
+//! `shared/src/atlassian/http.rs`). The 404 for an unknown link, the 403 for an expired one,
+//! the body of each, and the `Content-Disposition`/`Cache-Control` headers are likewise the
+//! fake's own choices (our client keys on the status and reads the bytes).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,7 +92,12 @@ async fn file(
 
 /// The attachment's bytes, streamed with `Content-Length`, type and a safe `Content-Disposition`.
 pub(crate) fn stream(d: &Download) -> Response {
-    let mut r = Response::new(Body::new(ContentBody::new(&d.content_id, d.size)));
+    // Crafted files (issue 18) carry their own bytes; every other attachment the seeded stream.
+    let body = match super::crafted::Crafted::by_filename(&d.filename) {
+        Some(c) => Body::from(bytes::Bytes::from_static(c.bytes())),
+        None => Body::new(ContentBody::new(&d.content_id, d.size)),
+    };
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(d.size));
     h.insert(

@@ -51,11 +51,13 @@ mod clock;
 mod config;
 mod confluence;
 mod consent;
+pub mod crafted;
 mod error;
 mod faults;
 mod gateway;
 mod grant_control;
 mod grants;
+mod hold;
 mod jira;
 mod media;
 mod oauth;
@@ -102,6 +104,7 @@ pub use confluence::{
 pub use error::FakeError;
 pub use faults::{Fault, FaultKind};
 pub use grants::{ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX};
+pub use hold::Hold;
 pub use jira::{IssueInfo, JiraData, ProjectInfo};
 pub use media::MEDIA_LINK_PREFIX;
 pub use recorder::{Origin, RecordedRequest};
@@ -186,6 +189,7 @@ impl FakeAtlassian {
             recorder: recorder::Recorder::default(),
             media: Mutex::new(media::MediaLinks::default()),
             media_link_ttl: config.media_link_ttl,
+            holds: Mutex::new(Vec::new()),
         });
 
         let main_router = Router::new()
@@ -193,7 +197,9 @@ impl FakeAtlassian {
             .merge(gateway::router())
             .nest("/ex/jira/{cloud_id}/rest/api/3", jira::router())
             .nest("/ex/confluence/{cloud_id}/wiki", confluence::router())
+            // `/__admin` is the fake's own control surface for tests, not an Atlassian API.
             .nest("/__admin", admin::router())
+            // ASSUMPTION (undocumented): an unknown path answers the gateway's 404 shape.
             .fallback(|| async { respond::gateway(StatusCode::NOT_FOUND, "Not Found") })
             .with_state(app.clone());
         let media_router = media::router(app.clone());
@@ -232,6 +238,14 @@ impl FakeAtlassian {
     /// Adds a fault rule (after the existing ones).
     pub fn inject(&self, fault: Fault) {
         lock(&self.app.faults).add(fault);
+    }
+
+    /// Hold the first request whose path starts with `prefix` (on either origin) until the
+    /// returned handle is released (tests/src/fake/hold.rs).
+    pub fn hold(&self, prefix: &str) -> Arc<Hold> {
+        let hold = Hold::new(prefix);
+        lock(&self.app.holds).push(hold.clone());
+        hold
     }
 
     pub fn clear_faults(&self) {

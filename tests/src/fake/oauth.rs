@@ -1,6 +1,13 @@
 //! OAuth 2.0 (3LO) over HTTP: `GET /authorize` (consent page), `POST /authorize/decision` and
 //! `POST /oauth/token`. The gateway side (accessible-resources, the bearer and scope check of
 //! `/ex/...` calls) is in `gateway.rs`.
+//!
+//! Sources: the authorization URL and the code exchange are
+//! https://developer.atlassian.com/cloud/jira/platform/oauth-2-3lo-apps/ (same text on the
+//! Confluence page and on https://developer.atlassian.com/cloud/oauth/getting-started/implementing-oauth-3lo);
+//! the refresh exchange is https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens.
+//! `POST /authorize/decision` is the fake's own stand-in for the consent screen's buttons (no
+//! client ever calls it directly; `consent.rs`).
 
 use std::sync::Arc;
 
@@ -42,7 +49,19 @@ pub(crate) struct AuthorizeRequest {
 }
 
 /// Validates authorization parameters the way `GET /authorize` does; `Err` is the message of a
-/// 400 page (never a redirect: the redirect URI may be the attacker's).
+/// 400 page (never a redirect: the redirect URI may be the attacker's; RFC 6749 §4.1.2.1 says an
+/// invalid client id or redirect URI MUST NOT redirect). The error texts are the fake's own.
+///
+/// - `redirect_uri` must equal a registered callback URL exactly: "redirect_uri: (required) Set
+///   this to the callback URL configured for your app" (oauth-2-3lo-apps, see the module doc).
+/// - `response_type=code` and `audience=api.atlassian.com` are in the documented URL.
+///   ASSUMPTION (undocumented): a missing or different `audience` is refused here; the docs'
+///   generic example at .../implementing-oauth-3lo omits it, so the real server may accept its
+///   absence. Safe either way: our client always sends it (`shared/src/atlassian/oauth.rs`,
+///   `authorize_url`).
+/// - ASSUMPTION (undocumented): scope names are checked only for their character set; the real
+///   consent screen's answer to an unknown scope is not documented. Our client only sends
+///   scopes from its fixed list.
 pub(crate) fn validate(app: &AppState, p: &Params) -> Result<AuthorizeRequest, String> {
     let client_id = p
         .get("client_id")
@@ -129,7 +148,11 @@ pub(crate) fn chosen_sites(app: &AppState, ids: &[&str]) -> Result<Vec<String>, 
 }
 
 /// The redirect after the user's decision: `?code=…&state=…` or `?error=access_denied&…`,
-/// keeping any query the registered redirect URI already has. An Accept adds its sites to the
+/// keeping any query the registered redirect URI already has. The success form is documented
+/// ("redirect the user back to the app to the specified redirect uri with a query parameter that
+/// has a authorization code", .../implementing-oauth-3lo; `state` comes back unchanged, RFC 6749
+/// §4.1.2). The refusal form is RFC 6749 §4.1.2.1 (`error=access_denied`); Atlassian documents
+/// no refusal redirect, so its `error_description` text is the fake's own. An Accept adds its sites to the
 /// app's grant (see `grants.rs`).
 pub(crate) fn decide(app: &AppState, req: &AuthorizeRequest, decision: &Decision) -> Url {
     let mut url = req.redirect_url.clone();
@@ -225,7 +248,11 @@ fn token_error(status: StatusCode, error: &str, description: &str) -> Response {
     )
 }
 
-/// The token request's parameters, from a JSON body (Atlassian's documented form) or a form body.
+/// The token request's parameters, from a JSON body (Atlassian's documented form: `--header
+/// 'Content-Type: application/json'` in the curl examples of oauth-2-3lo-apps and
+/// refresh-tokens) or a form body (RFC 6749 §4.1.3's `application/x-www-form-urlencoded`, which
+/// Auth0-based token endpoints such as auth.atlassian.com also accept; ASSUMPTION for Atlassian,
+/// harmless: our client sends JSON). A malformed body's 400 `invalid_request` is RFC 6749 §5.2.
 fn token_params(headers: &HeaderMap, body: &[u8]) -> Result<Params, Response> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -266,6 +293,7 @@ async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
         Err(r) => return r,
     };
     let grant_type = p.get("grant_type").unwrap_or("");
+    // RFC 6749 §5.2 `unsupported_grant_type` (400); Atlassian documents only the two grants.
     if grant_type != "authorization_code" && grant_type != "refresh_token" {
         return token_error(
             StatusCode::BAD_REQUEST,
@@ -276,6 +304,11 @@ async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     let client = p.get("client_id").and_then(|id| app.client(id));
     let authenticated =
         client.is_some_and(|c| p.get("client_secret") == Some(c.client_secret.as_str()));
+    // A wrong client id or secret: `401 {"error":"access_denied","error_description":
+    // "Unauthorized"}`, as reported against auth.atlassian.com in
+    // aschanz-journaltech/inventfest4-hackula OAUTH_TROUBLESHOOTING.md (a production client's
+    // notes). Our client maps any error code but `invalid_grant` to `OAuthError::Refused`,
+    // whatever the status.
     let (Some(client_id), true) = (p.get("client_id"), authenticated) else {
         return token_error(StatusCode::UNAUTHORIZED, "access_denied", "Unauthorized");
     };
@@ -305,11 +338,19 @@ async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
         // `403 {"error":"invalid_grant","error_description":"Unknown or invalid refresh
         // token."}` (https://developer.atlassian.com/cloud/oauth/getting-started/refresh-tokens;
         // Auth0, which serves auth.atlassian.com, documents the same status and body). Code
-        // exchange failures share the status and error code.
+        // exchange failures share the status and error code: ASSUMPTION (undocumented for
+        // codes; RFC 6749 §5.2 would say 400). Safe either way: `shared/src/atlassian/oauth.rs`
+        // classifies by the `error` code, not by the status.
         Err(e) => token_error(StatusCode::FORBIDDEN, "invalid_grant", e.0),
     }
 }
 
+/// The success body `{access_token, expires_in, scope, refresh_token?, token_type}`: the
+/// documented response of the code exchange (oauth-2-3lo-apps, "exchange authorization code for
+/// access token") and of the refresh (refresh-tokens); `refresh_token` only when the consent
+/// asked for `offline_access` ("To get a refresh token in your initial authorization flow, add
+/// offline_access to the scope parameter", refresh-tokens). jira.js `OAuth2TokenResponse`
+/// documents `tokenType` "Always bearer".
 fn token_json(t: &Issued) -> Value {
     let mut v = json!({
         "access_token": t.access_token,

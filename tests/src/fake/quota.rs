@@ -7,8 +7,20 @@
 //! longer Retry-After period": such an early call is answered so, the reset moves later by a
 //! penalty, and the call is counted so a test can assert that it never happened.
 //!
+//! The header names, the reason value and the reset format are from
+//! https://developer.atlassian.com/cloud/jira/platform/rate-limiting ("X-RateLimit-Reset ...
+//! calculated as the request timestamp plus the Retry-After period. It's provided in the format:
+//! yyyy-MM-ddTHH:mmZ", quoted in jira.atlassian.com JRACLOUD-69262) and the table of
+//! `RateLimit-Reason` values on
+//! https://developer.atlassian.com/cloud/jira/platform/build-an-app-that-respects-rate-limits/.
+//!
 //! The fake spends the quota by calls, not points: `after` calls are served, then the wait
-//! begins (the shape of the answers is what the code under test depends on).
+//! begins (the shape of the answers is what the code under test depends on). ASSUMPTIONS
+//! (undocumented or simplified): the 429 body (`{"code":429,"message":"Rate limit exceeded"}`,
+//! the gateway's shape; our client reads headers and status only); the reason is always
+//! `jira-quota-tenant-based`, even for a rule on a Confluence prefix (Confluence's own reason
+//! values are not in the pages above; our client treats every `*-quota-*` reason alike); the
+//! size of the penalty for an early call (docs: "the same or longer").
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;

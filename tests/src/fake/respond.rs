@@ -44,7 +44,10 @@ pub(crate) fn html(status: StatusCode, page: String) -> Response {
         .into_response()
 }
 
-/// The API gateway's own errors: `{"code":401,"message":"Unauthorized"}`.
+/// The API gateway's own errors: `{"code":401,"message":"Unauthorized"}`. The shape is the one
+/// production clients quote for the gateway's scope 401 (`{"code":401,"message":"Unauthorized;
+/// scope does not match"}`, kovetskiy/mark#917, pchuri/confluence-cli#76); the fake reuses it
+/// for its other gateway answers (ASSUMPTION, see each caller; our client reads the status only).
 pub(crate) fn gateway(status: StatusCode, message: &str) -> Response {
     json(
         status,
@@ -52,12 +55,17 @@ pub(crate) fn gateway(status: StatusCode, message: &str) -> Response {
     )
 }
 
-/// Jira's `{"errorMessages":[…],"errors":{}}`.
+/// Jira's `{"errorMessages":[…],"errors":{}}`: the `ErrorCollection` schema of the Jira
+/// platform OpenAPI document (developer.atlassian.com/cloud/jira/platform/swagger-v3.v3.json;
+/// its optional `status` is left out).
 pub(crate) fn jira_error(status: StatusCode, message: &str) -> Response {
     json(status, json!({ "errorMessages": [message], "errors": {} }))
 }
 
-/// Confluence v1's `{"statusCode":400,"message":…}`.
+/// Confluence v1's `{"statusCode":400,"data":{…},"message":…}`, the shape production clients
+/// record from Confluence Cloud (e.g. Onyx's tests of `onyx_confluence.py`, the CONFCLOUD-77618
+/// body `{"statusCode":404,"data":{"authorized":false,"valid":false,"errors":[…],
+/// "successful":false}}`; v1's OpenAPI document does not describe error bodies).
 pub(crate) fn confluence_v1_error(status: StatusCode, message: &str) -> Response {
     json(
         status,
@@ -69,7 +77,12 @@ pub(crate) fn confluence_v1_error(status: StatusCode, message: &str) -> Response
     )
 }
 
-/// Confluence v2's `{"errors":[{status, code, title, detail}]}`.
+/// Confluence v2's `{"errors":[{status, code, title, detail}]}`, as production clients record it
+/// (e.g. `{"errors":[{"status":400,"code":"INVALID_REQUEST_PARAMETER","title":"Provided value …
+/// is not the correct type. Expected type is ContentId","detail":""}]}` in the Confluence
+/// clients found by the `search` tool; v2's OpenAPI document gives no error schema). The codes
+/// other than `INVALID_REQUEST_PARAMETER` are ASSUMPTIONS (undocumented); our client reads the
+/// status only.
 pub(crate) fn confluence_v2_error(status: StatusCode, title: &str) -> Response {
     let code = match status {
         StatusCode::BAD_REQUEST => "INVALID_REQUEST_PARAMETER",

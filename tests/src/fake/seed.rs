@@ -45,6 +45,10 @@ pub struct SeedSpec {
     /// `HEAVY_BODY_BYTES`).
     #[serde(default)]
     pub confluence_heavy_every: usize,
+    /// Adds the crafted attachments of `crafted.rs` (a Markdown file, a zip bomb, a truncated
+    /// PDF) to each product.
+    #[serde(default)]
+    pub crafted_attachments: bool,
 }
 
 impl SeedSpec {
@@ -66,6 +70,7 @@ impl SeedSpec {
             flaky_bulkfetch_issues: 0,
             confluence_comment_every: 3,
             confluence_heavy_every: 0,
+            crafted_attachments: false,
         }
     }
 
@@ -92,6 +97,7 @@ impl SeedSpec {
             flaky_bulkfetch_issues: 0,
             confluence_comment_every: 3,
             confluence_heavy_every: 0,
+            crafted_attachments: false,
         }
     }
 
@@ -111,6 +117,7 @@ impl SeedSpec {
             flaky_bulkfetch_issues: 0,
             confluence_comment_every: 0,
             confluence_heavy_every: 0,
+            crafted_attachments: false,
         }
     }
 
@@ -123,6 +130,12 @@ impl SeedSpec {
     /// Adds one Confluence attachment of exactly `bytes`.
     pub fn with_confluence_attachment_of(mut self, bytes: u64) -> Self {
         self.confluence_large_attachments.push(bytes);
+        self
+    }
+
+    /// Adds the crafted attachments (see `crafted.rs`) to each product.
+    pub fn with_crafted_attachments(mut self) -> Self {
+        self.crafted_attachments = true;
         self
     }
 

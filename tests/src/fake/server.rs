@@ -116,6 +116,10 @@ async fn handle(
         tracing::info!(%method, path = %loggable(&path), status = 429, "request over quota");
         return Ok(response);
     }
+    let held = lock(&app.holds).iter().find(|h| h.catches(&path)).cloned();
+    if let Some(hold) = held {
+        hold.wait().await;
+    }
     let decision = lock(&app.faults).decide(&path);
     if !decision.delay.is_zero() {
         tokio::time::sleep(decision.delay).await;
@@ -153,6 +157,11 @@ fn loggable(path: &str) -> String {
     }
 }
 
+/// An injected fault's answer. Tests choose the status; what the fake adds is sourced: "Some
+/// transient 5XX errors are accompanied by a Retry-After header. For example, a 503 response may
+/// be returned when a resource limit has been reached"
+/// (developer.atlassian.com/cloud/jira/platform/rate-limiting). The body is the gateway's
+/// `{code, message}` shape (ASSUMPTION; our client reads the status and headers only).
 fn fault_response(status: u16, retry_after_secs: Option<u64>) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let message = match status {

@@ -30,6 +30,7 @@ pub(crate) struct AppState {
     pub recorder: Recorder,
     pub media: Mutex<MediaLinks>,
     pub media_link_ttl: Duration,
+    pub holds: Mutex<Vec<Arc<super::hold::Hold>>>,
 }
 
 /// Locks a mutex, carrying on after a panic elsewhere poisoned it (the data stays usable).

@@ -1,4 +1,14 @@
 //! Timestamp formats of the two products and the date literals JQL and CQL accept.
+//!
+//! Sources: Jira's `2024-05-01T10:20:30.000+0000` is the form of every date in the Jira v3
+//! reference's examples (e.g. `created` in "Get issue"); Confluence v1's
+//! `2024-05-01T10:20:30.000Z` is that of `history.createdDate`/`version.when` in the v1
+//! reference's examples. The JQL date literals ("yyyy/MM/dd HH:mm", "yyyy-MM-dd HH:mm",
+//! "yyyy/MM/dd", "yyyy-MM-dd", and periods such as `-5d`) are listed for the `created` and
+//! `updated` fields at https://support.atlassian.com/jira-software-cloud/docs/jql-fields/; CQL's
+//! (the same four forms) at
+//! https://developer.atlassian.com/cloud/confluence/cql-fields/#created. ASSUMPTION: the fake
+//! reads them all in UTC (Jira uses the searching user's time zone; the fake's user is in UTC).
 
 use time::format_description::FormatItem;
 use time::macros::format_description;

@@ -113,6 +113,8 @@ impl Users {
             .iter()
             .enumerate()
             .map(|(i, (name, email, kind, active, tz, locale))| {
+                // Formats: legacy 24 hex (the docs' example `5b10ac8d82e05b22cc7d4ef5`, Jira
+                // `User.accountId`) and `NNNNNN:uuid` (ATLASSIAN.md, "Where account IDs hide").
                 let account_id = match i % 3 {
                     // Legacy format: 24 lower-case hex characters.
                     0 => format!("{:012x}{:012x}", rng.next_u64() >> 16, rng.next_u64() >> 16),
@@ -145,7 +147,12 @@ impl Users {
         &self.list[index % self.list.len().max(1)]
     }
 
-    /// A Jira user object; `api_base` is `{base}/ex/jira/{cloudId}`.
+    /// A Jira user object; `api_base` is `{base}/ex/jira/{cloudId}`. Fields: the `User` schema of
+    /// the Jira platform OpenAPI document (`self`, `accountId`, `avatarUrls`, `displayName`,
+    /// `active`, `timeZone`, `locale`, `accountType`, `emailAddress`). A hidden e-mail "may be
+    /// returned as null" per that schema; the fake leaves the key out instead. ASSUMPTION: both
+    /// occur for privacy-restricted users; our export copies the user object as a JSON tree
+    /// (`shared/src/export/redact`), so either passes through.
     pub(crate) fn jira_json(&self, index: usize, api_base: &str) -> Value {
         let u = self.get(index);
         let avatar = |size: u32| format!("{AVATAR_HOST}/{}/{size}", u.account_id);
@@ -171,6 +178,9 @@ impl Users {
     }
 
     /// A Confluence v1 user object (`by`, `createdBy`); `wiki_base` is the site's `/wiki` URL.
+    /// Fields: the v1 `User` schema (developer.atlassian.com/cloud/confluence/rest/v1/, "email
+    /// ... Depending on the user's privacy setting, this may return an empty string", hence `""`
+    /// for a hidden one; "publicName ... Will always contain a value").
     pub(crate) fn confluence_json(&self, index: usize, wiki_base: &str) -> Value {
         let u = self.get(index);
         let mut v = json!({

@@ -14,7 +14,7 @@ use crate::connect::{World, dump};
 use crate::export_harness::{exporter_for, far};
 
 /// A world with two tenants, each with a Jira connection.
-async fn two_tenants() -> (World, String, String) {
+pub(crate) async fn two_tenants() -> (World, String, String) {
     let w = World::new(1).await;
     let mut ids = Vec::new();
     for tenant in ["acme", "globex"] {
@@ -38,7 +38,7 @@ async fn two_tenants() -> (World, String, String) {
     (w, acme, globex)
 }
 
-async fn put_connector(w: &World, tenant: &str, conn: &str, id: &str) {
+pub(crate) async fn put_connector(w: &World, tenant: &str, conn: &str, id: &str) {
     let body = serde_json::json!({ "tenant": tenant, "connection_id": conn, "product": "jira", "query": "project = ALPHA" });
     let (status, json) = w
         .api(
@@ -76,7 +76,7 @@ async fn run_requested(w: &World, tenant: &str, connector: &str, job: &str) {
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
 }
 
-async fn start_export(w: &World, tenant: &str, connector: &str) -> String {
+pub(crate) async fn start_export(w: &World, tenant: &str, connector: &str) -> String {
     let (status, json) = w
         .api(
             Method::POST,

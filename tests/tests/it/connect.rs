@@ -78,9 +78,7 @@ impl World {
         ]);
         let config = Config::from_vars(vars).unwrap_or_else(|e| panic!("{e}"));
         let api = Api {
-            connect: ConnectService::from_config(config.clone(), &aws.clients)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
+            connect: shared::connect::Authorizer::from_config(config.clone(), &aws.clients),
             events: shared::events::EventBus::new(
                 aws.clients.eventbridge.clone(),
                 aws.names.event_bus.clone(),

@@ -36,6 +36,15 @@ async fn confluence(seed: SeedSpec) -> Export {
 }
 
 /// Requests to the Confluence API since `mark`: (attachment downloads, everything else).
+/// The tenant's only connection.
+async fn only_connection(x: &Export) -> shared::store::Connection {
+    x.w.store()
+        .list_connections(&tenant())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .remove(0)
+}
+
 fn requests_since(x: &Export, mark: usize) -> (usize, usize) {
     let all = x.w.site.requests();
     let api: Vec<_> = all
@@ -199,17 +208,16 @@ async fn without_the_download_scope_the_job_fails_naming_it_and_the_connection_k
     let Outcome::Failed { reason } = outcome else {
         panic!("{outcome:?}")
     };
-    // The runner names the refused endpoint; the README maps it to its scope.
+    // The runner names the refused endpoint; the grant's consent still lists the scope (the
+    // app lost it in the console afterwards), so the reason points to the console.
     assert!(
-        reason.contains("attachment.download") && reason.contains("scope"),
+        reason.contains("attachment.download")
+            && reason.contains("scope does not match")
+            && reason.contains("developer console")
+            && !reason.contains("lacks"),
         "{reason}"
     );
-    let conn =
-        x.w.store()
-            .list_connections(&tenant())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .remove(0);
+    let conn = only_connection(&x).await;
     assert_eq!(conn.status, ConnectionStatus::Active);
     assert!(
         grant_of(&x.w, &conn).await.envelope.is_some(),
@@ -220,6 +228,53 @@ async fn without_the_download_scope_the_job_fails_naming_it_and_the_connection_k
     x.w.site.set_app_scopes(fake::CONFLUENCE_CLIENT_ID, None);
     let (_, outcome) = x.run(&connector).await;
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+}
+
+/// A consent given without the download scope (the deployment did not ask for it): the
+/// failure names the scope the grant lacks, from the grant's own `scope`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_consented_without_the_download_scope_fails_naming_the_scope() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let x = confluence(space(10, 3)).await;
+    const DOWNLOAD: &str = "readonly:content.attachment:confluence";
+    let without: Vec<String> =
+        x.w.config
+            .confluence
+            .as_ref()
+            .map(|a| a.scopes.clone())
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|s| *s != DOWNLOAD)
+            .map(str::to_owned)
+            .collect();
+    x.w.site
+        .set_app_scopes(fake::CONFLUENCE_CLIENT_ID, Some(without.clone()));
+    let conn = only_connection(&x).await;
+    let grant = grant_of(&x.w, &conn).await;
+    x.w.aws
+        .clients
+        .dynamodb
+        .update_item()
+        .table_name(&x.w.aws.names.table)
+        .key("pk", AttributeValue::S(format!("TENANT#{}", conn.tenant)))
+        .key("sk", AttributeValue::S(format!("GRANT#{}", grant.id)))
+        .update_expression("SET #s = :s")
+        .expression_attribute_names("#s", "scope")
+        .expression_attribute_values(":s", AttributeValue::S(without.join(" ")))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let connector = x.connector("wiki-consent-noscope", "space = ENG").await;
+
+    let (_, outcome) = x.run(&connector).await;
+
+    let Outcome::Failed { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("attachment.download") && reason.contains(&format!("lacks {DOWNLOAD}")),
+        "{reason}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

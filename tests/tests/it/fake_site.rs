@@ -928,14 +928,18 @@ async fn bulkfetch_returns_visible_issues_and_leaves_out_forbidden_and_missing_o
     let jira = fake.jira(&cloud(&fake)).unwrap();
     let forbidden = jira.forbidden_issue_keys();
     assert!(!forbidden.is_empty());
-    let visible: Vec<String> = jira
+    let mut visible: Vec<(u64, String)> = jira
         .issues()
         .into_iter()
         .filter(|i| !i.forbidden)
         .take(5)
-        .map(|i| i.key)
+        .map(|i| (i.id.parse().unwrap(), i.key))
         .collect();
-    let mut asked: Vec<String> = visible.clone();
+    // Asked in descending id order; "Issues will be returned in ascending `id` order" (Jira v3
+    // reference, bulkfetch).
+    visible.sort();
+    let mut asked: Vec<String> = visible.iter().rev().map(|(_, k)| k.clone()).collect();
+    let visible: Vec<String> = visible.into_iter().map(|(_, k)| k).collect();
     asked.push(forbidden[0].clone());
     asked.push("ALPHA-99999".into());
     let (status, body) = bulkfetch(
@@ -1041,6 +1045,29 @@ async fn search_embeds_twenty_comments_and_the_comment_endpoint_pages_the_rest()
     }
     assert_eq!(seen.len(), heavy.comment_count);
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), seen.len());
+
+    // `orderBy` accepts `created` with one optional `+`/`-`, any case, any spaces
+    // (brekkylab/backlot#163, measured on Jira Cloud); anything else is a 400 (Jira v3 reference).
+    let first_of = |order: &'static str| {
+        let fake = &fake;
+        let token = &token;
+        let id = heavy.id.clone();
+        async move {
+            let path = jira_path(
+                fake,
+                &format!("issue/{id}/comment?maxResults=1&orderBy={order}"),
+            );
+            let (status, page) = get_json(fake, &path, token).await;
+            (status, page["comments"][0]["id"].clone())
+        }
+    };
+    let (status, newest) = first_of("-created").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(newest, json!(seen.last().unwrap()));
+    let (status, oldest) = first_of("%20CREATED").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(oldest, json!(seen[0]));
+    assert_eq!(first_of("updated").await.0, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]
@@ -1524,19 +1551,28 @@ async fn page_v2_returns_the_storage_body_with_user_mentions() {
 }
 
 #[tokio::test]
-async fn forbidden_page_answers_403() {
+async fn forbidden_page_answers_as_each_endpoint_documents() {
     let fake = fake().await;
     let token = grant(&fake, ALL_SCOPES).await.access;
     let data = fake.confluence(&cloud(&fake)).unwrap();
     let id = data.forbidden_page_ids().remove(0);
-    for path in [
-        format!("/api/v2/pages/{id}"),
-        format!("/api/v2/pages/{id}/attachments"),
-        format!("/rest/api/content/{id}"),
+    // v2 and the v1 attachment listing document 404 for "does not have permission"; v1
+    // `content/{id}` documents 403 for "can not view the content".
+    for (path, status) in [
+        (format!("/api/v2/pages/{id}"), StatusCode::NOT_FOUND),
+        (
+            format!("/api/v2/pages/{id}/attachments"),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            format!("/rest/api/content/{id}/child/attachment"),
+            StatusCode::NOT_FOUND,
+        ),
+        (format!("/rest/api/content/{id}"), StatusCode::FORBIDDEN),
     ] {
         assert_eq!(
             get(&fake, &wiki_path(&fake, &path), &token).await.status(),
-            StatusCode::FORBIDDEN,
+            status,
             "{path}"
         );
     }
@@ -1638,7 +1674,8 @@ async fn confluence_download_servlet_answers_401_and_the_rest_download_redirects
             );
             let response = get(&fake, &wiki_path(&fake, &download), &token).await;
             if info.forbidden {
-                assert_eq!(response.status(), StatusCode::FORBIDDEN);
+                // The v1 docs list 404 for an attachment the user may not view.
+                assert_eq!(response.status(), StatusCode::NOT_FOUND);
                 continue;
             }
             assert_eq!(response.status(), StatusCode::FOUND, "{:?}", info.filename);

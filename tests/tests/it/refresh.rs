@@ -8,6 +8,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use integration_tests::fake;
 use lambda_http::http::StatusCode;
 use shared::atlassian::http::AtlassianHttp;
+use shared::atlassian::outbound::Outbound;
 use shared::clock::Clock;
 use shared::ids::{GrantId, TenantId};
 use shared::secret::ExposeSecret;
@@ -28,7 +29,8 @@ pub(crate) async fn keeper(w: &World) -> TokenKeeper {
     let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    keeper.http = AtlassianHttp::new(fast_policy(), 8).unwrap_or_else(|e| panic!("{e}"));
+    keeper.http = AtlassianHttp::new(fast_policy(), 8, Outbound::loopback())
+        .unwrap_or_else(|e| panic!("{e}"));
     keeper.clock = Clock::adjustable();
     keeper.persist_window = std::time::Duration::from_secs(3);
     keeper

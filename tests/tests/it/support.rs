@@ -8,6 +8,7 @@ use integration_tests::fake::{self, FakeAtlassian};
 use shared::atlassian::AtlassianUrls;
 use shared::atlassian::http::{AtlassianHttp, RetryPolicy};
 use shared::atlassian::oauth::{self, AppCredentials, TokenGrant};
+use shared::atlassian::outbound::Outbound;
 use shared::config::{AppSettings, AtlassianSettings};
 use shared::ids::Product;
 use shared::secret::secret;
@@ -25,7 +26,7 @@ pub fn fast_policy() -> RetryPolicy {
 }
 
 pub fn http(policy: RetryPolicy) -> AtlassianHttp {
-    AtlassianHttp::new(policy, 8).unwrap_or_else(|e| panic!("{e}"))
+    AtlassianHttp::new(policy, 8, Outbound::loopback()).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn settings(site: &FakeAtlassian) -> AtlassianSettings {

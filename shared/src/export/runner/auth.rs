@@ -3,6 +3,7 @@
 //! diagnosed — never taken for a revocation (only `invalid_grant` revokes).
 
 use super::*;
+use crate::atlassian::scopes;
 use crate::store::Connection;
 use crate::vault::refresh::{Diagnosis, TokenError};
 
@@ -11,6 +12,8 @@ use crate::vault::refresh::{Diagnosis, TokenError};
 pub(super) struct Session {
     connection: Connection,
     token: Mutex<(Secret, u64)>,
+    /// The scopes the grant holds (the token response's `scope`), to name a missing one.
+    scope: String,
 }
 
 impl Session {
@@ -38,6 +41,7 @@ impl Exporter {
         };
         Ok(Session {
             connection,
+            scope: token.grant.scope.clone(),
             token: Mutex::new((token.token, token.grant.version)),
         })
     }
@@ -83,9 +87,19 @@ impl Exporter {
                 }
                 ExportError::Token(TokenError::SiteAccessLost)
             }
-            Diagnosis::SiteListed => ExportError::Terminal(format!(
-                "Atlassian refused {endpoint} (401): scope does not match / not authorized — check the app's scopes"
-            )),
+            Diagnosis::SiteListed => {
+                let missing = scopes::missing_scopes(conn.product, endpoint, &session.scope);
+                ExportError::Terminal(if missing.is_empty() {
+                    format!(
+                        "Atlassian refused {endpoint} (401): scope does not match / not authorized — the grant holds the scopes this endpoint documents; check the app's scopes and permissions in the developer console"
+                    )
+                } else {
+                    format!(
+                        "Atlassian refused {endpoint} (401): scope does not match — the grant lacks {}; add it to the app in the developer console and to the deployment's scopes, then connect again",
+                        missing.join(", ")
+                    )
+                })
+            }
             Diagnosis::TokenRefused => ExportError::Terminal(format!(
                 "Atlassian refused {endpoint} and accessible-resources with a freshly refreshed token (401); the connection is kept, try again later or connect again"
             )),

@@ -242,6 +242,7 @@ impl Exporter {
             job.attachments_done += r.attachments;
             job.bytes_done += r.bytes;
             skipped.extend(r.skipped);
+            job.checkpoint.page_texts.extend(r.texts);
         }
         job.skipped_count += skipped.len() as u64;
         for s in &skipped {
@@ -263,6 +264,7 @@ impl Exporter {
             self.close_page(job, layout, &ids).await?;
             job.checkpoint.done_in_page = 0;
             job.checkpoint.page_skipped.clear();
+            job.checkpoint.page_texts.clear();
             if !job.checkpoint.search_done {
                 return Ok(());
             }

@@ -15,6 +15,7 @@ impl Exporter {
         deadline: Instant,
     ) -> Result<ItemResult, ExportError> {
         let mut result = ItemResult::default();
+        let mut copied = Vec::new();
         if with_attachments {
             for att in std::mem::take(&mut item.attachments) {
                 // Inside a batch too: a batch of large attachments must not outrun the
@@ -28,6 +29,7 @@ impl Exporter {
                         result.attachments += 1;
                         result.bytes += stored.bytes;
                         mark_exported(&mut item.doc, &att.id, &key, &stored.sha256_hex);
+                        copied.push((att, stored));
                     }
                     Err(reason) => result.skipped.push(Skipped {
                         id: format!("{}/attachment/{}", item.id, att.id),
@@ -36,6 +38,22 @@ impl Exporter {
                 }
             }
         }
+        // Documents (issue 18) after the attachments and before the item: a crash in between
+        // redoes them with the item.
+        let docs = crate::export::document::write_item(
+            &self.blobs,
+            &self.documents,
+            layout,
+            job.product,
+            ctx.site_url,
+            &item.id,
+            &item.doc,
+            &copied,
+        )
+        .await?;
+        // `bytes` counts what was exported (items and attachments); documents are derived.
+        result.texts = docs.texts;
+        result.skipped.extend(docs.skipped);
         let body = serde_json::to_vec(&item.doc)
             .map_err(|e| ExportError::Terminal(format!("item {}: {e}", item.id)))?;
         result.bytes += body.len() as u64;
@@ -156,6 +174,8 @@ pub(super) struct ItemResult {
     pub(super) attachments: u64,
     pub(super) bytes: u64,
     pub(super) skipped: Vec<Skipped>,
+    /// `{itemId}/{attachmentId}` of each attachment text stored (for the manifest).
+    pub(super) texts: Vec<String>,
     /// The stored item already had this content: not written.
     pub(super) unchanged: bool,
 }

@@ -125,7 +125,7 @@ impl Exporter {
         }
     }
 
-    pub(super) async fn run(
+    pub(super) async fn run_job(
         &self,
         mut job: Job,
         deadline: Instant,

@@ -169,6 +169,7 @@ impl Exporter {
     ) -> Result<Value, ExportError> {
         let mut items: BTreeSet<String> = BTreeSet::new();
         let mut skipped: Vec<Skipped> = Vec::new();
+        let mut texts: BTreeSet<String> = BTreeSet::new();
         for key in self.blobs.list_keys(&layout.state(&job.id)).await? {
             let body = self.blobs.get_bytes(&key).await?.ok_or_else(|| {
                 ExportError::Store(StoreError::Malformed(format!(
@@ -182,7 +183,10 @@ impl Exporter {
             })?;
             items.extend(page.items);
             skipped.extend(page.skipped);
+            texts.extend(page.texts);
         }
+        let documents =
+            crate::export::document::manifest_keys(layout, &items, &texts, self.documents.enabled);
         let removed: Vec<String> = match (&connector.last_full_job, job.full_run) {
             (Some(prev), true) => self
                 .previous_items(layout, prev)
@@ -210,13 +214,18 @@ impl Exporter {
                 "bytes": job.bytes_done,
                 "skipped": skipped.len(),
                 "removed": removed.len(),
+                "documents": documents.documents.len() / 2,
+                "texts": documents.texts.len(),
             },
             "items": items,
             "removed": removed,
             "skipped": skipped,
+            "documents": documents.documents,
+            "texts": documents.texts,
             "layout": {
                 "items": format!("{}items/", layout.root()),
                 "attachments": layout.attachments_root(),
+                "documents": layout.documents_root(),
             },
         }))
     }

@@ -31,7 +31,7 @@ use crate::atlassian::http::{HttpError, Idempotency, ThrottleScope};
 use crate::blob::{BlobError, BlobStore, Stored, metadata_value};
 use crate::clock::Clock;
 use crate::events::{Event, ExportCompleted, ExportContinued, ExportFailed, ExportRequested};
-use crate::ids::{CloudId, JobId, Product, TenantId};
+use crate::ids::{CloudId, JobId, Product};
 use crate::secret::{ExposeSecret, Secret};
 use crate::store::StoreError;
 use crate::store::connectors::Connector;
@@ -40,6 +40,7 @@ use crate::vault::refresh::TokenKeeper;
 
 mod auth;
 mod batches;
+mod erased;
 mod flow;
 mod item;
 mod lifecycle;
@@ -97,6 +98,8 @@ pub enum Outcome {
     AlreadyRunning {
         job: JobId,
     },
+    /// The job was erased while this invocation ran; what it wrote is removed.
+    Erased,
 }
 
 pub struct Exporter {
@@ -131,6 +134,8 @@ pub struct Exporter {
     pub resumer: Resumer,
     /// The time leases, waits and resumes are decided with.
     pub clock: Clock,
+    /// Documents and attachment text beside each item (issue 18).
+    pub documents: crate::export::document::Settings,
     /// Test seam: holds an invocation at a named step of `complete()` so a test can crash it
     /// exactly there. `None` in production.
     pub gate: Option<Arc<StepGate>>,
@@ -202,6 +207,7 @@ impl Exporter {
             resumer: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone())
                 .with_dead_letters(config.dead_letter_queue_url.clone()),
             clock: Clock::system(),
+            documents: Default::default(),
             gate: None,
         })
     }
@@ -261,8 +267,7 @@ struct StatePage {
     items: Vec<String>,
     #[serde(default)]
     skipped: Vec<Skipped>,
-}
-
-pub fn tenant_prefix(tenant: &TenantId) -> String {
-    format!("{tenant}/")
+    /// `{itemId}/{attachmentId}` of the attachment texts stored (issue 18).
+    #[serde(default)]
+    texts: Vec<String>,
 }

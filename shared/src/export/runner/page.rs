@@ -39,6 +39,7 @@ impl Exporter {
             http: &self.keeper.http,
             urls: &self.keeper.urls,
             cloud_id: &connection.cloud_id,
+            site_url: &connection.site_url,
         };
         // A crashed invocation may have left multipart uploads behind; nobody else writes here.
         self.blobs
@@ -189,6 +190,7 @@ impl Exporter {
                 cp.page_ids = ids;
                 cp.done_in_page = 0;
                 cp.page_skipped.clear();
+                cp.page_texts.clear();
                 job.phase = "exporting".into();
                 if job.checkpoint.page_ids.is_empty() {
                     self.close_page(job, layout, &[]).await?;
@@ -295,7 +297,11 @@ impl Exporter {
             .map(String::as_str)
             .filter(|id| !skipped.contains(id))
             .collect();
-        let body = json!({ "items": exported, "skipped": job.checkpoint.page_skipped });
+        let body = json!({
+            "items": exported,
+            "skipped": job.checkpoint.page_skipped,
+            "texts": job.checkpoint.page_texts,
+        });
         self.blobs
             .put_bytes_expiring(
                 &layout.state_page(&job.id, job.checkpoint.page_no),

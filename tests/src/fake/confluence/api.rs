@@ -1,6 +1,11 @@
 //! Confluence endpoints under `/ex/confluence/{cloudId}/wiki/`: v1 CQL search (content and
 //! generic), v1 content and child attachments, v2 pages, blog posts, spaces and attachments,
 //! and attachment downloads (redirected to the media host).
+//!
+//! "The v1 docs" / "the v2 docs" below: developer.atlassian.com/cloud/confluence/rest/v1/ and
+//! .../rest/v2/, checked against their OpenAPI documents as vendored by xvrh/atlassian_apis
+//! (`tool/apis/confluence.json`, `confluence_v2.json`). Error texts are the fake's own; our
+//! client never parses them.
 
 use std::sync::Arc;
 
@@ -69,7 +74,9 @@ fn decode_cursor(cursor: &str, bound_to: &str) -> Option<usize> {
         .flatten()
 }
 
-/// A bounded page size: `default` when absent, at least 1, at most `cap`.
+/// A bounded page size: `default` when absent, at least 1, at most `cap`. The v1 docs give only
+/// defaults ("Note, this may be restricted by fixed system limits"), so v1 caps are
+/// ASSUMPTIONS; v2's are documented per endpoint.
 fn limit(p: &Params, default: u64, cap: u64, v2: bool) -> Result<usize, Response> {
     let n = p.number("limit").map_err(|m| {
         if v2 {
@@ -112,7 +119,12 @@ async fn search(
 }
 
 /// Both CQL endpoints: cursor paging via `_links.next` (relative to `/wiki`), `limit` capped at
-/// 50 when a body is expanded and 200 otherwise.
+/// 50 when a body is expanded and 200 otherwise. The v1 docs: `limit` default 25; `cursor` is
+/// "returned as part of the `next` or `prev` URL from the previous search call"; "400: Returned
+/// if the CQL is invalid or missing"; the response's `results`, `start`, `limit`, `size`,
+/// `_links` (and `totalSize`, `cqlQuery`, `searchDuration` on `/wiki/rest/api/search`).
+/// ASSUMPTIONS: the two caps (see `limit`; our client never assumes the page size and follows
+/// `_links.next`), and the 400 for a cursor of another query.
 fn run_search(site: &Site, p: &Params, wrapped: bool) -> Response {
     let Some(cql) = p.get("cql").filter(|c| !c.trim().is_empty()) else {
         return v1_error(
@@ -242,8 +254,17 @@ fn hidden(state: &ConfluenceState, item: cql::Item) -> bool {
         || matches!(item, cql::Item::Attachment(a) if state.attachments[a].forbidden)
 }
 
-/// A page the user may read: 404 when missing, 403 when forbidden (`v2` picks the error shape).
-fn readable_page(state: &ConfluenceState, id: &str, v2: bool) -> Result<usize, Response> {
+/// A page the user may read: 404 when missing, `denied` when forbidden (`v2` picks the error
+/// shape). The docs differ per endpoint: v1 `GET content/{id}` lists "403: Returned if the
+/// calling user can not view the content" (the fake's choice there), while v2 `pages/{id}`,
+/// v2 `pages/{id}/attachments`, v1 `content/{id}/child/attachment` and its `/download` list
+/// only "404: Returned if the calling user does not have permission to view ..." (404 there).
+fn readable_page(
+    state: &ConfluenceState,
+    id: &str,
+    v2: bool,
+    denied: StatusCode,
+) -> Result<usize, Response> {
     let err = |status, msg: &str| {
         if v2 {
             v2_error(status, msg)
@@ -267,7 +288,7 @@ fn readable_page(state: &ConfluenceState, id: &str, v2: bool) -> Result<usize, R
     })?;
     if state.pages[idx].forbidden {
         return Err(err(
-            StatusCode::FORBIDDEN,
+            denied,
             &format!("You do not have permission to view content with id: {id}"),
         ));
     }
@@ -305,7 +326,7 @@ async fn content(
         }
         return respond::ok(render::attachment_v1(&state, data.ctx(), a, &expand));
     }
-    let idx = try_response!(readable_page(&state, &id, false));
+    let idx = try_response!(readable_page(&state, &id, false, StatusCode::FORBIDDEN));
     respond::ok(render::page_v1(&state, data.ctx(), idx, &expand))
 }
 
@@ -322,7 +343,8 @@ async fn child_attachments(
         Endpoint::ConfluenceChildAttachments
     ));
     let p = Params::parse(q.as_deref());
-    let limit = try_response!(limit(&p, 50, 200, false));
+    // v1 docs: `limit` "Default: 25", `start` "Default: 0".
+    let limit = try_response!(limit(&p, 25, 200, false));
     let start = try_response!(
         p.number("start")
             .map_err(|m| v1_error(StatusCode::BAD_REQUEST, &m))
@@ -332,7 +354,7 @@ async fn child_attachments(
     let expand = Expand::parse(&expand_raw, false);
     let data = &site.confluence;
     let state = data.read();
-    let idx = try_response!(readable_page(&state, &id, false));
+    let idx = try_response!(readable_page(&state, &id, false, StatusCode::NOT_FOUND));
     let all = &state.pages[idx].attachments;
     let end = start.saturating_add(limit).min(all.len());
     let results: Vec<Value> = all
@@ -381,7 +403,11 @@ fn v2_content(
     let p = Params::parse(q);
     let body_format = p.get("body-format");
     if let Some(f) = body_format
-        && !matches!(f, "storage" | "atlas_doc_format" | "view" | "export_view")
+        // The v2 docs' `PrimaryBodyRepresentationSingle` enum.
+        && !matches!(
+            f,
+            "storage" | "atlas_doc_format" | "view" | "export_view" | "anonymous_export_view"
+        )
     {
         return v2_error(
             StatusCode::BAD_REQUEST,
@@ -390,7 +416,7 @@ fn v2_content(
     }
     let data = &site.confluence;
     let state = data.read();
-    let idx = try_response!(readable_page(&state, id, true));
+    let idx = try_response!(readable_page(&state, id, true, StatusCode::NOT_FOUND));
     if state.pages[idx].kind != kind {
         return v2_error(
             StatusCode::NOT_FOUND,
@@ -433,7 +459,9 @@ async fn blogpost_v2(
 }
 
 /// v2 attachment list: cursor paging with `_links.next` (relative to the site, starting with
-/// `/wiki`) and a `Link: <…>; rel="next"` header.
+/// `/wiki`) and a `Link: <…>; rel="next"` header ("Use the relative URL in the `Link` header
+/// to retrieve the `next` set of results", the v2 docs); `limit` default 50, maximum 250 (the v2
+/// docs, `GET /pages/{id}/attachments`).
 async fn attachments_v2(
     State(app): State<Arc<AppState>>,
     Path((cloud_id, id)): Path<(String, String)>,
@@ -458,7 +486,7 @@ async fn attachments_v2(
     };
     let data = &site.confluence;
     let state = data.read();
-    let idx = try_response!(readable_page(&state, &id, true));
+    let idx = try_response!(readable_page(&state, &id, true, StatusCode::NOT_FOUND));
     let all = &state.pages[idx].attachments;
     let end = offset.saturating_add(limit).min(all.len());
     let results: Vec<Value> = all
@@ -533,12 +561,14 @@ async fn spaces_v2(
     respond::ok(json!({ "results": results, "_links": { "base": site.ctx.wiki_base() } }))
 }
 
-/// Redirect (302) to the media host for an attachment the user may read.
+/// Redirect (302) to the media host for an attachment the user may read ("302: Returned if
+/// download URL is found"; "404: Returned if ... The calling user does not have permission to
+/// view the attachment", the v1 docs, `GET content/{id}/child/attachment/{attachmentId}/download`).
 fn redirect_to_media(app: &AppState, state: &ConfluenceState, att: usize) -> Response {
     let a = &state.attachments[att];
     if a.forbidden || state.pages[a.page].forbidden {
         return v1_error(
-            StatusCode::FORBIDDEN,
+            StatusCode::NOT_FOUND,
             "You do not have permission to download this attachment.",
         );
     }
@@ -583,7 +613,7 @@ async fn child_attachment_download(
         Endpoint::ConfluenceAttachmentDownload
     ));
     let state = site.confluence.read();
-    let idx = try_response!(readable_page(&state, &page, false));
+    let idx = try_response!(readable_page(&state, &page, false, StatusCode::NOT_FOUND));
     match state
         .find_attachment(&att)
         .filter(|a| state.attachments[*a].page == idx)

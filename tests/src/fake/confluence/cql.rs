@@ -8,7 +8,11 @@
 //! documents `container in (123, 223, 323)`, and Onyx lists comments with
 //! `type=comment and container='…'`). AND, OR, NOT, parentheses. `ORDER BY lastmodified|created|title|id|space|type
 //! [ASC|DESC]`; default `id ASC`, ties by id. Unknown spaces simply match nothing (as in
-//! Confluence); unknown fields and bad values are 400s.
+//! Confluence); unknown fields and bad values are 400s ("400: Returned if the CQL is invalid or
+//! missing", v1 `GET /wiki/rest/api/content/search`). Field and operator semantics:
+//! https://developer.atlassian.com/cloud/confluence/cql-fields/ and .../cql-operators/; date
+//! literals: `timefmt.rs`. ASSUMPTION (undocumented): the default order and the tie-break; our
+//! exporter follows `_links.next` and collects ids, so it does not depend on them.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;

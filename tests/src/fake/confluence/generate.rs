@@ -176,6 +176,12 @@ fn attach(state: &mut ConfluenceState, spec: &SeedSpec, seed: u64, users: usize)
         );
         add(state, name, *size, false, k * 11 + 4);
     }
+    if spec.crafted_attachments {
+        for (k, c) in crate::fake::crafted::Crafted::ALL.into_iter().enumerate() {
+            let size = c.bytes().len() as u64;
+            add(state, c.filename().to_owned(), size, false, k * 7 + 2);
+        }
+    }
 }
 
 #[cfg(test)]

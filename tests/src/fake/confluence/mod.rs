@@ -1,10 +1,12 @@
 //! The fake Confluence: seeded spaces, a nested page tree, blog posts, attachments and comments
 //! of one site, the handle tests read them through (`FakeAtlassian::confluence`), and mutations.
 //!
-//! Forbidden pages still appear in CQL search results (the index is permissive), but direct
-//! reads (`GET api/v2/pages/{id}`, `rest/api/content/{id}`), their attachment lists and
-//! downloads answer 403, and a search that expands bodies leaves them out (see `api`).
-//! Forbidden attachments answer 403 on download.
+//! Forbidden pages still appear in CQL search results (the index is permissive; ASSUMPTION,
+//! undocumented: it models restrictions changed after indexing), but direct reads answer as the
+//! docs list for a user without permission: 404 from `GET api/v2/pages/{id}`, its attachment
+//! lists (v1 and v2) and downloads, 403 from v1 `rest/api/content/{id}` (see `api`,
+//! `readable_page`); a search that expands bodies leaves them out. Forbidden attachments answer
+//! 404 on download.
 
 mod api;
 mod comments;

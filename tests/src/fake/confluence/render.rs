@@ -1,5 +1,14 @@
 //! Confluence JSON: v1 content (respecting `expand`), search results, v1/v2 attachments, v2
 //! pages, and page bodies in storage (XHTML with macros and user mentions), view and ADF.
+//!
+//! Shapes: v1 `Content`, `SearchResult` and `User` schemas, with `_expandable` for what was not
+//! expanded and `_links` relative to `_links.base` (the site's `/wiki` URL, not the gateway), per
+//! the v1 OpenAPI document and its examples; v2 `PageSingle`/`AttachmentBulk` (`downloadLink`,
+//! `webuiLink`, `authorId`, `ownerId`) per the v2 document. Storage format: XHTML with `ac:`
+//! macros and `<ri:user ri:account-id=…/>` mentions
+//! (https://confluence.atlassian.com/doc/confluence-storage-format-790796544.html).
+//! `_links.download` points at the
+//! deprecated `/wiki/download/attachments/…` servlet as Cloud still does (see `api::download`).
 
 use std::collections::BTreeSet;
 
@@ -381,7 +390,7 @@ pub(crate) fn page_v2(
                 json!({ "representation": "atlas_doc_format", "value": adf::document(p.seed, users).to_string() }),
             );
         }
-        Some("view") | Some("export_view") => {
+        Some("view") | Some("export_view") | Some("anonymous_export_view") => {
             body.insert(
                 "view".into(),
                 json!({ "representation": "view", "value": view(s, ctx, idx) }),

@@ -1,5 +1,11 @@
 //! Jira REST v3 endpoints under `/ex/jira/{cloudId}/rest/api/3/`: enhanced JQL search (GET and
 //! POST), bulk fetch, single issue, comments, changelog, attachment metadata and content.
+//!
+//! "The docs" below: the Jira platform REST v3 reference
+//! (developer.atlassian.com/cloud/jira/platform/rest/v3/), checked against its OpenAPI document
+//! `swagger-v3.v3.json` version `1001.0.0-SNAPSHOT-57a0ca5b…` (vendored by
+//! jarekbird/jira-api-mcp-wrapper). Error texts are the fake's own unless a source is named;
+//! our client never parses them (it logs no Atlassian error text, COMMON rules).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,7 +32,13 @@ use crate::fake::scopes::Endpoint;
 use crate::fake::site::Site;
 use crate::fake::state::AppState;
 
+/// "You can request up to 100 issues"; "400: Returned if no issue IDs/keys were present, or
+/// more than 100 issue IDs/keys were requested" (the docs, `POST /rest/api/3/issue/bulkfetch`).
 const BULK_LIMIT: usize = 100;
+/// Jira Cloud's 404 text for an issue that is missing or not browsable ("404: Returned if the
+/// issue is not found or the user does not have permission to view it", the docs, `GET
+/// /rest/api/3/issue/{issueIdOrKey}`; the text is Jira's canonical wording as quoted in many
+/// public Jira clients' tests, not in the docs).
 const NOT_VISIBLE: &str = "Issue does not exist or you do not have permission to see it.";
 
 pub(crate) fn router() -> Router<Arc<AppState>> {
@@ -211,6 +223,17 @@ fn decode_token(token: &str, jql: &str, now: time::OffsetDateTime) -> Option<usi
         .flatten()
 }
 
+/// `GET|POST /rest/api/3/search/jql` per the docs: `jql` "requires a bounded query" (an empty or
+/// ORDER-BY-only query answers 400 with the text production clients quote: "Unbounded JQL
+/// queries are not allowed here. Please add a search restriction to your query."); `maxResults`
+/// defaults to 50, and "The greatest number of items returned per page is achieved when
+/// requesting `id` or `key` only. It returns max 5000 issues"; the response is `{issues,
+/// isLast, nextPageToken?}` where "The `nextPageToken` field is **not included** in the
+/// response for the last page" and the token "will expire in 7 days". ASSUMPTIONS: the cap of
+/// 100 when fields are asked for (the docs only say the API "may return fewer items per page
+/// where a large number of fields are requested"; our client never assumes a page size), and
+/// the 400 for a bad or expired token (status and text undocumented; our client only sends
+/// tokens it was given, within minutes).
 fn search(jira: &JiraData, req: SearchRequest) -> Response {
     if req.jql.trim().is_empty() {
         return jira_error(StatusCode::BAD_REQUEST, jql::UNBOUNDED);
@@ -324,11 +347,17 @@ async fn bulkfetch(
             found.push(idx);
         }
     }
+    // "Issues will be returned in ascending `id` order" (the docs, bulkfetch).
     let state = jira.read();
+    found.sort_by_key(|i| state.issues[*i].id);
     let issues: Vec<Value> = found
         .iter()
         .map(|i| render::issue(&state, jira.ctx(), *i, &fields, expand))
         .collect();
+    // `issueErrors` lists only retriable failures: "Issues which aren't found or that the user
+    // doesn't have permission to view won't be returned in this list" (the docs,
+    // `BulkIssueResults.issueErrors`). The top-level `expand` is the docs' example response. A
+    // repeated id or key is served once (ASSUMPTION, undocumented; our client never repeats one).
     respond::ok(json!({ "expand": "schema,names", "issues": issues, "issueErrors": errors }))
 }
 
@@ -358,7 +387,9 @@ async fn issue(
     respond::ok(render::issue(&state, site.jira.ctx(), idx, &fields, expand))
 }
 
-/// `startAt` and a capped `maxResults` from the query.
+/// `startAt` and a capped `maxResults` from the query (offset paging, the docs' "Pagination").
+/// ASSUMPTION (undocumented): the caps; the docs give defaults only. Our client pages with
+/// `startAt` until `total`/`isLast`, whatever a page holds.
 fn paging(p: &Params, default: u64, cap: u64) -> Result<(usize, usize), Response> {
     let start = p
         .number("startAt")
@@ -381,14 +412,34 @@ async fn comments(
 ) -> Response {
     let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraComments));
     let p = Params::parse(query.as_deref());
-    let (start, max) = try_response!(paging(&p, 50, 100));
+    // `maxResults` "Default: 100" in the current docs (older versions of the same document said
+    // 5000), and Cloud "always returns a maximum of 100 comments" (pycontribs/jira#1938, tested
+    // against Cloud); `orderBy` "Accepts *created*" and "400: Returned if `orderBy` is set to a
+    // value other than *created*" (the docs, `GET /rest/api/3/issue/{issueIdOrKey}/comment`),
+    // with one optional `+`/`-`, case-insensitively and ignoring whitespace, as measured on
+    // Jira Cloud in brekkylab/backlot#163 (grammar in backlot#165).
+    let (start, max) = try_response!(paging(&p, 100, 100));
+    let order: Option<String> = p.get("orderBy").map(|o| {
+        o.chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase()
+    });
+    let descending = match order.as_deref() {
+        None | Some("") | Some("created") | Some("+created") => false,
+        Some("-created") => true,
+        Some(_) => {
+            return jira_error(
+                StatusCode::BAD_REQUEST,
+                "orderBy may only be created, +created or -created.",
+            );
+        }
+    };
     let state = site.jira.read();
     let idx = try_response!(visible(&state, &id));
     let issue = &state.issues[idx];
     let mut order: Vec<usize> = (0..issue.comments.len()).collect();
-    if p.get("orderBy")
-        .is_some_and(|o| o.trim_start_matches('+') == "-created")
-    {
+    if descending {
         order.reverse();
     }
     let page: Vec<Value> = order
@@ -410,6 +461,8 @@ async fn changelog(
 ) -> Response {
     let site = try_response!(site(&app, &headers, &cloud_id, Endpoint::JiraChangelog));
     let p = Params::parse(query.as_deref());
+    // `maxResults` "Default: 100"; the body is the docs' `PageBeanChangelog` (`self`, `nextPage`,
+    // `maxResults`, `startAt`, `total`, `isLast`, `values`).
     let (start, max) = try_response!(paging(&p, 100, 100));
     let state = site.jira.read();
     let idx = try_response!(visible(&state, &id));
@@ -440,7 +493,9 @@ async fn changelog(
     respond::ok(body)
 }
 
-/// The attachment, if its issue exists; 403 when the user may not see it.
+/// The attachment, if its issue exists; 403 when the user may not see it ("403: The user does
+/// not have the necessary permission"; "404: Returned if the attachment is not found", the docs,
+/// `GET /rest/api/3/attachment/content/{id}` and `/attachment/{id}`). The texts are the fake's.
 fn find_attachment(state: &JiraState, id: &str) -> Result<usize, Response> {
     let not_found = || {
         jira_error(
@@ -507,6 +562,9 @@ async fn attachment_content(
             mime: a.mime.to_owned(),
         }
     };
+    // "redirect ... Clients that do not automatically follow redirects can set this to `false`"
+    // (200 with the bytes); otherwise "303 ... See the `Location` header for the download URL"
+    // (the docs). `Range`/206 is not modelled: our client never sends `Range`.
     let p = Params::parse(query.as_deref());
     if p.get("redirect")
         .is_some_and(|r| r.eq_ignore_ascii_case("false"))

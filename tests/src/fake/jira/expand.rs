@@ -7,6 +7,8 @@
 //! `renderedFields` and `transitions` (what the exporter and airbyte-source-jira 4.0.0 ask for:
 //! its `issues_stream` sends `expand=renderedFields,transitions,changelog`). Any other value is
 //! answered 400 naming it, so a client never silently gets less than Jira would send.
+//! DELIBERATE DEVIATION: real Jira accepts every documented value; the 400 is a tripwire for
+//! the fake's own gaps, not Atlassian behaviour. Our exporter asks for none of them.
 
 use serde_json::{Map, Value, json};
 

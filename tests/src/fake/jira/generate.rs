@@ -219,6 +219,19 @@ fn attach(state: &mut JiraState, spec: &SeedSpec, seed: u64, users: usize) {
             k * 13 + 5,
         );
     }
+    if spec.crafted_attachments {
+        for (k, c) in crate::fake::crafted::Crafted::ALL.into_iter().enumerate() {
+            let size = c.bytes().len() as u64;
+            add(
+                state,
+                usize::MAX,
+                c.filename().to_owned(),
+                size,
+                false,
+                k * 5 + 2,
+            );
+        }
+    }
 }
 
 pub(crate) fn large_name(size: u64) -> String {

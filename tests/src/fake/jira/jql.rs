@@ -7,6 +7,12 @@
 //! `1700000000000`), all in UTC. Clauses combine with AND, OR, NOT and parentheses.
 //! `ORDER BY` accepts key, id, created, updated and project (ASC/DESC); without it the order is
 //! `key ASC`. Ties always break by id, so every order is total and paging is stable.
+//! ASSUMPTION (undocumented): the default order and the tie-break; the enhanced search docs
+//! promise neither; our exporter pages by token and collects the ids of every page, so it does
+//! not depend on them. The operators and fields are those of
+//! https://support.atlassian.com/jira-software-cloud/docs/jql-fields/ and
+//! .../jql-operators/; anything outside the subset answers 400 like a JQL syntax error
+//! (the docs: "400: Returned if the search request is invalid").
 
 use std::cmp::Ordering;
 use std::collections::HashSet;

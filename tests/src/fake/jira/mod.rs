@@ -282,6 +282,21 @@ impl JiraData {
         self.attachments().into_iter().find(|a| a.id == id)
     }
 
+    /// Test setup: give attachment `id` another file name. Jira keeps whatever name the file
+    /// was uploaded with (`POST /rest/api/3/issue/{key}/attachments`, multipart `file`;
+    /// developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-attachments), so
+    /// any name a user picks (`avatar-<accountId>.png`) can reach the export.
+    pub fn rename_attachment(&self, id: &str, filename: &str) -> Result<(), FakeError> {
+        let mut state = self.write();
+        let attachment = state
+            .attachments
+            .iter_mut()
+            .find(|a| a.id.to_string() == id)
+            .ok_or_else(|| FakeError::NotFound(id.to_owned()))?;
+        attachment.filename = filename.to_owned();
+        Ok(())
+    }
+
     /// Bumps `updated` to the fake clock's now and adds a comment (by a seeded user, mentioning
     /// another), as an edit in Jira would.
     pub fn touch_issue(&self, id_or_key: &str) -> Result<IssueInfo, FakeError> {

@@ -1,5 +1,10 @@
 //! Jira REST v3 JSON for issues, comments, changelogs and attachments, rendered on request from
-//! the compact seeded records.
+//! the compact seeded records. Shapes: the `IssueBean`, `Comment`, `Attachment`
+//! (`AttachmentMetadata`), `Changelog` and `User` schemas of the Jira platform OpenAPI document
+//! (swagger-v3.v3.json); dates in Jira's `2024-05-01T10:20:30.000+0000` form (`timefmt.rs`);
+//! rich text as ADF (`adf.rs`). Only the fields of [`ALL_FIELDS`] exist; a field name the fake
+//! does not know is left out, and an empty assignee or picker is `null`, as Jira answers for a
+//! field an issue has no value for.
 
 use std::collections::BTreeSet;
 
@@ -134,8 +139,13 @@ pub(crate) fn issue(
         out.insert("transitions".into(), expand::transitions(ctx, issue));
     }
     if expand.changelog {
+        // `expand=changelog` "returns a maximum of 40 changelogs. If you require more, please
+        // refer to Bulk fetch changelogs" (the bulkfetch `expand` of the Jira v3 OpenAPI
+        // document; faros-ai/airbyte-connectors#2003 "Handle changelog being limited to 40 items
+        // in new API"). Which 40 (the docs say "sorted by date, starting from the most recent")
+        // is an ASSUMPTION here: the first 40; our exporter never reads the embedded changelog.
         let total = issue.changelog;
-        let histories: Vec<Value> = (0..total.min(20)).map(|k| history(ctx, issue, k)).collect();
+        let histories: Vec<Value> = (0..total.min(40)).map(|k| history(ctx, issue, k)).collect();
         out.insert(
             "changelog".into(),
             json!({ "startAt": 0, "maxResults": histories.len(), "total": total, "histories": histories }),
@@ -188,6 +198,9 @@ fn field(state: &JiraState, ctx: &SiteContext, issue: &Issue, name: &str) -> Val
         "customfield_10010" => issue.picker.map(user).unwrap_or(Value::Null),
         "created" => json!(timefmt::jira(issue.created)),
         "updated" => json!(timefmt::jira(issue.updated)),
+        // ASSUMPTION (undocumented; ATLASSIAN.md: UNKNOWN): the `comment` field embeds the first
+        // 20 comments with the true `total`. Safe: the exporter pages
+        // `GET issue/{id}/comment` whenever `total` exceeds what was embedded.
         "comment" => {
             let comments: Vec<Value> = issue
                 .comments
