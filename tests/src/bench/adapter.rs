@@ -136,7 +136,7 @@ fn scoped(jql: &str, scope: &str) -> String {
         None => (jql.trim(), ""),
     };
     let combined = if filter.is_empty() {
-        scope.to_owned()
+        format!("({scope})")
     } else {
         format!("({filter}) AND ({scope})")
     };
