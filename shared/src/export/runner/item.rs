@@ -40,7 +40,9 @@ impl Exporter {
         }
         // Documents (issue 18) after the attachments and before the item: a crash in between
         // redoes them with the item.
-        let docs = crate::export::document::write_item(
+        // Boxed: rendering and extraction make a large future, and an unboxed one inflates
+        // every enclosing future (a debug build overflowed a 2 MiB test-thread stack).
+        let docs = Box::pin(crate::export::document::write_item(
             &self.blobs,
             &self.documents,
             layout,
@@ -49,7 +51,7 @@ impl Exporter {
             &item.id,
             &item.doc,
             &copied,
-        )
+        ))
         .await?;
         // `bytes` counts what was exported (items and attachments); documents are derived.
         result.texts = docs.texts;

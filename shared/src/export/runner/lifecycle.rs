@@ -188,7 +188,7 @@ impl Exporter {
         let span = tracing::info_span!("export", tenant = %job.tenant, job_id = %job.id, connector_id = %job.connector_id, product = %job.product);
         let _entered = span.enter();
         let result = {
-            let drive = self.drive(&mut job, &owner, deadline);
+            let drive = Box::pin(self.drive(&mut job, &owner, deadline));
             let heartbeat = self.heartbeat(&job_key, &owner);
             tokio::select! {
                 r = drive => r,
