@@ -1,7 +1,7 @@
 //! Issue 9: a real browser connects a site. Headless Chromium opens the authorize URL, clicks
 //! Accept on the fake site's consent page, follows the redirect to the real `oauth-callback`
 //! handler served on a loopback port, and lands on its success page. Screenshots of both
-//! pages are kept in `target/test-artifacts/browser/`.
+//! pages are kept in `target/test-artifacts/browser/<test>/`.
 //!
 //! Chromium comes from `make test` (`make chromium` installs Debian's package when none is
 //! on PATH). Without it this test fails; it never skips.
@@ -21,13 +21,15 @@ use crate::connect::{World, assert_one_sealed_connection, param};
 /// How long one page may take to load (everything is on loopback).
 const PAGE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// `target/test-artifacts/browser/`, created.
-fn artifacts_dir() -> PathBuf {
+/// This test's own artifacts directory (`target/test-artifacts/browser/<test>`), emptied of
+/// its stale screenshots. One per test: the two browser tests run at once, and a shared
+/// directory let one test delete the other's screenshots while it checked them.
+fn artifacts_dir(test: &str) -> PathBuf {
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("target"));
-    let dir = target.join("test-artifacts").join("browser");
+    let dir = target.join("test-artifacts").join("browser").join(test);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     for stale in ["consent.png", "connected.png", "failure.png"] {
         let _ = std::fs::remove_file(dir.join(stale));
@@ -88,7 +90,7 @@ async fn a_browser_clicks_accept_and_lands_on_the_success_page() {
     // POST /authorizations on the connectors API: the URL the platform sends the user to.
     let authorize = w.authorize("jira", None).await;
 
-    let dir = artifacts_dir();
+    let dir = artifacts_dir("accept");
     let started = Instant::now();
     let mut browser = Chromium::launch(&dir.join("chromium.log"))
         .await
@@ -212,8 +214,7 @@ async fn a_browser_consents_for_two_sites_and_picks_one_on_the_chooser() {
         .unwrap_or_else(|e| panic!("{e}"));
     let _serving = HttpFunctions::new(callback, None).serve(vec![listener]);
     let authorize = w.authorize("jira", None).await;
-    let dir = artifacts_dir().join("chooser");
-    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let dir = artifacts_dir("chooser");
 
     let mut browser = Chromium::launch(&dir.join("chromium.log"))
         .await
