@@ -265,16 +265,25 @@ impl Export {
                     let hunt_upload = report.mid_upload == 0
                         && !last_was_hunt
                         && matches!(point, CrashAt::Items(_));
-                    if let CrashAt::Step(step) = point {
-                        gate.arm(step);
+                    match point {
+                        CrashAt::Step(step) => gate.arm(step),
+                        // An item point can be overtaken on a loaded machine (the harness
+                        // polls): the first step of complete() is armed as well, so the run
+                        // is then held there instead of finishing past every step's crash.
+                        CrashAt::Items(_) => gate.arm(COMPLETE_STEPS[0]),
                     }
                     let crash = async {
                         if let CrashAt::Step(_) = point {
                             // Held at the step by the gate: a crash exactly there.
                             gate.reached().await;
-                            return false;
+                            return Crashed::Point(false);
                         }
+                        let held = gate.reached();
+                        tokio::pin!(held);
                         loop {
+                            if futures::poll!(&mut held).is_ready() {
+                                return Crashed::Overtaken;
+                            }
                             let reached = match point {
                                 CrashAt::Items(n) => {
                                     let done = self.items_done(&job).await;
@@ -284,10 +293,10 @@ impl Export {
                             };
                             if reached {
                                 tokio::time::sleep(after).await;
-                                return false;
+                                return Crashed::Point(false);
                             }
                             if hunt_upload && self.open_uploads().await > 0 {
-                                return true;
+                                return Crashed::Point(true);
                             }
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }
@@ -295,16 +304,39 @@ impl Export {
                     tokio::pin!(invocation);
                     tokio::select! {
                         outcome = &mut invocation => Some(outcome),
-                        hunted = crash => {
+                        crashed = crash => {
                             // Looked at while the invocation is frozen, before it is dropped.
                             report.mid_upload += usize::from(self.open_uploads().await > 0);
-                            last_was_hunt = hunted;
+                            let overtaken = match crashed {
+                                Crashed::Overtaken => true,
+                                Crashed::Point(hunted) => {
+                                    last_was_hunt = hunted;
+                                    // Held at complete()'s first step meanwhile: the permit
+                                    // is taken so the next wait does not see it.
+                                    let held = matches!(point, CrashAt::Items(_)) && !gate.disarm();
+                                    if held {
+                                        gate.reached().await;
+                                    }
+                                    held
+                                }
+                            };
+                            if overtaken {
+                                // Every item is done: the remaining item points cannot happen;
+                                // this crash is the one at complete()'s first step.
+                                let steps: Vec<CrashAt> =
+                                    COMPLETE_STEPS.iter().map(|s| CrashAt::Step(s)).collect();
+                                points.truncate(report.crashes);
+                                points.extend(steps);
+                            }
                             None
                         }
                     }
                     // The invocation is dropped here: a crash.
                 }
-                None => Some(invocation.await),
+                None => {
+                    gate.disarm();
+                    Some(invocation.await)
+                }
             };
             let Some(outcome) = finished else {
                 if let Some(CrashAt::Step(_)) = points.get(report.crashes) {
@@ -693,6 +725,14 @@ pub(crate) struct Effort {
     pub(crate) took: Duration,
     /// Items it exported.
     pub(crate) items: u64,
+}
+
+/// How a crash point was met.
+enum Crashed {
+    /// At the point; `true` when found inside an open attachment upload.
+    Point(bool),
+    /// The item point was overtaken: the invocation is held at complete()'s first step.
+    Overtaken,
 }
 
 /// Where a crash of [`Export::run_crashing`] comes.

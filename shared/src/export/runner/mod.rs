@@ -134,6 +134,15 @@ impl StepGate {
         *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = Some(step);
     }
 
+    /// Stop holding; whether the step was still armed (no invocation got there).
+    pub fn disarm(&self) -> bool {
+        self.armed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some()
+    }
+
     /// Resolves once an invocation is held at the armed step.
     pub async fn reached(&self) {
         self.reached.notified().await;
