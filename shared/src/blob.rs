@@ -382,26 +382,7 @@ impl BlobStore {
 
     /// Read an object fully (manifests, tests). `Ok(None)` if there is no such key.
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
-        check_key(key)?;
-        let out = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(AwsError::new("GetObject", &e).into()),
-        };
-        let body = out.body.collect().await.map_err(|e| BlobError::Body {
-            operation: "GetObject",
-            detail: e.to_string(),
-        })?;
-        Ok(Some(body.into_bytes()))
+        self.get_bytes_capped(key, u64::MAX).await
     }
 
     /// Read an object of at most `max` bytes; `Ok(None)` if there is no such key, and
