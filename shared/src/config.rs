@@ -78,7 +78,12 @@ pub struct Config {
     pub allowed_return_urls: Vec<Url>,
     /// How long finished job records are kept (their TTL).
     pub job_retention: Duration,
+    /// Items an export writes at once (attachment streams and document puts to S3).
+    pub export_item_concurrency: usize,
 }
+
+/// `EXPORT_ITEM_CONCURRENCY`'s default, chosen from `make bench` (README, Configuration).
+pub const DEFAULT_EXPORT_ITEM_CONCURRENCY: usize = 32;
 
 const DEFAULT_AUTH_URL: &str = "https://auth.atlassian.com";
 const DEFAULT_API_URL: &str = "https://api.atlassian.com";
@@ -192,6 +197,12 @@ impl Config {
             oauth_redirect_url,
             allowed_return_urls,
             job_retention: Duration::from_secs(retention_days * 24 * 3600),
+            export_item_concurrency: env.number(
+                "EXPORT_ITEM_CONCURRENCY",
+                DEFAULT_EXPORT_ITEM_CONCURRENCY,
+                1,
+                256,
+            )?,
         })
     }
 
@@ -539,6 +550,10 @@ mod tests {
     fn numbers_are_range_checked() {
         assert!(with(&[("JOB_RETENTION_DAYS", "0")]).is_err());
         assert!(with(&[("JOB_RETENTION_DAYS", "ten")]).is_err());
+        assert!(with(&[("EXPORT_ITEM_CONCURRENCY", "0")]).is_err());
+        assert!(with(&[("EXPORT_ITEM_CONCURRENCY", "257")]).is_err());
+        let c = with(&[("EXPORT_ITEM_CONCURRENCY", "64")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.export_item_concurrency, 64);
         assert!(with(&[("ATLASSIAN_MAX_CONCURRENCY_PER_SITE", "4")]).is_ok());
     }
 

@@ -441,6 +441,12 @@ pub async fn run_child(args: Vec<String>, env: Vec<(String, String)>) -> ChildRu
         if let Some(path) = std::env::var_os("PATH") {
             cmd.env("PATH", path);
         }
+        // The export's write concurrency, passed through to try other values than the default
+        // (`EXPORT_ITEM_CONCURRENCY=64 bench --only export`; artifacts/bench.json records the value
+        // used).
+        if let Some(n) = std::env::var_os("EXPORT_ITEM_CONCURRENCY") {
+            cmd.env("EXPORT_ITEM_CONCURRENCY", n);
+        }
         cmd.output()
     })
     .await

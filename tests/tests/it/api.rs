@@ -257,7 +257,7 @@ async fn an_export_through_the_api_shows_progress_then_completion() {
     // spent after a few calls, so the job makes progress, then waits (Retry-After: 1800).
     let cloud = w.site.cloud_ids()[0].clone();
     w.site
-        .exhaust_quota_after(&format!("/ex/jira/{cloud}/"), 8, 1800);
+        .exhaust_quota_after(&format!("/ex/jira/{cloud}/"), 16, 1800);
     let outcome = exporter
         .requested(&ev, far())
         .await

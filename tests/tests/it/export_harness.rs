@@ -788,6 +788,9 @@ pub(crate) async fn exporter_for(w: &World) -> Exporter {
         deadline_margin: Duration::from_millis(0),
         item_concurrency: 4,
         batch_size: 5,
+        // A save after every batch: the crash tests count on each item done being saved.
+        checkpoint_every: Duration::ZERO,
+        streams: tokio::sync::Semaphore::new(4),
         incremental_slack: time::Duration::ZERO,
         resumer: Resumer::new(
             w.aws.clients.sqs.clone(),

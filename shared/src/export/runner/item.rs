@@ -99,6 +99,11 @@ impl Exporter {
             ("original-filename", original.as_str()),
             ("attachment-id", att.id.as_str()),
         ];
+        // A stream slot for the whole copy (retries included): bounds the part buffers.
+        let _slot =
+            self.streams.acquire().await.map_err(|_| {
+                ExportError::Terminal("the attachment stream slots were closed".into())
+            })?;
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -1,18 +1,19 @@
 //! The export job machinery shared by Jira and Confluence: job creation (one running job per
-//! connector), a lease per job, a checkpoint after every batch, a pause before the Lambda
+//! connector), a lease per job, batched checkpoints (one per search page, and within a page
+//! at most every [`CHECKPOINT_EVERY`]), a pause before the Lambda
 //! deadline with an `ExportContinued` event, attachments streamed into S3, a manifest and an
 //! `ExportCompleted`/`ExportFailed` event at the end.
 //!
 //! Every S3 key is deterministic (item id, attachment id), attachments are written before
-//! their item, and the checkpoint moves only after both: a crash anywhere, or a re-delivered
-//! event, redoes at most one batch and ends with the same bucket content.
+//! their item, and the checkpoint moves only over batches whose items all landed: a crash
+//! anywhere, or a re-delivered event, redoes what was not saved and ends with the same bucket
+//! content.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use rand::RngCore;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -38,7 +39,9 @@ use crate::store::jobs::{Job, JobStatus, LeaseTake, SKIPPED_INLINE, Skipped, Sna
 use crate::vault::refresh::TokenKeeper;
 
 mod auth;
+mod batches;
 mod erased;
+mod flow;
 mod item;
 mod lifecycle;
 mod manifest;
@@ -47,7 +50,8 @@ mod page;
 mod tests;
 
 use auth::Session;
-use item::ItemResult;
+use batches::Ahead;
+use flow::Flow;
 pub use page::MAX_EMPTY_PAGES;
 
 /// Incremental runs look back this much further than the watermark (clock skew, Jira's
@@ -58,6 +62,13 @@ pub const MAX_ERRORS_IN_A_ROW: u32 = 5;
 /// Invocations in a row that died holding the job (Lambda timeout, out of memory, crash)
 /// without a checkpoint in between before the job fails: it would only die again.
 pub const MAX_DEATHS_IN_A_ROW: u32 = 3;
+/// Production's [`Exporter::checkpoint_every`]: a crash redoes at most this much work (plus a
+/// batch), for one DynamoDB write per search page of fast items instead of one per batch.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// Production's attachment streams at once per invocation: with 8 MiB parts, about 64 MiB of
+/// part buffers at most, however many items are written at once (the per-site limit of
+/// Atlassian requests is 8 by default too).
+pub const ATTACHMENT_STREAMS: usize = 8;
 /// Attempts to copy one attachment when its download breaks midway.
 const ATTACHMENT_ATTEMPTS: u32 = 3;
 
@@ -100,10 +111,20 @@ pub struct Exporter {
     pub lease_ttl: time::Duration,
     /// Stop taking new batches when less than this is left before the deadline.
     pub deadline_margin: Duration,
-    /// Items exported at once within a batch.
+    /// Items written at once (attachments streamed, documents put), across batch boundaries:
+    /// `EXPORT_ITEM_CONCURRENCY`.
     pub item_concurrency: usize,
-    /// Items per batch (and per checkpoint), at most the product's own limit.
+    /// Items per fetched batch, at most the product's own limit. Progress is saved only at
+    /// batch boundaries.
     pub batch_size: usize,
+    /// Attachment streams at once (a slot each, taken by `copy_attachment`): each holds a
+    /// multipart part buffer, so this, not `item_concurrency`, bounds the memory attachments
+    /// take. [`ATTACHMENT_STREAMS`] in production.
+    pub streams: tokio::sync::Semaphore,
+    /// Within a search page, progress is saved at the first batch boundary after this much
+    /// time since the last save (the page's end is saved with the next page's search). Zero
+    /// saves after every batch (tests that crash between items).
+    pub checkpoint_every: Duration,
     /// Jira evaluates the incremental bound `updated >= "-Nm"` against its own clock, so the
     /// bound moves forward while a job runs; N includes this slack so that no page of a job
     /// shorter than it misses an item changed since the watermark. A longer job widens it and
@@ -187,8 +208,10 @@ impl Exporter {
             job_retention: config.job_retention,
             lease_ttl: time::Duration::minutes(2),
             deadline_margin: Duration::from_secs(60),
-            item_concurrency: 8,
+            item_concurrency: config.export_item_concurrency,
             batch_size: 100,
+            checkpoint_every: CHECKPOINT_EVERY,
+            streams: tokio::sync::Semaphore::new(ATTACHMENT_STREAMS),
             incremental_slack: time::Duration::minutes(30),
             resumer: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone())
                 .with_dead_letters(config.dead_letter_queue_url.clone()),

@@ -1,5 +1,5 @@
-//! One search page at a time: the query (incremental window), paging guards, restarts,
-//! batches fetched and exported, a checkpoint after each.
+//! One search page at a time: the query (incremental window), paging guards, restarts, a
+//! checkpoint per page; the page's batches are exported by [`super::batches`].
 
 use super::*;
 
@@ -98,9 +98,8 @@ impl Exporter {
             source.effective_query(&connector.query, since_minutes)
         };
         let mut query = query_for(job);
-        // The next batch of the current page, fetched while the previous one was written:
-        // ((page number, first index), result).
-        let mut prefetched: Option<((u32, usize), Result<Batch, ExportError>)> = None;
+        // What the fetch side got ahead of the writes: the next page's search, its first batch.
+        let mut ahead = Ahead::default();
         // After a search restart: the ids this job already exported (read once).
         let mut done_before: Option<BTreeSet<String>> = None;
         loop {
@@ -141,11 +140,15 @@ impl Exporter {
             if cp.page_ids.is_empty() {
                 let cursor = cp.next_page.clone();
                 let (query, cursor) = (&query, cursor.as_deref());
-                let page = self
-                    .authed(job, session, |t| async move {
-                        source.page(ctx, &t, query, cursor).await
-                    })
-                    .await;
+                let page = match ahead.take_page(query, cursor) {
+                    Some(fetched) => fetched,
+                    None => {
+                        self.authed(job, session, |t| async move {
+                            source.page(ctx, &t, query, cursor).await
+                        })
+                        .await
+                    }
+                };
                 let page = match page {
                     Err(ExportError::CursorExpired) => {
                         let cp = &mut job.checkpoint;
@@ -195,84 +198,13 @@ impl Exporter {
                 self.checkpoint(job, owner, ctx.cloud_id).await?;
                 continue;
             }
-            let batch_size = S::BATCH.min(self.batch_size.max(1));
-            let page_len = job.checkpoint.page_ids.len();
-            let start = job.checkpoint.done_in_page;
-            let end = (start + batch_size).min(page_len);
-            let all_comments = connector.options.all_comments;
-            let at = (job.checkpoint.page_no, start);
-            let batch = match prefetched.take() {
-                Some((from, fetched)) if from == at => fetched?,
-                _ => {
-                    let ids = &job.checkpoint.page_ids[start..end];
-                    self.fetch_batch(source, job, ctx, session, ids, all_comments)
-                        .await?
-                }
-            };
-            // While this batch is written, the next one of the page is fetched: Atlassian's
-            // latency and S3's overlap instead of adding up. The checkpoint still moves one
-            // whole batch at a time; a prefetched batch not used (a pause) is just dropped.
-            let next = &job.checkpoint.page_ids[end..(end + batch_size).min(page_len)];
-            let export = futures::stream::iter(batch.items)
-                .map(|item| {
-                    self.export_item(
-                        job,
-                        layout,
-                        ctx,
-                        session,
-                        item,
-                        connector.options.attachments,
-                        deadline,
-                    )
-                })
-                .buffer_unordered(self.item_concurrency.max(1))
-                .collect::<Vec<Result<ItemResult, ExportError>>>();
-            let prefetch = async {
-                if next.is_empty() {
-                    None
-                } else {
-                    Some(
-                        self.fetch_batch(source, job, ctx, session, next, all_comments)
-                            .await,
-                    )
-                }
-            };
-            let (exported, next_batch) = futures::join!(export, prefetch);
-            prefetched = next_batch.map(|b| ((job.checkpoint.page_no, end), b));
-            let mut skipped = batch.skipped;
-            let mut unchanged = 0u64;
-            for r in exported {
-                let r = r?;
-                unchanged += u64::from(r.unchanged);
-                job.items_done += 1;
-                job.attachments_done += r.attachments;
-                job.bytes_done += r.bytes;
-                skipped.extend(r.skipped);
-                job.checkpoint.page_texts.extend(r.texts);
+            let flow = Box::pin(self.run_page(
+                source, job, owner, connector, layout, ctx, session, deadline, &query, &mut ahead,
+            ))
+            .await?;
+            if flow == Flow::OutOfTime {
+                return Ok(Step::Paused);
             }
-            job.skipped_count += skipped.len() as u64;
-            for s in &skipped {
-                if job.skipped.len() < SKIPPED_INLINE {
-                    job.skipped.push(s.clone());
-                }
-            }
-            job.checkpoint.page_skipped.extend(skipped);
-            job.checkpoint.done_in_page = end;
-            job.checkpoint.errors_in_a_row = 0;
-            if end >= job.checkpoint.page_ids.len() {
-                let ids = std::mem::take(&mut job.checkpoint.page_ids);
-                self.close_page(job, layout, &ids).await?;
-                job.checkpoint.done_in_page = 0;
-                job.checkpoint.page_skipped.clear();
-                job.checkpoint.page_texts.clear();
-            }
-            self.checkpoint(job, owner, ctx.cloud_id).await?;
-            tracing::debug!(
-                items = job.items_done,
-                bytes = job.bytes_done,
-                unchanged,
-                "batch exported"
-            );
         }
     }
 
