@@ -53,6 +53,27 @@ impl AwsClients {
         }
     }
 
+    /// Clients that reach no AWS at all, for in-process tests (issue 16's property tests): every
+    /// call goes to `endpoint` (a loopback port nothing listens on: refused at once) with the
+    /// SDK's retries off and fixed dummy credentials, so a request that gets as far as AWS
+    /// fails fast with an ordinary SDK error instead of waiting on a network.
+    pub async fn unreachable(endpoint: &Url) -> AwsClients {
+        let sdk = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIDOFFLINE",
+                "offline",
+                None,
+                None,
+                "offline",
+            ))
+            .endpoint_url(endpoint.as_str().trim_end_matches('/'))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        AwsClients::new(&sdk, true)
+    }
+
     /// Clients for a validated [`crate::config::Config`].
     pub async fn from_config(config: &crate::config::Config) -> AwsClients {
         let endpoint = config.aws_endpoint_url.as_ref();

@@ -15,3 +15,6 @@ pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod vault;
+
+#[cfg(test)]
+mod props;

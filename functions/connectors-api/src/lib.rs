@@ -2,6 +2,8 @@
 //! expected failure is a 4xx with a message naming the field; no secret ever in a response.
 
 mod json;
+#[cfg(test)]
+mod props_tests;
 mod routes;
 
 use std::time::Instant;

@@ -3,6 +3,8 @@
 //! browser sent (code, state) is logged or echoed.
 
 mod page;
+#[cfg(test)]
+mod props_tests;
 
 use std::collections::HashMap;
 use std::time::Instant;

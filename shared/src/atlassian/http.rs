@@ -1014,4 +1014,33 @@ mod tests {
         }
         assert_eq!(l.limit.load(Ordering::Acquire), 1, "never below one");
     }
+
+    /// Issue 16: generated error bodies (Jira, Confluence, OAuth shapes) never panic.
+    #[test]
+    fn generated_error_bodies_never_panic() {
+        const KEYS: &[&str] = &[
+            "errorMessages",
+            "errors",
+            "message",
+            "error",
+            "error_description",
+            "statusCode",
+        ];
+        let samples = vec![
+            serde_json::json!({"errorMessages": ["The value 'X' does not exist"], "errors": {"jql": "bad"}}),
+            serde_json::json!({"statusCode": 400, "message": "Could not parse cql"}),
+            serde_json::json!({"error": "invalid_grant", "error_description": "Unknown or invalid refresh token."}),
+        ];
+        crate::props::run(
+            "error bodies",
+            crate::props::cases(5_000),
+            crate::props::near(samples, KEYS),
+            |_, bytes| {
+                let body = ErrorBody(String::from_utf8_lossy(bytes).into_owned());
+                let _ = body.message();
+                let _ = body.oauth_error();
+                Ok(())
+            },
+        );
+    }
 }

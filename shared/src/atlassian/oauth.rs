@@ -331,4 +331,50 @@ mod tests {
         assert_eq!(safe_code("invalid_client"), "invalid_client");
         assert_eq!(safe_code("<script>"), "unrecognised error");
     }
+
+    /// Issue 16: generated token-endpoint and accessible-resources answers never panic; a
+    /// grant comes only with an access token and a lifetime.
+    #[test]
+    fn generated_token_and_resource_answers_never_panic() {
+        const KEYS: &[&str] = &[
+            "access_token",
+            "refresh_token",
+            "expires_in",
+            "scope",
+            "token_type",
+            "id",
+            "url",
+            "name",
+            "scopes",
+            "avatarUrl",
+            "error",
+            "error_description",
+        ];
+        let token = serde_json::json!({
+            "access_token": "at", "refresh_token": "rt", "expires_in": 3600,
+            "scope": "read:jira-work offline_access", "token_type": "Bearer"
+        });
+        let resources = serde_json::json!([{
+            "id": "1324a887-45db-1bf4-1e99-ef0ff456d421", "url": "https://acme.atlassian.net",
+            "name": "acme", "scopes": ["read:jira-work"], "avatarUrl": "https://x/a.png"
+        }]);
+        crate::props::run(
+            "oauth answers",
+            crate::props::cases(10_000),
+            crate::props::near(vec![token, resources], KEYS),
+            |_, bytes| {
+                if let Ok(t) = serde_json::from_slice::<TokenResponse>(bytes) {
+                    let had = t.access_token.is_some() && t.expires_in.is_some();
+                    proptest::prop_assert_eq!(t.into_grant().is_ok(), had);
+                }
+                if let Ok(list) = serde_json::from_slice::<Vec<AccessibleResource>>(bytes) {
+                    for r in &list {
+                        let _ = serves_product(r, Product::Jira);
+                        let _ = serves_product(r, Product::Confluence);
+                    }
+                }
+                Ok(())
+            },
+        );
+    }
 }

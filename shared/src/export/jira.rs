@@ -335,4 +335,82 @@ mod tests {
     fn full_runs_use_the_query_as_is() {
         assert_eq!(Jira.effective_query(" project = A ", None), "project = A");
     }
+
+    /// Issue 16: generated search, bulkfetch and comment pages (and the issues in them, through
+    /// the redactor) never panic.
+    #[test]
+    fn generated_jira_answers_never_panic() {
+        const KEYS: &[&str] = &[
+            "issues",
+            "nextPageToken",
+            "isLast",
+            "id",
+            "key",
+            "fields",
+            "issueErrors",
+            "errorMessage",
+            "comments",
+            "total",
+            "attachment",
+            "filename",
+            "size",
+            "mimeType",
+            "author",
+            "accountId",
+            "displayName",
+            "emailAddress",
+            "body",
+            "content",
+            "text",
+            "type",
+            "attrs",
+            "changelog",
+            "histories",
+            "items",
+            "from",
+            "to",
+            "fromString",
+            "toString",
+            "renderedFields",
+            "description",
+            "comment",
+            "reporter",
+            "assignee",
+        ];
+        let issue = json!({
+            "id": "10001", "key": "PROJ-1",
+            "fields": {
+                "summary": "Fix it",
+                "reporter": {"accountId": "5b10a2844c20165700ede21g", "displayName": "Ann"},
+                "description": {"type": "doc", "version": 1, "content": [{"type": "paragraph",
+                    "content": [{"type": "mention", "attrs": {"id": "5b10a2844c20165700ede21g", "text": "@Ann"}}]}]},
+                "attachment": [{"id": "10100", "filename": "a.png", "size": 12, "mimeType": "image/png"}],
+                "comment": {"comments": [{"id": "1", "author": {"accountId": "x"}, "body": {"type": "doc", "content": []}}], "total": 1}
+            },
+            "changelog": {"histories": [{"author": {"accountId": "x"}, "items": [{"field": "assignee", "from": "x", "fromString": "Ann", "to": null}]}]}
+        });
+        let samples = vec![
+            json!({"issues": [{"id": "10001"}, {"id": "10002"}], "nextPageToken": "t", "isLast": false}),
+            json!({"issues": [issue.clone()], "issueErrors": [{"id": "10003", "errorMessage": "try again"}]}),
+            json!({"comments": [{"id": "1", "author": {"accountId": "x"}, "body": {"type": "doc"}}], "total": 1}),
+            issue,
+        ];
+        crate::props::run(
+            "jira answers",
+            crate::props::cases(12_500),
+            crate::props::near(samples, KEYS),
+            |v, bytes| {
+                let _ = serde_json::from_slice::<SearchPage>(bytes);
+                let _ = serde_json::from_slice::<CommentPage>(bytes);
+                if let Ok(b) = serde_json::from_slice::<BulkFetch>(bytes) {
+                    for mut doc in b.issues {
+                        Jira.redact(&mut doc, &mut crate::export::redact::NameBook::default());
+                    }
+                }
+                let mut doc = v.clone();
+                Jira.redact(&mut doc, &mut crate::export::redact::NameBook::default());
+                Ok(())
+            },
+        );
+    }
 }

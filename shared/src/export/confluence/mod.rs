@@ -414,4 +414,84 @@ mod tests {
         assert!(plain_id("327681") && plain_id("att3000001"));
         assert!(!plain_id("1) OR (type = page") && !plain_id("") && !plain_id("../x"));
     }
+
+    /// Issue 16: generated search, page, comment and attachment listings (and the pages,
+    /// through the redactor) never panic.
+    #[test]
+    fn generated_confluence_answers_never_panic() {
+        const KEYS: &[&str] = &[
+            "results",
+            "_links",
+            "next",
+            "id",
+            "title",
+            "container",
+            "extensions",
+            "location",
+            "inlineProperties",
+            "originalSelection",
+            "ancestors",
+            "mediaType",
+            "fileSize",
+            "version",
+            "number",
+            "body",
+            "storage",
+            "value",
+            "representation",
+            "history",
+            "createdBy",
+            "accountId",
+            "publicName",
+            "space",
+            "key",
+            "type",
+            "status",
+        ];
+        let page = json!({
+            "id": "65537", "type": "page", "title": "Home", "space": {"key": "~5b10a2844c20165700ede21g"},
+            "history": {"createdBy": {"accountId": "5b10a2844c20165700ede21g", "publicName": "Ann"}},
+            "body": {"storage": {"value": "<p><ac:link><ri:user ri:account-id=\"5b10a2844c20165700ede21g\"/></ac:link></p>", "representation": "storage"}}
+        });
+        let samples = vec![
+            json!({"results": [page.clone()], "_links": {"next": "/wiki/rest/api/content/search?cursor=x"}}),
+            json!({"results": [{"id": "2", "container": {"id": "65537"}, "extensions": {"location": "inline",
+                "inlineProperties": {"originalSelection": "text"}}, "ancestors": [{"id": "1"}]}]}),
+            json!({"results": [{"id": "att1", "title": "a.pdf", "container": {"id": "65537"},
+                "extensions": {"mediaType": "application/pdf", "fileSize": 12}, "version": {"number": 2}}]}),
+            page,
+        ];
+        crate::props::run(
+            "confluence answers",
+            crate::props::cases(12_500),
+            crate::props::near(samples, KEYS),
+            |v, bytes| {
+                if let Ok(r) = serde_json::from_slice::<Results>(bytes) {
+                    let _ = r.links.next;
+                    for a in &r.results {
+                        let _ = attachment_entry(a);
+                    }
+                    let mut skipped = Vec::new();
+                    let grouped = by_container(
+                        Listed {
+                            results: r.results.clone(),
+                            failed: vec![("65537".into(), "failed".into())],
+                        },
+                        "comments",
+                        &mut skipped,
+                    );
+                    for list in grouped.into_values().flatten() {
+                        let _ = thread(list);
+                    }
+                    for mut doc in r.results {
+                        Confluence
+                            .redact(&mut doc, &mut crate::export::redact::NameBook::default());
+                    }
+                }
+                let mut doc = v.clone();
+                Confluence.redact(&mut doc, &mut crate::export::redact::NameBook::default());
+                Ok(())
+            },
+        );
+    }
 }
