@@ -38,6 +38,7 @@ use crate::store::jobs::{Job, JobStatus, LeaseTake, SKIPPED_INLINE, Skipped, Sna
 use crate::vault::refresh::TokenKeeper;
 
 mod auth;
+mod departed;
 mod erased;
 mod item;
 mod lifecycle;
