@@ -304,10 +304,13 @@ async fn run(o: Options) -> ExitCode {
         rows.extend(extract::bench(o.runs).await);
         timings.insert("extract_secs".into(), t.elapsed().as_secs_f64().into());
     }
-    if o.refresh || o.export || o.peers || o.stream || o.coldstart {
-        if let Err(code) = with_servers(&o, &mut rows, &mut timings).await {
-            return code;
-        }
+    let servers = if o.refresh || o.export || o.peers || o.stream || o.coldstart {
+        with_servers(&o, &mut rows, &mut timings).await
+    } else {
+        Ok(())
+    };
+    if let Err(code) = servers {
+        return code;
     }
 
     let total = started.elapsed().as_secs_f64();
