@@ -336,6 +336,29 @@ impl BlobStore {
         Ok(deleted)
     }
 
+    /// Delete the current object of each key (DeleteObjects in batches of up to 1,000, without
+    /// version ids: in a versioned bucket each becomes a delete marker and its data a
+    /// noncurrent version, which the lifecycle rule expires). Meant for keys just listed as
+    /// current: deleting a key with no current object would only add another marker. Returns
+    /// how many keys were deleted.
+    pub async fn delete_keys(&self, keys: &[String]) -> Result<u64, BlobError> {
+        let mut deleted = 0;
+        for batch in keys.chunks(DELETE_BATCH) {
+            let mut ids = Vec::with_capacity(batch.len());
+            for key in batch {
+                check_key(key)?;
+                ids.push(
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .build()
+                        .map_err(build_err("DeleteObjects"))?,
+                );
+            }
+            deleted += self.delete_batch(ids).await?;
+        }
+        Ok(deleted)
+    }
+
     async fn delete_batch(&self, batch: Vec<ObjectIdentifier>) -> Result<u64, BlobError> {
         let attempted = batch.len();
         let delete = Delete::builder()

@@ -100,12 +100,20 @@ impl Layout {
         )
     }
 
+    /// Every attachment text of an item (the prefix of [`Layout::attachment_text`]).
+    pub fn attachment_texts_of(&self, item_id: &str) -> String {
+        format!(
+            "{}{}/attachments/",
+            self.documents_root(),
+            safe_key_segment(item_id, 128)
+        )
+    }
+
     /// The text extracted from one attachment of an item.
     pub fn attachment_text(&self, item_id: &str, attachment_id: &str) -> String {
         format!(
-            "{}{}/attachments/{}.txt",
-            self.documents_root(),
-            safe_key_segment(item_id, 128),
+            "{}{}.txt",
+            self.attachment_texts_of(item_id),
             safe_key_segment(attachment_id, 64)
         )
     }

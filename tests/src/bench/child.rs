@@ -102,11 +102,11 @@ async fn cold_start() -> (Config, AwsClients, RequestCounter) {
     (config, aws, counter)
 }
 
-fn emit(result: Value) {
+pub fn emit(result: Value) {
     println!("{RESULT_PREFIX}{result}");
 }
 
-fn memory() -> Value {
+pub fn memory() -> Value {
     json!({
         "peak_rss_kib": procfs::own_peak_rss_kib(),
         "rss_end_kib": procfs::own_rss_kib(),

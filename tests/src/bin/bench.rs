@@ -7,7 +7,7 @@
 //! start, so its peak RSS is the function's own. Progress goes to stderr.
 //!
 //! ```text
-//! bench [--only refresh,export,peers,stream,coldstart] [--s3-server PATH] [--connections N] [--runs N]
+//! bench [--only refresh,export,peers,stream,coldstart,extract] [--s3-server PATH] [--connections N] [--runs N]
 //!       [--stream-runs N] [--stream-mib N] [--coldstart-runs N] [--out PATH]
 //! ```
 
@@ -19,6 +19,8 @@ mod child;
 mod coldstart;
 #[path = "../bench/export.rs"]
 mod export;
+#[path = "../bench/extract.rs"]
+mod extract;
 #[path = "../bench/helper.rs"]
 mod helper;
 #[path = "../bench/peers.rs"]
@@ -50,15 +52,16 @@ bench: throughput and memory benchmarks (make bench)
 USAGE: bench [FLAGS]
 
   --only LIST          which benchmarks, comma-separated: refresh, export, peers, stream,
-                       coldstart (default all; peers = the Jira export beside
+                       coldstart, extract (default all; peers = the Jira export beside
                        airbyte-source-jira and an atlassian-python-api loop, from the venvs
-                       make bench-peers installs)
+                       make bench-peers installs; extract = the text of one 50 MiB PDF,
+                       needing no server)
   --s3-server PATH     store exports in this S3 server (tests/bench-s3, built by make bench)
                        instead of the emulator; DynamoDB, KMS, EventBridge and Secrets Manager
                        stay on moto
   --connections N      due connections in the refresh benchmark (default 10000, the issue's
                        size: against moto, about 5 minutes a run plus 3 minutes of set-up)
-  --runs N             runs per refresh and export figure (default 3)
+  --runs N             runs per refresh, export and extract figure (default 3)
   --stream-runs N      runs of the large-attachment stream (default 3)
   --stream-mib N       size of the streamed attachment in MiB (default 2048)
   --coldstart-runs N   cold starts measured per function binary (default 7; the release
@@ -74,6 +77,7 @@ struct Options {
     stream: bool,
     s3_server: Option<PathBuf>,
     coldstart: bool,
+    extract: bool,
     coldstart_runs: usize,
     connections: usize,
     runs: usize,
@@ -97,6 +101,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         stream: true,
         s3_server: None,
         coldstart: true,
+        extract: true,
         coldstart_runs: 7,
         connections: 10_000,
         runs: 3,
@@ -117,8 +122,14 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--help" | "-h" => return Ok(None),
             "--only" => {
                 let list = it.next().ok_or("--only needs a value")?;
-                (o.refresh, o.export, o.peers, o.stream, o.coldstart) =
-                    (false, false, false, false, false);
+                (
+                    o.refresh,
+                    o.export,
+                    o.peers,
+                    o.stream,
+                    o.coldstart,
+                    o.extract,
+                ) = (false, false, false, false, false, false);
                 for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     match name {
                         "refresh" => o.refresh = true,
@@ -126,6 +137,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                         "peers" => o.peers = true,
                         "stream" => o.stream = true,
                         "coldstart" => o.coldstart = true,
+                        "extract" => o.extract = true,
                         other => return Err(format!("--only: unknown benchmark '{other}'")),
                     }
                 }
@@ -172,6 +184,13 @@ async fn main() -> ExitCode {
             .await;
             return ExitCode::SUCCESS;
         }
+        Some("child-extract") => {
+            let path = args
+                .get(1)
+                .unwrap_or_else(|| panic!("bench child-extract needs a PDF's path"));
+            extract::child(path).await;
+            return ExitCode::SUCCESS;
+        }
         Some("child-export") => {
             let (Some(tenant), Some(connector)) = (args.get(1), args.get(2)) else {
                 panic!("bench child-export needs a tenant and a connector id");
@@ -195,18 +214,18 @@ async fn main() -> ExitCode {
     run(options).await
 }
 
-async fn run(o: Options) -> ExitCode {
-    let started = Instant::now();
-    let load_start = procfs::loadavg();
-    say(format!(
-        "{} CPUs, load average {load_start}; starting the AWS emulator",
-        procfs::cpus()
-    ));
+/// The benchmarks that need the AWS emulator (and the S3 server, if given).
+async fn with_servers(
+    o: &Options,
+    rows: &mut Vec<Row>,
+    timings: &mut serde_json::Map<String, serde_json::Value>,
+) -> Result<(), ExitCode> {
+    say("starting the AWS emulator");
     let emulator = match Emulator::start(0) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("bench: {e}");
-            return ExitCode::FAILURE;
+            return Err(ExitCode::FAILURE);
         }
     };
     let s3 = match &o.s3_server {
@@ -221,7 +240,7 @@ async fn run(o: Options) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("bench: {e}");
-                return ExitCode::FAILURE;
+                return Err(ExitCode::FAILURE);
             }
         },
         None => {
@@ -230,8 +249,6 @@ async fn run(o: Options) -> ExitCode {
         }
     };
     let peer_tools = o.peers.then(|| peers::PeerTools::find(&workspace_root()));
-    let mut rows: Vec<Row> = Vec::new();
-    let mut timings = serde_json::Map::new();
     if o.refresh {
         let t = Instant::now();
         rows.extend(refresh::bench(&emulator, o.connections, o.runs).await);
@@ -269,6 +286,32 @@ async fn run(o: Options) -> ExitCode {
     }
     emulator.stop();
     drop(s3);
+    Ok(())
+}
+
+async fn run(o: Options) -> ExitCode {
+    let started = Instant::now();
+    let load_start = procfs::loadavg();
+    say(format!(
+        "{} CPUs, load average {load_start}",
+        procfs::cpus()
+    ));
+    let mut rows: Vec<Row> = Vec::new();
+    let mut timings = serde_json::Map::new();
+    // First, while nothing else of ours runs: it needs no server.
+    if o.extract {
+        let t = Instant::now();
+        rows.extend(extract::bench(o.runs).await);
+        timings.insert("extract_secs".into(), t.elapsed().as_secs_f64().into());
+    }
+    let servers = if o.refresh || o.export || o.peers || o.stream || o.coldstart {
+        with_servers(&o, &mut rows, &mut timings).await
+    } else {
+        Ok(())
+    };
+    if let Err(code) = servers {
+        return code;
+    }
 
     let total = started.elapsed().as_secs_f64();
     let load_end = procfs::loadavg();
@@ -323,7 +366,11 @@ mod tests {
         let Ok(Some(o)) = parse(&args("--only export,stream --runs 5 --stream-mib 64")) else {
             panic!("expected options");
         };
-        assert!(!o.refresh && o.export && o.stream && !o.coldstart && !o.peers);
+        assert!(!o.refresh && o.export && o.stream && !o.coldstart && !o.peers && !o.extract);
+        let Ok(Some(o)) = parse(&args("--only extract")) else {
+            panic!("expected options");
+        };
+        assert!(o.extract && !o.export && !o.stream);
         assert_eq!((o.runs, o.stream_mib), (5, 64));
         assert!(parse(&args("--only nope")).is_err());
         assert!(parse(&args("--runs 0")).is_err());

@@ -9,6 +9,7 @@ mod emulator;
 mod erase_races;
 mod export_confluence;
 mod export_confluence_bulk;
+mod export_departed;
 mod export_documents;
 mod export_harness;
 mod export_healing;

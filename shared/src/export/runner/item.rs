@@ -1,5 +1,6 @@
 //! One item: its attachments streamed into S3, then its document (skipped when unchanged).
 
+use super::departed::Keep;
 use super::*;
 
 impl Exporter {
@@ -16,6 +17,9 @@ impl Exporter {
     ) -> Result<ItemResult, ExportError> {
         let mut result = ItemResult::default();
         let mut copied = Vec::new();
+        let mut keep = Keep::default();
+        // Texts of attachments Atlassian refused now: kept with their objects.
+        let mut refused_texts = BTreeSet::new();
         if with_attachments {
             for att in std::mem::take(&mut item.attachments) {
                 // Inside a batch too: a batch of large attachments must not outrun the
@@ -24,6 +28,7 @@ impl Exporter {
                     return Err(ExportError::OutOfTime);
                 }
                 let key = layout.attachment(&item.id, &att.id, &att.filename);
+                keep.objects.insert(key.clone());
                 match self.copy_attachment(job, ctx, session, &att, &key).await? {
                     Ok(stored) => {
                         result.attachments += 1;
@@ -31,10 +36,13 @@ impl Exporter {
                         mark_exported(&mut item.doc, &att.id, &key, &stored.sha256_hex);
                         copied.push((att, stored));
                     }
-                    Err(reason) => result.skipped.push(Skipped {
-                        id: format!("{}/attachment/{}", item.id, att.id),
-                        reason,
-                    }),
+                    Err(reason) => {
+                        refused_texts.insert(layout.attachment_text(&item.id, &att.id));
+                        result.skipped.push(Skipped {
+                            id: format!("{}/attachment/{}", item.id, att.id),
+                            reason,
+                        })
+                    }
                 }
             }
         }
@@ -54,6 +62,15 @@ impl Exporter {
         ))
         .await?;
         // `bytes` counts what was exported (items and attachments); documents are derived.
+        if with_attachments && self.documents.enabled {
+            let prefix = format!("{}/", item.id);
+            let stored = docs
+                .texts
+                .iter()
+                .filter_map(|t| t.strip_prefix(&prefix))
+                .map(|att| layout.attachment_text(&item.id, att));
+            keep.texts = Some(stored.chain(refused_texts).collect());
+        }
         result.texts = docs.texts;
         result.skipped.extend(docs.skipped);
         let body = serde_json::to_vec(&item.doc)
@@ -63,15 +80,16 @@ impl Exporter {
         // again: no new object version for the same content.
         let key = layout.item(&item.id);
         let sha256 = hex::encode(sha2::Sha256::digest(&body));
-        if self
-            .blobs
-            .metadata_of(&key, CONTENT_SHA256)
-            .await?
-            .as_deref()
-            == Some(&sha256)
-        {
+        let previous = self.blobs.metadata_of(&key, CONTENT_SHA256).await?;
+        if previous.as_deref() == Some(&sha256) {
             result.unchanged = true;
             return Ok(result);
+        }
+        // Before the item's JSON, its last write (departed.rs says why). Only over an item
+        // exported before: a new item has no departed attachments (a first full run costs no
+        // listing per item).
+        if with_attachments && previous.is_some() {
+            self.remove_departed(layout, &item.id, &keep).await?;
         }
         self.blobs
             .put_bytes(

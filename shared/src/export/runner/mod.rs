@@ -40,6 +40,7 @@ use crate::vault::refresh::TokenKeeper;
 
 mod auth;
 mod batches;
+mod departed;
 mod erased;
 mod flow;
 mod item;

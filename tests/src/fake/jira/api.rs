@@ -511,7 +511,7 @@ fn find_attachment(state: &JiraState, id: &str) -> Result<usize, Response> {
         .ok_or_else(not_found)?;
     let a = &state.attachments[idx];
     let issue = &state.issues[a.issue];
-    if issue.deleted {
+    if issue.deleted || a.deleted {
         return Err(not_found());
     }
     if a.forbidden || issue.forbidden {

@@ -195,6 +195,7 @@ fn attach(state: &mut JiraState, spec: &SeedSpec, seed: u64, users: usize) {
             created: between(&mut rng, created, updated),
             author: rng.index(users),
             forbidden,
+            deleted: false,
         });
         state.issues[issue].attachments.push(idx);
     };

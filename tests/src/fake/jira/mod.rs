@@ -106,6 +106,8 @@ pub(crate) struct Attachment {
     pub created: OffsetDateTime,
     pub author: usize,
     pub forbidden: bool,
+    /// Deleted from its issue ([`JiraData::delete_attachment`]).
+    pub deleted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -273,7 +275,9 @@ impl JiraData {
     pub fn attachments(&self) -> Vec<AttachmentInfo> {
         let state = self.read();
         (0..state.attachments.len())
-            .filter(|a| !state.issues[state.attachments[*a].issue].deleted)
+            .filter(|a| {
+                !state.attachments[*a].deleted && !state.issues[state.attachments[*a].issue].deleted
+            })
             .map(|a| state.attachment_info(a, &self.ctx))
             .collect()
     }
@@ -294,6 +298,26 @@ impl JiraData {
             .find(|a| a.id.to_string() == id)
             .ok_or_else(|| FakeError::NotFound(id.to_owned()))?;
         attachment.filename = filename.to_owned();
+        Ok(())
+    }
+
+    /// Test setup: delete attachment `id`, as `DELETE /rest/api/3/attachment/{id}` does ("Deletes
+    /// an attachment from an issue";
+    /// developer.atlassian.com/cloud/jira/platform/rest/v3/api-group-issue-attachments/#api-rest-api-3-attachment-id-delete):
+    /// it leaves the issue's `fields.attachment`, and its metadata and content then answer 404
+    /// ("Returned if the attachment is not found"). The issue's `updated` is left as it is (a
+    /// test that needs an incremental run to see the issue also calls
+    /// [`JiraData::touch_issue`]).
+    pub fn delete_attachment(&self, id: &str) -> Result<(), FakeError> {
+        let mut state = self.write();
+        let idx = state
+            .attachments
+            .iter()
+            .position(|a| a.id.to_string() == id && !a.deleted)
+            .ok_or_else(|| FakeError::NotFound(id.to_owned()))?;
+        state.attachments[idx].deleted = true;
+        let issue = state.attachments[idx].issue;
+        state.issues[issue].attachments.retain(|a| *a != idx);
         Ok(())
     }
 
