@@ -23,4 +23,5 @@ mod http_layer;
 mod leak_edges;
 mod make_local;
 mod refresh;
+mod s3_hold;
 mod support;
