@@ -13,6 +13,7 @@ mod export_documents;
 mod export_harness;
 mod export_healing;
 mod export_jira;
+mod export_token_life;
 mod export_waits;
 mod fake_site;
 mod fake_site_comments;
