@@ -60,10 +60,10 @@ impl HttpBody for Throttled {
                     let due = this.due(len);
                     this.sleep = Some(Box::pin(tokio::time::sleep_until(due)));
                 }
-                if let Some(sleep) = this.sleep.as_mut() {
-                    if sleep.as_mut().poll(cx).is_pending() {
-                        return Poll::Pending;
-                    }
+                if let Some(sleep) = this.sleep.as_mut()
+                    && sleep.as_mut().poll(cx).is_pending()
+                {
+                    return Poll::Pending;
                 }
                 this.sleep = None;
                 this.sent += len as u64;

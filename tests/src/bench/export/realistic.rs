@@ -41,7 +41,10 @@ fn inject(fake: &FakeAtlassian, cloud: &str) {
         &api(cloud, "issue/bulkfetch"),
         BULKFETCH_MS - COMMENTS_MS,
     ));
-    fake.inject(Fault::latency(&api(cloud, "attachment/content/"), ATTACHMENT_MS));
+    fake.inject(Fault::latency(
+        &api(cloud, "attachment/content/"),
+        ATTACHMENT_MS,
+    ));
     fake.inject(Fault::bandwidth(
         "/file/",
         (ATTACHMENT_MIB_PER_SEC * MIB) as u64,
@@ -87,7 +90,12 @@ impl Calls {
     }
 
     fn atlassian(&self) -> usize {
-        self.search + self.bulkfetch + self.comments + self.attachments + self.other_api + self.media
+        self.search
+            + self.bulkfetch
+            + self.comments
+            + self.attachments
+            + self.other_api
+            + self.media
     }
 
     /// Seconds of the one-at-a-time chain: search pages and bulk fetches back to back.
@@ -176,7 +184,12 @@ pub(super) async fn bench(
     let wall = median(&walls);
     let bound_secs = median(&samples.iter().map(|(_, b, _)| *b).collect::<Vec<_>>());
     let per_item = median(&samples.iter().map(|(_, _, p)| *p).collect::<Vec<_>>());
-    let ratio = median(&samples.iter().map(|(r, b, _)| r.secs / b).collect::<Vec<_>>());
+    let ratio = median(
+        &samples
+            .iter()
+            .map(|(r, b, _)| r.secs / b)
+            .collect::<Vec<_>>(),
+    );
     let fmt = |x: Option<f64>, d: usize| x.map_or("?".into(), |x| num(x, d));
     Row {
         id: "export.jira.realistic".into(),
@@ -205,7 +218,10 @@ pub(super) async fn bench(
         note: if complete {
             format!("wall / bound = {}", fmt(ratio, 2))
         } else {
-            format!("incomplete export (want {} issues, {} attachments)", want.items, want.attachments)
+            format!(
+                "incomplete export (want {} issues, {} attachments)",
+                want.items, want.attachments
+            )
         },
         details: json!({ "tenant": TENANT, "runs": details }),
     }
