@@ -16,6 +16,9 @@ use integration_tests::fake::{AttachmentInfo, FakeAtlassian, FakeConfig, Fault, 
 use serde_json::{Value, json};
 use shared::ids::Product;
 
+#[path = "export/realistic.rs"]
+mod realistic;
+
 use crate::helper::S3Server;
 use crate::peers::{self, PeerTools};
 use crate::report::{Row, Verdict, median, num};
@@ -34,6 +37,9 @@ const MEMORY_SIZE_MIB: f64 = 1024.0;
 /// Attachments above this are left out (the 2 GiB stream benchmark covers big files).
 const LARGEST_ATTACHMENT: u64 = 20 * MIB;
 const TENANT: &str = "bench";
+/// Set (to anything) to run the export benchmarks over the small seed: checks the benchmark's
+/// plumbing quickly; its figures mean nothing.
+pub const SMALL_SEED_ENV: &str = "BENCH_EXPORT_SMALL_SEED";
 
 /// One product's benchmark: what it exports and how its requests are issued.
 #[derive(Clone, Copy)]
@@ -318,7 +324,11 @@ pub async fn bench(
     s3: Option<&S3Server>,
     peer_tools: Option<&Result<PeerTools, String>>,
 ) -> Vec<Row> {
-    let mut seed = SeedSpec::large();
+    // A quick check of the benchmark itself (e.g. a debug build): the small seed.
+    let mut seed = match std::env::var_os(SMALL_SEED_ENV) {
+        Some(_) => SeedSpec::small(),
+        None => SeedSpec::large(),
+    };
     seed.jira_large_attachments
         .retain(|size| *size <= LARGEST_ATTACHMENT);
     seed.confluence_large_attachments
@@ -401,6 +411,22 @@ pub async fn bench(
             });
         }
     }
+    let realistic = match w.product {
+        Product::Jira => Some(
+            realistic::bench(
+                &fake,
+                &dep,
+                &env,
+                &connection.id,
+                &site.cloud_id,
+                &want,
+                runs,
+                s3,
+            )
+            .await,
+        ),
+        Product::Confluence => None,
+    };
     // The same exports without documents and attachment text, at the same latency: what the
     // documents add to an export's wall time where Atlassian's latency is (production). The
     // emulator-bound worst case (no latency, every PUT and CPU second on the critical path)
@@ -616,6 +642,7 @@ pub async fn bench(
         details: Value::Null,
     });
     rows.push(documents_share(w, &with_latency, &without_documents));
+    rows.extend(realistic);
     rows.extend(peer_rows.unwrap_or_default());
     rows
 }

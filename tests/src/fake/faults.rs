@@ -43,6 +43,9 @@ pub enum FaultKind {
     },
     /// Wait this long (real time) before handling the request.
     Latency { ms: u64 },
+    /// Send the response body no faster than this (real time), e.g. an attachment download
+    /// over a link of that bandwidth. The slowest matching rule wins.
+    Bandwidth { bytes_per_sec: u64 },
     /// Close the connection without a response.
     Drop,
 }
@@ -71,6 +74,18 @@ impl Fault {
     /// requests only.
     pub fn api_latency(ms: u64) -> Self {
         Self::latency(API_PREFIX, ms)
+    }
+
+    /// Send the response body of every request under `prefix` at `bytes_per_sec` at most
+    /// (0 is taken as 1). With [`Fault::latency`] on the same prefix: a transfer's time is its
+    /// latency plus its size over the bandwidth, as the bench models attachment downloads.
+    pub fn bandwidth(prefix: &str, bytes_per_sec: u64) -> Self {
+        Self::new(
+            prefix,
+            FaultKind::Bandwidth {
+                bytes_per_sec: bytes_per_sec.max(1),
+            },
+        )
     }
 
     /// Close the connection of every request under `prefix` without answering.
@@ -128,6 +143,8 @@ impl Fault {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Decision {
     pub delay: Duration,
+    /// The response body's pace, if a bandwidth rule matched.
+    pub bytes_per_sec: Option<u64>,
     pub outcome: Option<Outcome>,
 }
 
@@ -186,6 +203,11 @@ impl FaultRules {
                 FaultKind::Latency { ms } => {
                     decision.delay = decision.delay.saturating_add(Duration::from_millis(ms))
                 }
+                FaultKind::Bandwidth { bytes_per_sec } => {
+                    let rate = bytes_per_sec.max(1);
+                    decision.bytes_per_sec =
+                        Some(decision.bytes_per_sec.map_or(rate, |r| r.min(rate)));
+                }
                 FaultKind::Status {
                     status,
                     retry_after_secs,
@@ -223,6 +245,20 @@ mod tests {
         assert_eq!(rules.decide("/other").outcome, None);
         assert_eq!(rules.decide("/ex/jira/x").outcome, hit);
         assert_eq!(rules.decide("/ex/jira/x").outcome, None);
+    }
+
+    #[test]
+    fn the_slowest_bandwidth_rule_paces_the_body() {
+        let mut rules = FaultRules::new(1);
+        rules.add(Fault::bandwidth("/file/", 100));
+        rules.add(Fault::bandwidth("/file/a", 40));
+        rules.add(Fault::latency("/file/", 3));
+        let d = rules.decide("/file/a1");
+        assert_eq!(d.bytes_per_sec, Some(40));
+        assert_eq!(d.delay, Duration::from_millis(3));
+        assert_eq!(d.outcome, None);
+        assert_eq!(rules.decide("/file/b").bytes_per_sec, Some(100));
+        assert_eq!(rules.decide("/ex/x").bytes_per_sec, None);
     }
 
     #[test]

@@ -24,6 +24,12 @@ impl FakeAtlassian {
         lock(&self.app.grants).families_killed_by_reuse()
     }
 
+    /// Rotated refresh tokens presented again within the leeway (answered with a fresh pair,
+    /// as Atlassian does; a client that persists every rotation never does this).
+    pub fn refresh_tokens_reused(&self) -> usize {
+        lock(&self.app.grants).reused_within_leeway()
+    }
+
     /// Successful `refresh_token` grants answered.
     pub fn refresh_grants_served(&self) -> usize {
         lock(&self.app.grants).refresh_grants_served()

@@ -128,6 +128,8 @@ pub(crate) struct Grants {
     refresh: HashMap<String, RefreshEntry>,
     access: HashMap<String, AccessEntry>,
     killed_by_reuse: usize,
+    /// Rotated refresh tokens used again within the leeway (answered, see `refresh`).
+    reused_in_leeway: usize,
     refresh_served: usize,
 }
 
@@ -143,6 +145,7 @@ impl Grants {
             refresh: HashMap::new(),
             access: HashMap::new(),
             killed_by_reuse: 0,
+            reused_in_leeway: 0,
             refresh_served: 0,
         }
     }
@@ -218,6 +221,10 @@ impl Grants {
 
     pub(crate) fn families_killed_by_reuse(&self) -> usize {
         self.killed_by_reuse
+    }
+
+    pub(crate) fn reused_within_leeway(&self) -> usize {
+        self.reused_in_leeway
     }
 
     pub(crate) fn refresh_grants_served(&self) -> usize {
@@ -348,7 +355,7 @@ impl Grants {
                 self.killed_by_reuse += 1;
                 return Err(UNKNOWN);
             }
-            Some(_) => {}
+            Some(_) => self.reused_in_leeway += 1,
             None => {
                 if now >= entry.issued_at + self.policy.refresh_inactivity {
                     return Err(UNKNOWN);

@@ -72,6 +72,7 @@ mod seed;
 mod server;
 mod site;
 mod state;
+mod throttle;
 mod timefmt;
 mod users;
 

@@ -135,6 +135,10 @@ async fn handle(
         }) => fault_response(status, retry_after_secs),
         None => call(router, req).await,
     };
+    let response = match decision.bytes_per_sec {
+        Some(rate) => response.map(|body| Body::new(super::throttle::Throttled::new(body, rate))),
+        None => response,
+    };
     let status = response.status().as_u16();
     app.recorder.finish(slot, Some(status));
     tracing::info!(%method, path = %loggable(&path), status, "request");

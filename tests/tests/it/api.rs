@@ -6,12 +6,14 @@ use std::time::Duration;
 
 use lambda_http::http::{Method, StatusCode};
 use sha2::{Digest, Sha256};
+use shared::blob::BlobStore;
 use shared::events::ExportRequested;
 use shared::export::runner::Outcome;
 use shared::ids::TenantId;
 
 use crate::connect::{World, dump};
 use crate::export_harness::{exporter_for, far};
+use crate::s3_hold::{S3Hold, delete_objects};
 
 /// A world with two tenants, each with a Jira connection.
 pub(crate) async fn two_tenants() -> (World, String, String) {
@@ -196,14 +198,39 @@ async fn an_interrupted_erase_completes_when_run_again() {
     let id = acme.parse().unwrap_or_else(|e| panic!("{e:?}"));
     let tenant = TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
 
-    let interrupted = tokio::time::timeout(
-        Duration::from_millis(60),
-        w.api.eraser.erase_connection(&tenant, &id),
-    )
-    .await;
+    // The erase is stopped at a known await: its first S3 DeleteObjects (the connection's
+    // prefix sweep) is held by a proxy and never answered; the erase is then dropped there
+    // (a crash mid-erase: tombstone written, tokens gone, the objects still there).
+    let hold = S3Hold::start(&w.aws, delete_objects).await;
+    let interrupted = shared::erase::Eraser {
+        store: w.api.eraser.store.clone(),
+        blobs: BlobStore::new(
+            hold.client(),
+            w.aws.names.bucket.clone(),
+            w.aws.kms_key_id.clone(),
+        ),
+    };
+    tokio::select! {
+        done = interrupted.erase_connection(&tenant, &id) => {
+            panic!("the erase finished although its first DeleteObjects was held: {done:?}")
+        }
+        () = hold.reached() => {}
+    }
+    let (_, objects) = footprint(&w, "acme").await;
     assert!(
-        interrupted.is_err(),
-        "the erase finished before it could be interrupted; lower the budget"
+        !objects.is_empty(),
+        "the erase was held before it deleted any object, yet nothing is left to delete"
+    );
+    assert_eq!(
+        w.api(
+            Method::GET,
+            &format!("/connections/{acme}?tenant=acme"),
+            None
+        )
+        .await
+        .0,
+        StatusCode::OK,
+        "the connection record is deleted last, so the interrupted erase left it"
     );
     let (status, json) = w
         .api(

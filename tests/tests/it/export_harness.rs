@@ -772,6 +772,9 @@ pub(crate) async fn exporter_for(w: &World) -> Exporter {
         .unwrap_or_else(|e| panic!("{e}"));
     // One clock for the exporter and the fake site, which the tests move forward.
     let clock = Clock::from_fn(w.site.clock_fn());
+    // The keeper too: it refreshes a token ahead of its expiry on the site's clock (without
+    // this, a test that moves the clock by hours sent expired tokens and refreshed on 401s).
+    keeper.clock = clock.clone();
     keeper.http = AtlassianHttp::new(fast_policy(), 8, Outbound::loopback())
         .unwrap_or_else(|e| panic!("{e}"))
         .with_clock(clock.clone());

@@ -51,8 +51,10 @@ fn refresh_rotates_and_leeway_then_reuse_kills() {
     let rt0 = first.refresh_token.unwrap();
     let second = g.refresh("c", &rt0, t0() + MIN).unwrap();
     assert_ne!(second.refresh_token.as_deref(), Some(rt0.as_str()));
-    // Within the leeway the old token still works.
+    assert_eq!(g.reused_within_leeway(), 0, "a first use is no reuse");
+    // Within the leeway the old token still works (and the reuse is counted).
     assert!(g.refresh("c", &rt0, t0() + 5 * MIN).is_ok());
+    assert_eq!(g.reused_within_leeway(), 1);
     // The companion access token of rt0 dies once the leeway is over.
     assert!(
         g.check_access(&first.access_token, t0() + 5 * MIN)
