@@ -367,11 +367,11 @@ mod tests {
             panic!("expected options");
         };
         assert!(!o.refresh && o.export && o.stream && !o.coldstart && !o.peers && !o.extract);
+        assert_eq!((o.runs, o.stream_mib), (5, 64));
         let Ok(Some(o)) = parse(&args("--only extract")) else {
             panic!("expected options");
         };
         assert!(o.extract && !o.export && !o.stream);
-        assert_eq!((o.runs, o.stream_mib), (5, 64));
         assert!(parse(&args("--only nope")).is_err());
         assert!(parse(&args("--runs 0")).is_err());
         assert!(matches!(parse(&args("--help")), Ok(None)));
