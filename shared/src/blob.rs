@@ -388,6 +388,11 @@ impl BlobStore {
     /// One user metadata value of an object (HeadObject); `Ok(None)` if there is no such key
     /// or no such value.
     pub async fn metadata_of(&self, key: &str, name: &str) -> Result<Option<String>, BlobError> {
+        Ok(self.metadata(key).await?.and_then(|mut m| m.remove(name)))
+    }
+
+    /// All user metadata of an object (one HeadObject); `Ok(None)` if there is no such key.
+    pub async fn metadata(&self, key: &str) -> Result<Option<HashMap<String, String>>, BlobError> {
         check_key(key)?;
         match self
             .s3
@@ -397,10 +402,25 @@ impl BlobStore {
             .send()
             .await
         {
-            Ok(out) => Ok(out.metadata().and_then(|m| m.get(name)).cloned()),
+            Ok(mut out) => Ok(Some(out.metadata.take().unwrap_or_default())),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
             Err(e) => Err(AwsError::new("HeadObject", &e).into()),
         }
+    }
+
+    /// Whether no object is stored under `prefix` (one ListObjectsV2 of one key).
+    pub async fn is_empty_under(&self, prefix: &str) -> Result<bool, BlobError> {
+        check_prefix(prefix)?;
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .max_keys(1)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("ListObjectsV2", &e))?;
+        Ok(out.contents().is_empty())
     }
 
     /// Read an object fully (manifests, tests). `Ok(None)` if there is no such key.

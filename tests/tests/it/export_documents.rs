@@ -243,24 +243,6 @@ async fn check_documents(x: &Export, connector: &Connector, outcome: &Outcome, u
     }
 }
 
-impl Export {
-    async fn last_modified(&self, key: &str) -> String {
-        self.w
-            .aws
-            .clients
-            .s3
-            .head_object()
-            .bucket(&self.w.aws.names.bucket)
-            .key(key)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{key}: {e:?}"))
-            .last_modified()
-            .map(|t| t.to_string())
-            .unwrap_or_default()
-    }
-}
-
 fn strings(v: &Value) -> BTreeSet<String> {
     v.as_array()
         .into_iter()

@@ -494,6 +494,23 @@ impl Export {
         out
     }
 
+    /// An object's last-modified time (S3's resolution: one second), to tell a rewrite.
+    pub(crate) async fn last_modified(&self, key: &str) -> String {
+        self.w
+            .aws
+            .clients
+            .s3
+            .head_object()
+            .bucket(&self.w.aws.names.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"))
+            .last_modified()
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    }
+
     /// An object's bytes, `None` if there is no such key.
     pub(crate) async fn object(&self, key: &str) -> Option<Vec<u8>> {
         self.exporter

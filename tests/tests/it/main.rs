@@ -12,6 +12,7 @@ mod export_confluence_bulk;
 mod export_departed;
 mod export_documents;
 mod export_harness;
+mod export_heads;
 mod export_healing;
 mod export_jira;
 mod export_token_life;

@@ -55,20 +55,34 @@ impl Default for Settings {
     }
 }
 
-/// What [`write_item`] did: bytes written, `{itemId}/{attachmentId}` of every attachment text
-/// stored (for the manifest), and the attachments skipped for a bad or hostile file.
+/// One item's documents, rendered and ready to write (see [`prepare_item`]), with the texts of
+/// its attachments already stored.
 #[derive(Debug, Default)]
-pub struct Written {
-    pub bytes: u64,
+pub struct Prepared {
+    /// `{itemId}/{attachmentId}` of every attachment text stored or found current.
     pub texts: Vec<String>,
     pub skipped: Vec<Skipped>,
+    /// The Markdown and metadata record; `None` when documents are off.
+    pub rendered: Option<Rendered>,
 }
 
-/// Everything documents add to one item, from the ONE call in the runner's item write path:
-/// the text of its copied attachments (`copied`: each attachment and what S3 stored), then its
-/// document and metadata. Called after the attachments and before the item's JSON.
+#[derive(Debug)]
+pub struct Rendered {
+    markdown: String,
+    json: Vec<u8>,
+    /// SHA-256 (hex) of the metadata record, which holds the Markdown's hash: the same value
+    /// means the same document.
+    pub sha256: String,
+}
+
+/// Everything documents add to one item, from the runner's item write path: the text of its
+/// copied attachments (`copied`: each attachment and what S3 stored; extracted and stored now,
+/// unless current), then its document and metadata rendered, for [`put`] to write. Called
+/// after the attachments were copied and before the item's JSON is written. `known_new`: no
+/// attachment text of the item can exist yet (the runner's fresh invocation), so none is
+/// looked up before it is written.
 #[allow(clippy::too_many_arguments)]
-pub async fn write_item(
+pub async fn prepare_item(
     blobs: &BlobStore,
     settings: &Settings,
     layout: &Layout,
@@ -77,15 +91,16 @@ pub async fn write_item(
     item_id: &str,
     doc: &Value,
     copied: &[(AttachmentRef, Stored)],
-) -> Result<Written, ExportError> {
-    let mut out = Written::default();
+    known_new: bool,
+) -> Result<Prepared, ExportError> {
+    let mut out = Prepared::default();
     if !settings.enabled {
         return Ok(out);
     }
     let mut attachments = Vec::with_capacity(copied.len());
     for (att, stored) in copied {
         let text_key = layout.attachment_text(item_id, &att.id);
-        let outcome = text::extract(blobs, settings, att, stored, &text_key).await?;
+        let outcome = text::extract(blobs, settings, att, stored, &text_key, known_new).await?;
         if outcome.key().is_some() {
             out.texts.push(format!("{item_id}/{}", att.id));
         }
@@ -106,8 +121,57 @@ pub async fn write_item(
             text_skipped: outcome.reason().map(str::to_owned),
         });
     }
-    out.bytes = write(blobs, layout, product, site_url, item_id, doc, attachments).await?;
+    out.rendered = Some(render(product, site_url, item_id, doc, attachments)?);
     Ok(out)
+}
+
+/// The Markdown and metadata record of one redacted item, serialized.
+pub fn render(
+    product: Product,
+    site_url: &str,
+    item_id: &str,
+    doc: &Value,
+    attachments: Vec<AttachmentMeta>,
+) -> Result<Rendered, ExportError> {
+    let (markdown, meta) = build(product, doc, site_url, attachments);
+    let json = serde_json::to_vec_pretty(&meta)
+        .map_err(|e| ExportError::Terminal(format!("document of item {item_id}: {e}")))?;
+    let sha256 = hex::encode(sha2::Sha256::digest(&json));
+    Ok(Rendered {
+        markdown,
+        json,
+        sha256,
+    })
+}
+
+/// Write one item's Markdown, then its metadata record (the record last: a crash in between
+/// leaves the old record, whose hash no longer matches, so the next run writes both again).
+/// The caller decides whether they changed (the item's object records the document's hash).
+/// Returns the bytes written.
+pub async fn put(
+    blobs: &BlobStore,
+    layout: &Layout,
+    item_id: &str,
+    rendered: Rendered,
+) -> Result<u64, ExportError> {
+    let written = (rendered.markdown.len() + rendered.json.len()) as u64;
+    blobs
+        .put_bytes(
+            &layout.document_markdown(item_id),
+            Bytes::from(rendered.markdown),
+            "text/markdown; charset=utf-8",
+            &[("item-id", item_id)],
+        )
+        .await?;
+    blobs
+        .put_bytes(
+            &layout.document_metadata(item_id),
+            Bytes::from(rendered.json),
+            "application/json",
+            &[("item-id", item_id), (CONTENT_SHA256, &rendered.sha256)],
+        )
+        .await?;
+    Ok(written)
 }
 
 /// The document keys a manifest lists.
@@ -181,51 +245,6 @@ pub fn build(
     meta.content_hash = content_hash(&markdown);
     meta.attachments = attachments;
     (markdown, meta)
-}
-
-/// Write the document and metadata of one redacted item, unless the stored metadata already
-/// has this content (the Markdown is written first and is part of the metadata's hash, so an
-/// unchanged metadata record means an unchanged document). Returns the bytes written.
-pub async fn write(
-    blobs: &BlobStore,
-    layout: &Layout,
-    product: Product,
-    site_url: &str,
-    item_id: &str,
-    doc: &Value,
-    attachments: Vec<AttachmentMeta>,
-) -> Result<u64, ExportError> {
-    let (markdown, meta) = build(product, doc, site_url, attachments);
-    let json = serde_json::to_vec_pretty(&meta)
-        .map_err(|e| ExportError::Terminal(format!("document of item {item_id}: {e}")))?;
-    let sha256 = hex::encode(sha2::Sha256::digest(&json));
-    let meta_key = layout.document_metadata(item_id);
-    if blobs
-        .metadata_of(&meta_key, CONTENT_SHA256)
-        .await?
-        .as_deref()
-        == Some(&sha256)
-    {
-        return Ok(0);
-    }
-    let written = (markdown.len() + json.len()) as u64;
-    blobs
-        .put_bytes(
-            &layout.document_markdown(item_id),
-            Bytes::from(markdown),
-            "text/markdown; charset=utf-8",
-            &[("item-id", item_id)],
-        )
-        .await?;
-    blobs
-        .put_bytes(
-            &meta_key,
-            Bytes::from(json),
-            "application/json",
-            &[("item-id", item_id), (CONTENT_SHA256, &sha256)],
-        )
-        .await?;
-    Ok(written)
 }
 
 /// Links the renderers cannot know: attachments (by file name: ADF media `alt`, storage

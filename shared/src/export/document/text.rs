@@ -78,13 +78,16 @@ fn outcome_of(reason: &SkipReason) -> TextOutcome {
     }
 }
 
-/// Extract the text of one stored attachment into `text_key`.
+/// Extract the text of one stored attachment into `text_key`, unless the text stored there
+/// already comes from this content. `known_new`: nothing can be stored there yet, so that is
+/// not asked.
 pub async fn extract(
     blobs: &BlobStore,
     settings: &Settings,
     att: &AttachmentRef,
     stored: &Stored,
     text_key: &str,
+    known_new: bool,
 ) -> Result<TextOutcome, ExportError> {
     let limits = settings.limits;
     let (name, mime) = (Some(att.filename.as_str()), Some(att.mime_type.as_str()));
@@ -92,7 +95,8 @@ pub async fn extract(
         return Ok(outcome_of(&reason));
     }
     let source = format!("{EXTRACTOR}:{}", stored.sha256_hex);
-    if blobs.metadata_of(text_key, SOURCE).await?.as_deref() == Some(source.as_str()) {
+    if !known_new && blobs.metadata_of(text_key, SOURCE).await?.as_deref() == Some(source.as_str())
+    {
         return Ok(TextOutcome::Extracted {
             key: text_key.to_owned(),
         });

@@ -49,17 +49,11 @@ impl Exporter {
     /// Export the current page from `done_in_page` to its end (or until the deadline). On
     /// [`Flow::Drained`] the page is closed (its state object written) and `ahead` holds what
     /// was fetched for the next page.
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn run_page<S: Source>(
         &self,
         source: &S,
         job: &mut Job,
-        owner: &str,
-        connector: &Connector,
-        layout: &Layout,
-        ctx: &Ctx<'_>,
-        session: &Session,
-        deadline: Instant,
+        run: &Run<'_>,
         query: &str,
         ahead: &mut Ahead,
     ) -> Result<Flow, ExportError> {
@@ -79,41 +73,20 @@ impl Exporter {
         let feed = self.feed(
             source,
             &frozen,
-            ctx,
-            session,
-            connector.options.all_comments,
+            run,
             ahead.batch.take(),
             next,
             first_of_next,
-            deadline,
             tx,
         );
         let write = async {
             let mut rx = rx;
             let mut last_save = Instant::now();
             let mut writes = Writes::new(self.item_concurrency);
-            let write = |item| {
-                self.export_item(
-                    &frozen,
-                    layout,
-                    ctx,
-                    session,
-                    item,
-                    connector.options.attachments,
-                    deadline,
-                )
-            };
+            let write = |item| self.export_item(&frozen, run, item);
             while let Some(landed) = writes.next(&mut rx, &write).await {
-                self.land(
-                    job,
-                    owner,
-                    layout,
-                    ctx.cloud_id,
-                    landed,
-                    page_len,
-                    &mut last_save,
-                )
-                .await?;
+                self.land(job, run, landed, page_len, &mut last_save)
+                    .await?;
             }
             writes.finish()
         };
@@ -139,15 +112,14 @@ impl Exporter {
         &self,
         source: &S,
         job: &Job,
-        ctx: &Ctx<'_>,
-        session: &Session,
-        all_comments: bool,
+        run: &Run<'_>,
         mut ready: Option<(Vec<String>, Result<Batch, ExportError>)>,
         next: Option<(&str, &str)>,
         first_of_next: bool,
-        deadline: Instant,
         mut tx: mpsc::Sender<Result<Fetched, ExportError>>,
     ) -> Ahead {
+        let (ctx, session, deadline) = (run.ctx, run.session, run.deadline);
+        let all_comments = run.connector.options.all_comments;
         let batch_size = self.batch_size_for::<S>();
         let ids = &job.checkpoint.page_ids;
         let mut at = job.checkpoint.done_in_page.min(ids.len());
@@ -223,17 +195,15 @@ impl Exporter {
     /// [`Exporter::checkpoint_every`]. Otherwise the page's end is saved with the next page's
     /// search (already fetched ahead), and between saves only this process's knowledge of a
     /// site-wide wait is checked (no AWS request).
-    #[allow(clippy::too_many_arguments)]
     async fn land(
         &self,
         job: &mut Job,
-        owner: &str,
-        layout: &Layout,
-        cloud: &CloudId,
+        run: &Run<'_>,
         landed: Landed,
         page_len: usize,
         last_save: &mut Instant,
     ) -> Result<(), ExportError> {
+        let (owner, layout, cloud) = (run.owner, run.layout, run.ctx.cloud_id);
         let mut skipped = landed.skipped;
         let mut unchanged = 0u64;
         for r in landed.results {

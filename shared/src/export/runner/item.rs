@@ -4,17 +4,14 @@ use super::departed::Keep;
 use super::*;
 
 impl Exporter {
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn export_item(
         &self,
         job: &Job,
-        layout: &Layout,
-        ctx: &Ctx<'_>,
-        session: &Session,
+        run: &Run<'_>,
         mut item: Item,
-        with_attachments: bool,
-        deadline: Instant,
     ) -> Result<ItemResult, ExportError> {
+        let (layout, ctx, session) = (run.layout, run.ctx, run.session);
+        let with_attachments = run.connector.options.attachments;
         let mut result = ItemResult::default();
         let mut copied = Vec::new();
         let mut keep = Keep::default();
@@ -24,7 +21,7 @@ impl Exporter {
             for att in std::mem::take(&mut item.attachments) {
                 // Inside a batch too: a batch of large attachments must not outrun the
                 // invocation. The batch is redone by the continuation (same keys).
-                if Instant::now() + self.deadline_margin >= deadline {
+                if Instant::now() + self.deadline_margin >= run.deadline {
                     return Err(ExportError::OutOfTime);
                 }
                 let key = layout.attachment(&item.id, &att.id, &att.filename);
@@ -50,7 +47,7 @@ impl Exporter {
         // redoes them with the item.
         // Boxed: rendering and extraction make a large future, and an unboxed one inflates
         // every enclosing future (a debug build overflowed a 2 MiB test-thread stack).
-        let docs = Box::pin(crate::export::document::write_item(
+        let docs = Box::pin(crate::export::document::prepare_item(
             &self.blobs,
             &self.documents,
             layout,
@@ -59,9 +56,9 @@ impl Exporter {
             &item.id,
             &item.doc,
             &copied,
+            run.fresh,
         ))
         .await?;
-        // `bytes` counts what was exported (items and attachments); documents are derived.
         if with_attachments && self.documents.enabled {
             let prefix = format!("{}/", item.id);
             let stored = docs
@@ -76,14 +73,35 @@ impl Exporter {
         let body = serde_json::to_vec(&item.doc)
             .map_err(|e| ExportError::Terminal(format!("item {}: {e}", item.id)))?;
         result.bytes += body.len() as u64;
-        // An unchanged item (an incremental run's overlap, a redone batch) is not written
-        // again: no new object version for the same content.
+        // The item's object records its own hash and its document's: one HeadObject tells
+        // whether either changed, and an unchanged item (an incremental run's overlap, a
+        // redone batch) is not written again (no new object version for the same content). A
+        // fresh invocation knows nothing is stored yet and does not ask.
         let key = layout.item(&item.id);
         let sha256 = hex::encode(sha2::Sha256::digest(&body));
-        let previous = self.blobs.metadata_of(&key, CONTENT_SHA256).await?;
-        if previous.as_deref() == Some(&sha256) {
+        let previous = if run.fresh {
+            None
+        } else {
+            self.blobs.metadata(&key).await?
+        };
+        let stored = |name: &str| previous.as_ref().and_then(|m| m.get(name));
+        let document = docs.rendered.map(|r| {
+            let changed = stored(DOCUMENT_SHA256) != Some(&r.sha256);
+            (r, changed)
+        });
+        let document_changed = document.as_ref().is_some_and(|(_, changed)| *changed);
+        if stored(CONTENT_SHA256) == Some(&sha256) && !document_changed {
             result.unchanged = true;
             return Ok(result);
+        }
+        let mut metadata = vec![("item-id", item.id.as_str()), (CONTENT_SHA256, &sha256)];
+        let document_sha256;
+        if let Some((rendered, changed)) = document {
+            document_sha256 = rendered.sha256.clone();
+            metadata.push((DOCUMENT_SHA256, &document_sha256));
+            if changed {
+                crate::export::document::put(&self.blobs, layout, &item.id, rendered).await?;
+            }
         }
         // Before the item's JSON, its last write (departed.rs says why). Only over an item
         // exported before: a new item has no departed attachments (a first full run costs no
@@ -92,12 +110,7 @@ impl Exporter {
             self.remove_departed(layout, &item.id, &keep).await?;
         }
         self.blobs
-            .put_bytes(
-                &key,
-                Bytes::from(body),
-                "application/json",
-                &[("item-id", &item.id), (CONTENT_SHA256, &sha256)],
-            )
+            .put_bytes(&key, Bytes::from(body), "application/json", &metadata)
             .await?;
         Ok(result)
     }
@@ -202,6 +215,9 @@ pub(super) struct ItemResult {
 
 /// Object metadata holding an item's SHA-256 (hex), to skip rewriting unchanged items.
 const CONTENT_SHA256: &str = "content-sha256";
+/// Object metadata of an item holding its document's SHA-256 (the metadata record's, which
+/// holds the Markdown's hash), to skip rewriting unchanged documents.
+const DOCUMENT_SHA256: &str = "document-sha256";
 
 /// Note in the item's JSON where its attachment landed.
 pub(super) fn mark_exported(doc: &mut Value, attachment_id: &str, key: &str, sha256: &str) {

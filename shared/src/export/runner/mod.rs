@@ -47,6 +47,7 @@ mod item;
 mod lifecycle;
 mod manifest;
 mod page;
+mod run;
 #[cfg(test)]
 mod tests;
 
@@ -54,6 +55,7 @@ use auth::Session;
 use batches::Ahead;
 use flow::Flow;
 pub use page::MAX_EMPTY_PAGES;
+use run::Run;
 
 /// Incremental runs look back this much further than the watermark (clock skew, Jira's
 /// eventual consistency).

@@ -45,41 +45,37 @@ impl Exporter {
         self.blobs
             .abort_uploads_under(&layout.attachments_root())
             .await?;
+        let fresh = job.invocations == 1 && self.blobs.is_empty_under(layout.root()).await?;
+        let run = Run {
+            owner,
+            connector: &connector,
+            layout: &layout,
+            ctx: &ctx,
+            session: &session,
+            deadline,
+            fresh,
+        };
         match job.product {
-            Product::Jira => {
-                self.drive_source(
-                    &Jira, job, owner, &connector, &layout, &ctx, &session, deadline,
-                )
-                .await
-            }
-            Product::Confluence => {
-                self.drive_source(
-                    &Confluence,
-                    job,
-                    owner,
-                    &connector,
-                    &layout,
-                    &ctx,
-                    &session,
-                    deadline,
-                )
-                .await
-            }
+            Product::Jira => self.drive_source(&Jira, job, &run).await,
+            Product::Confluence => self.drive_source(&Confluence, job, &run).await,
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) async fn drive_source<S: Source>(
         &self,
         source: &S,
         job: &mut Job,
-        owner: &str,
-        connector: &Connector,
-        layout: &Layout,
-        ctx: &Ctx<'_>,
-        session: &Session,
-        deadline: Instant,
+        run: &Run<'_>,
     ) -> Result<Step, ExportError> {
+        let Run {
+            owner,
+            connector,
+            layout,
+            ctx,
+            session,
+            deadline,
+            ..
+        } = *run;
         // Derived from stored values only, so every invocation of the job builds the same query
         // (a page cursor is valid only for the query that produced it). Jira and Confluence
         // evaluate the relative bound `updated >= "-Nm"` on their clock when each page is
@@ -198,10 +194,7 @@ impl Exporter {
                 self.checkpoint(job, owner, ctx.cloud_id).await?;
                 continue;
             }
-            let flow = Box::pin(self.run_page(
-                source, job, owner, connector, layout, ctx, session, deadline, &query, &mut ahead,
-            ))
-            .await?;
+            let flow = Box::pin(self.run_page(source, job, run, &query, &mut ahead)).await?;
             if flow == Flow::OutOfTime {
                 return Ok(Step::Paused);
             }
