@@ -3,7 +3,7 @@
 //! its endpoint on stdout and exits when its stdin closes (dropping the handle closes it).
 
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde_json::Value;
@@ -76,34 +76,17 @@ impl Drop for Helper {
     }
 }
 
-/// The S3 server exports are stored in during the bench, with its data directory.
+/// The S3 server exports are stored in during the bench (in its memory).
 pub struct S3Server {
     pub helper: Helper,
-    root: PathBuf,
 }
 
 impl S3Server {
-    /// `bench-s3` at `program`, storing under a fresh directory in the system temp dir, with the
-    /// emulator's credentials (`testing`/`testing`) so the SDK's SigV4 signatures check out.
+    /// `bench-s3` at `program`, with the emulator's credentials (`testing`/`testing`) so the
+    /// SDK's SigV4 signatures check out.
     pub fn start(program: &Path) -> Result<S3Server, String> {
-        let root = std::env::temp_dir().join(format!("bench-s3-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        let args = [
-            "--root",
-            &root.to_string_lossy(),
-            "--access-key",
-            "testing",
-            "--secret-key",
-            "testing",
-        ]
-        .map(str::to_owned);
+        let args = ["--access-key", "testing", "--secret-key", "testing"].map(str::to_owned);
         let helper = Helper::start(program, &args)?;
-        Ok(S3Server { helper, root })
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.root);
+        Ok(S3Server { helper })
     }
 }
