@@ -69,6 +69,7 @@ async fn run_requested(w: &World, tenant: &str, connector: &str, job: &str) {
         let cont = shared::events::ExportContinued {
             tenant: ev.tenant.clone(),
             job_id: ev.job_id.clone().unwrap_or_else(|| panic!()),
+            connector_id: Some(ev.connector_id.clone()),
         };
         outcome = exporter
             .continued(&cont, far())
@@ -209,6 +210,8 @@ async fn an_interrupted_erase_completes_when_run_again() {
             w.aws.names.bucket.clone(),
             w.aws.kms_key_id.clone(),
         ),
+        queue: w.api.eraser.queue.clone(),
+        clock: w.api.eraser.clock.clone(),
     };
     tokio::select! {
         done = interrupted.erase_connection(&tenant, &id) => {

@@ -10,15 +10,25 @@
 //! (runner/erased.rs). Whatever it wrote before the tombstone existed is in the sweep's
 //! listing; whatever it wrote after, it sees the tombstone and removes.
 //!
+//! An invocation killed after such a write and before its clean-up leaves it behind: every
+//! erase therefore ends by asking for a re-sweep after the longest invocation, and a retry of
+//! the killed invocation's event sweeps too (later.rs). A tenant erase runs asynchronously in
+//! the export function (later.rs).
+//!
 //! Idempotent and resumable: the connection record is deleted last, so an interrupted erase
 //! is completed by running it again; erasing what is already gone reports zero.
 
+pub mod later;
+
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::blob::{BlobError, BlobStore};
+use crate::clock::Clock;
+use crate::error::AwsError;
+use crate::export::resume::Resumer;
 use crate::export::keys::{Layout, connection_prefix, tenant_prefix};
 use crate::ids::{ConnectionId, ConnectorId, TenantId};
+use later::Resweep;
 use crate::store::attrs_public::{item_s, keys_of};
 use crate::store::erasures::Erasure;
 use crate::store::{Connection, ConnectionStatus, Store, StoreError};
@@ -40,9 +50,19 @@ pub enum EraseError {
     Blob(#[from] BlobError),
 }
 
+impl From<AwsError> for EraseError {
+    fn from(e: AwsError) -> Self {
+        EraseError::Store(StoreError::Aws(e))
+    }
+}
+
 pub struct Eraser {
     pub store: Store,
     pub blobs: BlobStore,
+    /// The resume queue: the delayed re-sweep, the asynchronous tenant erase (later.rs).
+    pub queue: Resumer,
+    /// Tombstones' and messages' times.
+    pub clock: Clock,
 }
 
 impl Eraser {
@@ -55,7 +75,15 @@ impl Eraser {
             return Ok(Erased::default());
         };
         self.tombstone(tenant, Erasure::Connection(id)).await?;
-        self.erase_loaded(&conn).await
+        let erased = self.erase_loaded(&conn).await?;
+        self.resweep_later(Resweep::connection(
+            tenant,
+            conn.product,
+            &conn.cloud_id,
+            self.clock.now(),
+        ))
+        .await?;
+        Ok(erased)
     }
 
     /// One connector: its jobs, itself, and everything under its layout's root. `None` when
@@ -83,8 +111,9 @@ impl Eraser {
             .filter_map(keys_of)
             .collect();
         erased.items += self.store.delete_items(&doomed).await?;
-        // Without its connection the cloud is unknown; erasing the connection (or the tenant)
-        // sweeps the prefix this one is under.
+        // Without its connection the site is unknown; erasing the connection (or the tenant)
+        // sweeps the prefix this one is under, and the re-sweep looks under every site.
+        let mut later = Resweep::connector(tenant, id, self.clock.now());
         if let Some(conn) = self
             .store
             .get_connection(tenant, &connector.connection_id)
@@ -92,7 +121,10 @@ impl Eraser {
         {
             let root = Layout::new(tenant, conn.product, &conn.cloud_id, id);
             erased.objects += self.sweep(root.root()).await?;
+            later.product = Some(conn.product);
+            later.cloud_id = Some(conn.cloud_id);
         }
+        self.resweep_later(later).await?;
         tracing::info!(tenant = %tenant, connector_id = %id, items = erased.items, count = erased.objects, "connector erased");
         Ok(Some(erased))
     }
@@ -101,7 +133,7 @@ impl Eraser {
     async fn tombstone(&self, tenant: &TenantId, what: Erasure<'_>) -> Result<(), EraseError> {
         Ok(self
             .store
-            .put_tombstone(tenant, what, OffsetDateTime::now_utc())
+            .put_tombstone(tenant, what, self.clock.now())
             .await?)
     }
 
@@ -124,7 +156,7 @@ impl Eraser {
                         grant,
                         ConnectionStatus::Revoked,
                         "erasure requested",
-                        OffsetDateTime::now_utc(),
+                        self.clock.now(),
                     )
                     .await?;
                 // The grant's tokens go with its last connection; other connections of the
@@ -143,6 +175,11 @@ impl Eraser {
             .filter(|i| item_s(i, "connection_id") == Some(conn.id.as_str()))
             .filter_map(|i| item_s(i, "connector_id").map(str::to_owned))
             .collect();
+        // Each of its connectors tombstoned too: a retry of a killed invocation knows its
+        // connector, not always its connection (later.rs).
+        for k in connector_ids.iter().filter_map(|k| ConnectorId::parse(k.clone()).ok()) {
+            self.tombstone(&conn.tenant, Erasure::Connector(&k)).await?;
+        }
         let doomed: Vec<(String, String)> = items
             .iter()
             .filter(|i| {
@@ -188,6 +225,8 @@ impl Eraser {
             .collect();
         erased.items += self.store.delete_items(&rest).await?;
         erased.objects += self.sweep(&tenant_prefix(tenant)).await?;
+        self.resweep_later(Resweep::tenant(tenant, self.clock.now()))
+            .await?;
         tracing::info!(tenant = %tenant, items = erased.items, count = erased.objects, "tenant erased");
         Ok(erased)
     }
