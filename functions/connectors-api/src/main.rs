@@ -1,12 +1,12 @@
 use lambda_http::{Error, Request, run, service_fn};
 use shared::aws::AwsClients;
 use shared::blob::BlobStore;
+use shared::clock::Clock;
 use shared::config::Config;
 use shared::connect::Authorizer;
-use shared::clock::Clock;
 use shared::erase::Eraser;
-use shared::export::resume::Resumer;
 use shared::events::EventBus;
+use shared::export::resume::Resumer;
 use shared::store::Store;
 
 #[tokio::main]

@@ -1,8 +1,8 @@
 //! The routes beyond `POST /authorizations`. Every lookup is scoped by the tenant given in the
 //! request: an id of another tenant is simply not found (no existence leak).
 
-use lambda_http::http::header::{self, HeaderValue};
 use lambda_http::http::StatusCode;
+use lambda_http::http::header::{self, HeaderValue};
 use lambda_http::{Body, Request};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -110,9 +110,9 @@ enum QueueMessage {
 
 fn queue_message(body: &str) -> Result<QueueMessage, serde_json::Error> {
     let value: Value = serde_json::from_str(body)?;
-    let is_task = value
-        .as_object()
-        .is_some_and(|o| o.len() == 1 && (o.contains_key("sweep") || o.contains_key("erase_tenant")));
+    let is_task = value.as_object().is_some_and(|o| {
+        o.len() == 1 && (o.contains_key("sweep") || o.contains_key("erase_tenant"))
+    });
     if is_task {
         Ok(QueueMessage::Erase(serde_json::from_value(value)?))
     } else {

@@ -137,9 +137,9 @@ impl Eraser {
                 Ok(TaskDone::SentOn)
             }
             EraseTask::Sweep(s) => Ok(TaskDone::Swept(self.resweep(s).await?)),
-            EraseTask::EraseTenant(t) => {
-                Ok(TaskDone::TenantErased(self.run_tenant_erase(&t.tenant).await?))
-            }
+            EraseTask::EraseTenant(t) => Ok(TaskDone::TenantErased(
+                self.run_tenant_erase(&t.tenant).await?,
+            )),
         }
     }
 

@@ -25,13 +25,13 @@ use serde::Serialize;
 use crate::blob::{BlobError, BlobStore};
 use crate::clock::Clock;
 use crate::error::AwsError;
-use crate::export::resume::Resumer;
 use crate::export::keys::{Layout, connection_prefix, tenant_prefix};
+use crate::export::resume::Resumer;
 use crate::ids::{ConnectionId, ConnectorId, TenantId};
-use later::Resweep;
 use crate::store::attrs_public::{item_s, keys_of};
 use crate::store::erasures::Erasure;
 use crate::store::{Connection, ConnectionStatus, Store, StoreError};
+use later::Resweep;
 
 /// What an erase removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -177,7 +177,10 @@ impl Eraser {
             .collect();
         // Each of its connectors tombstoned too: a retry of a killed invocation knows its
         // connector, not always its connection (later.rs).
-        for k in connector_ids.iter().filter_map(|k| ConnectorId::parse(k.clone()).ok()) {
+        for k in connector_ids
+            .iter()
+            .filter_map(|k| ConnectorId::parse(k.clone()).ok())
+        {
             self.tombstone(&conn.tenant, Erasure::Connector(&k)).await?;
         }
         let doomed: Vec<(String, String)> = items

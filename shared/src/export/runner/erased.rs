@@ -4,9 +4,9 @@
 //! connector's prefix itself: after its last write, so nothing it wrote is left.
 
 use super::*;
+use crate::erase::later::Resweep;
 use crate::erase::{EraseError, Eraser};
 use crate::ids::{ConnectorId, TenantId};
-use crate::erase::later::Resweep;
 use crate::store::erasures::Erasure;
 
 impl Exporter {
@@ -93,10 +93,7 @@ impl Exporter {
             return Ok(0);
         };
         let sweep = Resweep::connector(tenant, connector, self.clock.now());
-        let removed = self
-            .eraser()
-            .resweep(&sweep)
-            .await?;
+        let removed = self.eraser().resweep(&sweep).await?;
         if removed > 0 {
             tracing::info!(
                 count = removed,
