@@ -226,3 +226,27 @@ pub async fn handle(
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_messages_are_read_strictly() {
+        let resume = r#"{"tenant":"acme","job_id":"job-20260101-00","at":"2026-01-01T00:00:00Z"}"#;
+        assert!(matches!(queue_message(resume), Ok(QueueMessage::Resume(_))));
+        let sweep = r#"{"sweep":{"tenant":"acme","at":"2026-01-01T00:00:00Z"}}"#;
+        assert!(matches!(queue_message(sweep), Ok(QueueMessage::Erase(_))));
+        let erase = r#"{"erase_tenant":{"tenant":"acme"}}"#;
+        assert!(matches!(queue_message(erase), Ok(QueueMessage::Erase(_))));
+        for bad in [
+            r#"{"sweep":{"tenant":"acme","at":"2026-01-01T00:00:00Z","prefix":"acme/"}}"#,
+            r#"{"sweep":{"tenant":"../x","at":"2026-01-01T00:00:00Z"}}"#,
+            r#"{"erase_tenant":{"tenant":"acme"},"sweep":{}}"#,
+            r#"{"erase_tenant":"acme"}"#,
+            r#"[]"#,
+        ] {
+            assert!(queue_message(bad).is_err(), "{bad}");
+        }
+    }
+}

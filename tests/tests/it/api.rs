@@ -53,7 +53,7 @@ pub(crate) async fn put_connector(w: &World, tenant: &str, conn: &str, id: &str)
 }
 
 /// Run the export the API requested, as the bus would deliver it.
-async fn run_requested(w: &World, tenant: &str, connector: &str, job: &str) {
+pub(crate) async fn run_requested(w: &World, tenant: &str, connector: &str, job: &str) {
     let exporter = exporter_for(w).await;
     let ev = ExportRequested {
         tenant: TenantId::parse(tenant).unwrap_or_else(|e| panic!("{e}")),

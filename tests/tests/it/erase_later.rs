@@ -18,7 +18,7 @@ use shared::events::{ExportContinued, ExportRequested};
 use shared::export::runner::{Exporter, Outcome};
 use shared::ids::TenantId;
 
-use crate::api::{put_connector, start_export, two_tenants};
+use crate::api::{put_connector, run_requested, start_export, two_tenants};
 use crate::connect::World;
 use crate::export_harness::{MIB, exporter_for, far};
 use crate::s3_hold::S3Hold;
@@ -280,4 +280,62 @@ async fn the_delayed_resweep_removes_what_a_killed_writer_left_after_a_tenant_er
     // Idempotent: once more removes nothing and fails nothing.
     deliver(&exporter, &sweep).await;
     acme_untouched(&w).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_delayed_resweep_spares_a_tenant_that_came_back() {
+    let (w, _, globex) = two_tenants().await;
+    put_connector(&w, "globex", &globex, "jira-main").await;
+    let job = start_export(&w, "globex", "jira-main").await;
+    run_requested(&w, "globex", "jira-main", &job).await;
+    let before = versions_under(&w, "globex/").await;
+    let site = before
+        .first()
+        .and_then(|k| k.split_once("/jira-main/"))
+        .map(|(site, _)| site.to_owned())
+        .unwrap_or_else(|| panic!("no export of globex: {before:?}"));
+    erase_tenant(&w, "globex").await;
+    let sweep: Vec<String> = take_queue(&w)
+        .await
+        .into_iter()
+        .filter(|b| b.starts_with(r#"{"sweep":"#))
+        .collect();
+    assert_eq!(sweep.len(), 1, "{sweep:?}");
+
+    // globex connects the same site again and exports the same connector again; an object of
+    // a connector it did not create again is left over (as by a killed writer).
+    let back = w
+        .consent(&w.authorize_for("globex", "jira", None).await, true)
+        .await;
+    assert_eq!(w.callback(&back).await.status(), StatusCode::OK);
+    put_connector(&w, "globex", &globex, "jira-main").await;
+    let job = start_export(&w, "globex", "jira-main").await;
+    run_requested(&w, "globex", "jira-main", &job).await;
+    let leftover = format!("{site}/jira-old/items/1.json");
+    w.aws
+        .clients
+        .s3
+        .put_object()
+        .bucket(&w.aws.names.bucket)
+        .key(&leftover)
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let live = versions_under(&w, &format!("{site}/jira-main/")).await;
+    assert!(!live.is_empty());
+
+    w.site.advance_clock(Duration::from_secs(901));
+    deliver(&exporter_for(&w).await, &sweep).await;
+    assert_eq!(
+        versions_under(&w, &format!("{site}/jira-main/")).await,
+        live,
+        "the re-sweep removed the live connector's objects"
+    );
+    assert!(
+        versions_under(&w, &format!("{site}/jira-old/"))
+            .await
+            .is_empty(),
+        "the re-sweep left the erased connector's leftover"
+    );
 }
