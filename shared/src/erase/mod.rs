@@ -19,6 +19,7 @@
 //! is completed by running it again; erasing what is already gone reports zero.
 
 pub mod later;
+mod resweep;
 
 use serde::Serialize;
 
