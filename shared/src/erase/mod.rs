@@ -76,15 +76,8 @@ impl Eraser {
             return Ok(Erased::default());
         };
         self.tombstone(tenant, Erasure::Connection(id)).await?;
-        let erased = self.erase_loaded(&conn).await?;
-        self.resweep_later(Resweep::connection(
-            tenant,
-            conn.product,
-            &conn.cloud_id,
-            self.clock.now(),
-        ))
-        .await?;
-        Ok(erased)
+        let later = Resweep::connection(tenant, conn.product, &conn.cloud_id, self.clock.now());
+        self.erase_loaded(&conn, Some(later)).await
     }
 
     /// One connector: its jobs, itself, and everything under its layout's root. `None` when
@@ -99,19 +92,20 @@ impl Eraser {
         };
         self.tombstone(tenant, Erasure::Connector(id)).await?;
         let mut erased = Erased::default();
-        let doomed: Vec<(String, String)> = self
+        // Its jobs first; its own record last, after the re-sweep is asked for, so that an
+        // interrupted erase is completed, re-sweep included, by running it again.
+        let jobs: Vec<(String, String)> = self
             .store
             .tenant_items(tenant)
             .await?
             .iter()
             .filter(|i| {
-                let sk = item_s(i, "sk").unwrap_or_default();
-                (sk.starts_with("JOB#") || sk.starts_with("CONNECTOR#"))
+                item_s(i, "sk").is_some_and(|sk| sk.starts_with("JOB#"))
                     && item_s(i, "connector_id") == Some(id.as_str())
             })
             .filter_map(keys_of)
             .collect();
-        erased.items += self.store.delete_items(&doomed).await?;
+        erased.items += self.store.delete_items(&jobs).await?;
         // Without its connection the site is unknown; erasing the connection (or the tenant)
         // sweeps the prefix this one is under, and the re-sweep looks under every site.
         let mut later = Resweep::connector(tenant, id, self.clock.now());
@@ -126,6 +120,10 @@ impl Eraser {
             later.cloud_id = Some(conn.cloud_id);
         }
         self.resweep_later(later).await?;
+        erased.items += self
+            .store
+            .delete_items(&[crate::store::connectors::connector_key(tenant, id)])
+            .await?;
         tracing::info!(tenant = %tenant, connector_id = %id, items = erased.items, count = erased.objects, "connector erased");
         Ok(Some(erased))
     }
@@ -145,7 +143,13 @@ impl Eraser {
         Ok(self.blobs.delete_prefix(prefix).await?)
     }
 
-    async fn erase_loaded(&self, conn: &Connection) -> Result<Erased, EraseError> {
+    /// One connection; `later`, the re-sweep to ask for once its jobs are gone and before its
+    /// record goes (a connection erase; a tenant erase asks for its own at its end).
+    async fn erase_loaded(
+        &self,
+        conn: &Connection,
+        later: Option<Resweep>,
+    ) -> Result<Erased, EraseError> {
         let mut erased = Erased::default();
         // Tokens go first; the record (without tokens) is kept until the end so an
         // interrupted erase can be resumed.
@@ -198,6 +202,9 @@ impl Eraser {
         erased.items += self.store.delete_items(&doomed).await?;
         let prefix = connection_prefix(&conn.tenant, conn.product, &conn.cloud_id);
         erased.objects += self.sweep(&prefix).await?;
+        if let Some(later) = later {
+            self.resweep_later(later).await?;
+        }
         erased.items += self
             .store
             .delete_items(&[(
@@ -216,7 +223,7 @@ impl Eraser {
         self.tombstone(tenant, Erasure::Tenant).await?;
         let mut erased = Erased::default();
         for conn in self.store.list_connections(tenant).await? {
-            let e = self.erase_loaded(&conn).await?;
+            let e = self.erase_loaded(&conn, None).await?;
             erased.items += e.items;
             erased.objects += e.objects;
         }
