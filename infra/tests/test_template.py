@@ -32,8 +32,12 @@ SIZES = {  # MemorySize (MB), Timeout (s)
     "oauth-callback": (256, 30),
     "connectors-api": (256, 30),
     "token-refresh": (256, 300),
-    "export": (1024, 900),
+    "export": (1024, 840),
 }
+
+# An erase's delayed re-sweep (shared/src/erase/later.rs) comes SQS's longest delay after it:
+# the export function's timeout must be below it.
+SQS_MAX_DELAY = 900
 
 
 def test_the_public_callback_has_reserved_concurrency(template):
@@ -113,6 +117,11 @@ ALLOWED = {
     )
     | grant(["kms:Decrypt"], [KEY])
     | PUBLISH
+    # Erase tasks to the resume queue: every erase's delayed re-sweep, and the tenant erase
+    # that the export function runs (DELETE /tenants answers 202). Sending only; the queue is
+    # encrypted with the stack key (KMS_USE "sqs").
+    | grant(["sqs:SendMessage"], [RESUME])
+    | grant(["kms:GenerateDataKey", "kms:Decrypt"], [KEY])
     | grant(["s3:ListBucketVersions", "s3:ListBucketMultipartUploads"], [BUCKET])
     | grant(["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:AbortMultipartUpload"], [OBJECTS]),
     # Reads due grants from the refresh-due index, refreshes them, publishes ConnectionRevoked;
@@ -160,7 +169,10 @@ KMS_USE = {
         "envelope": {"kms:GenerateDataKey"},
         "via": {"secretsmanager": {"kms:Decrypt"}, "lambda": {"kms:Decrypt"}},
     },
-    "connectors-api": {"envelope": set(), "via": {"lambda": {"kms:Decrypt"}}},
+    "connectors-api": {
+        "envelope": set(),
+        "via": {"lambda": {"kms:Decrypt"}, "sqs": {"kms:GenerateDataKey", "kms:Decrypt"}},
+    },
     "token-refresh": {
         "envelope": {"kms:GenerateDataKey", "kms:Decrypt"},
         "via": {"secretsmanager": {"kms:Decrypt"}, "lambda": {"kms:Decrypt"}},
@@ -197,7 +209,7 @@ APP_VARS = {
 ENVIRONMENT = {
     "oauth-callback": APP_VARS | {"OAUTH_REDIRECT_URL", "ALLOWED_RETURN_URLS", "JOB_RETENTION_DAYS"},
     "connectors-api": APP_VARS
-    | {"BUCKET_NAME", "OAUTH_REDIRECT_URL", "ALLOWED_RETURN_URLS", "JOB_RETENTION_DAYS"},
+    | {"BUCKET_NAME", "OAUTH_REDIRECT_URL", "ALLOWED_RETURN_URLS", "JOB_RETENTION_DAYS", "RESUME_QUEUE_URL"},
     "token-refresh": APP_VARS,
     "export": APP_VARS | {"BUCKET_NAME", "JOB_RETENTION_DAYS", "RESUME_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"},
 }
@@ -438,7 +450,18 @@ def test_only_export_may_send_to_the_dead_letter_queue(template):
         dlq = {a for a, r in granted(template, name) if r == DLQ}
         assert dlq == ({"sqs:SendMessage"} if name == "export" else set()), name
         sqs = {r for a, r in granted(template, name) if a.startswith("sqs:")}
-        assert sqs <= ({DLQ, RESUME} if name == "export" else set()), name
+        allowed = {"export": {DLQ, RESUME}, "connectors-api": {RESUME}}.get(name, set())
+        assert sqs <= allowed, name
+
+
+def test_the_api_only_sends_to_the_resume_queue(template):
+    sqs = {(a, r) for a, r in granted(template, "connectors-api") if a.startswith("sqs:")}
+    assert sqs == {("sqs:SendMessage", RESUME)}
+
+
+def test_the_export_timeout_is_below_the_resweep_delay(template):
+    assert SIZES["export"][1] < SQS_MAX_DELAY
+    assert str(SQS_MAX_DELAY) in (ROOT / "shared/src/export/resume.rs").read_text()
 
 
 def test_resume_queue_is_encrypted_redriven_and_read_by_export_only(template):

@@ -500,6 +500,48 @@ impl BlobStore {
         }
     }
 
+    /// The "directories" right under `prefix` (common prefixes at the next `/`), over every
+    /// object version, so a prefix holding only old versions or delete markers is listed too
+    /// (ListObjectVersions with a delimiter: the erase's own permission). `prefix` must be
+    /// non-empty and end with `/`.
+    pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, BlobError> {
+        check_prefix(prefix)?;
+        let mut dirs: Vec<String> = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut version_id_marker: Option<String> = None;
+        loop {
+            let page = self
+                .s3
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .delimiter("/")
+                .set_key_marker(key_marker.take())
+                .set_version_id_marker(version_id_marker.take())
+                .send()
+                .await
+                .map_err(|e| AwsError::new("ListObjectVersions", &e))?;
+            for p in page.common_prefixes() {
+                if let Some(dir) = p.prefix().filter(|d| d.starts_with(prefix))
+                    && !dirs.iter().any(|d| d == dir)
+                {
+                    dirs.push(dir.to_owned());
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(dirs);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            version_id_marker = page.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() && version_id_marker.is_none() {
+                return Err(BlobError::MissingField {
+                    operation: "ListObjectVersions",
+                    missing: "next marker on a truncated page",
+                });
+            }
+        }
+    }
+
     async fn put_object(
         &self,
         key: &str,

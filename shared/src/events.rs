@@ -58,6 +58,11 @@ pub struct ExportRequested {
 pub struct ExportContinued {
     pub tenant: TenantId,
     pub job_id: JobId,
+    /// The job's connector (absent in events from before issue 16, which still parse): a
+    /// retry that finds the job erased sweeps what an invocation killed before its own
+    /// clean-up wrote under this connector (shared/src/erase/later.rs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<ConnectorId>,
 }
 
 /// An export finished; its manifest lists every item.

@@ -143,6 +143,14 @@ async fn dispatch(api: &Api, req: &Request) -> (&'static str, Handled) {
             "/tenants/{tenant}",
             Err(ApiError::method_not_allowed("DELETE")),
         ),
+        ["tenants", tenant, "erasure"] if m == Method::GET => (
+            "GET /tenants/{tenant}/erasure",
+            routes::tenant_erasure(api, tenant).await,
+        ),
+        ["tenants", _, "erasure"] => (
+            "/tenants/{tenant}/erasure",
+            Err(ApiError::method_not_allowed("GET")),
+        ),
         ["connectors", id] if m == Method::PUT => (
             "PUT /connectors/{id}",
             routes::put_connector(api, req, id).await,

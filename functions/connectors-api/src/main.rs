@@ -1,10 +1,12 @@
 use lambda_http::{Error, Request, run, service_fn};
 use shared::aws::AwsClients;
 use shared::blob::BlobStore;
+use shared::clock::Clock;
 use shared::config::Config;
 use shared::connect::Authorizer;
 use shared::erase::Eraser;
 use shared::events::EventBus;
+use shared::export::resume::Resumer;
 use shared::store::Store;
 
 #[tokio::main]
@@ -20,6 +22,9 @@ async fn main() -> Result<(), Error> {
             config.bucket()?.to_owned(),
             config.kms_key_id.clone(),
         ),
+        // The delayed re-sweep after every erase, and the asynchronous tenant erase.
+        queue: Resumer::new(aws.sqs.clone(), config.resume_queue_url.clone()),
+        clock: Clock::system(),
     };
     let events = EventBus::new(aws.eventbridge.clone(), config.event_bus_name.clone());
     let api = connectors_api::Api {

@@ -62,6 +62,8 @@ async fn api() -> Api {
         eraser: Eraser {
             store: Store::new(aws.dynamodb.clone(), "connectors"),
             blobs: BlobStore::new(aws.s3.clone(), "exports", "alias/connectors"),
+            queue: shared::export::resume::Resumer::new(aws.sqs.clone(), None),
+            clock: shared::clock::Clock::system(),
         },
         events: EventBus::new(aws.eventbridge.clone(), "default"),
         connect: Authorizer::from_config(config, &aws),

@@ -1,10 +1,12 @@
 //! The export function: EventBridge delivers `ExportRequested` and `ExportContinued` events
 //! (the envelope's `detail-type` names which); the shared runner does the work. The resume
 //! queue (SQS, an event source mapping) delivers the delayed messages of jobs that wait
-//! (`shared::export::resume`).
+//! (`shared::export::resume`), the erase's delayed re-sweep and the asynchronous tenant erase
+//! (`shared::erase::later`).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shared::erase::later::EraseTask;
 use shared::events::{ExportContinued, ExportRequested};
 use shared::export::ExportError;
 use shared::export::resume::ResumeAt;
@@ -98,13 +100,33 @@ struct SqsRecord {
     body: String,
 }
 
-/// Resume-queue messages: each one is sent on (its time not yet come) or turned into an
-/// `ExportContinued`. Answers with the ids of the messages that failed
-/// (`ReportBatchItemFailures`), so only those come back.
+/// A resume-queue message: a job's delayed resume, or a task for the eraser
+/// (`{"sweep": …}` / `{"erase_tenant": …}`, shared/src/erase/later.rs). Read strictly.
+#[derive(Debug)]
+enum QueueMessage {
+    Resume(ResumeAt),
+    Erase(EraseTask),
+}
+
+fn queue_message(body: &str) -> Result<QueueMessage, serde_json::Error> {
+    let value: Value = serde_json::from_str(body)?;
+    let is_task = value.as_object().is_some_and(|o| {
+        o.len() == 1 && (o.contains_key("sweep") || o.contains_key("erase_tenant"))
+    });
+    if is_task {
+        Ok(QueueMessage::Erase(serde_json::from_value(value)?))
+    } else {
+        Ok(QueueMessage::Resume(serde_json::from_value(value)?))
+    }
+}
+
+/// Resume-queue messages: each one is sent on (its time not yet come), turned into an
+/// `ExportContinued`, or run (an eraser's task). Answers with the ids of the messages that
+/// failed (`ReportBatchItemFailures`), so only those come back.
 async fn resume_batch(exporter: &Exporter, event: SqsEvent) -> Value {
     let mut failed = Vec::new();
     for record in event.records {
-        let msg: ResumeAt = match serde_json::from_str(&record.body) {
+        let msg = match queue_message(&record.body) {
             Ok(m) => m,
             Err(e) => {
                 // Retrying an unreadable message cannot help: drop it (the sweeper resumes
@@ -113,14 +135,31 @@ async fn resume_batch(exporter: &Exporter, event: SqsEvent) -> Value {
                 continue;
             }
         };
-        match exporter.resume_due(&msg).await {
-            Ok(published) => {
-                tracing::info!(tenant = %msg.tenant, job_id = %msg.job_id, published, "resume message handled")
-            }
-            Err(e) => {
-                tracing::warn!(tenant = %msg.tenant, job_id = %msg.job_id, error = %e, "resume message failed; it comes back");
-                failed.push(json!({ "itemIdentifier": record.message_id }));
-            }
+        let ok = match msg {
+            QueueMessage::Resume(msg) => match exporter.resume_due(&msg).await {
+                Ok(published) => {
+                    tracing::info!(tenant = %msg.tenant, job_id = %msg.job_id, published, "resume message handled");
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %msg.tenant, job_id = %msg.job_id, error = %e, "resume message failed; it comes back");
+                    false
+                }
+            },
+            QueueMessage::Erase(task) => match exporter.eraser().handle(&task).await {
+                Ok(done) => {
+                    tracing::info!(outcome = ?done, "erase task handled");
+                    true
+                }
+                // Erasing is idempotent: the message comes back and the task runs again.
+                Err(e) => {
+                    tracing::warn!(error = %e, "erase task failed; it comes back");
+                    false
+                }
+            },
+        };
+        if !ok {
+            failed.push(json!({ "itemIdentifier": record.message_id }));
         }
     }
     json!({ "batchItemFailures": failed })
@@ -185,5 +224,29 @@ pub async fn handle(
         // A terminal error before a job existed (unknown connector): nothing to retry.
         Err(e) if e.is_terminal() => Ok(json!({ "outcome": "rejected", "reason": e.to_string() })),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_messages_are_read_strictly() {
+        let resume = r#"{"tenant":"acme","job_id":"job-20260101-00","at":"2026-01-01T00:00:00Z"}"#;
+        assert!(matches!(queue_message(resume), Ok(QueueMessage::Resume(_))));
+        let sweep = r#"{"sweep":{"tenant":"acme","at":"2026-01-01T00:00:00Z"}}"#;
+        assert!(matches!(queue_message(sweep), Ok(QueueMessage::Erase(_))));
+        let erase = r#"{"erase_tenant":{"tenant":"acme"}}"#;
+        assert!(matches!(queue_message(erase), Ok(QueueMessage::Erase(_))));
+        for bad in [
+            r#"{"sweep":{"tenant":"acme","at":"2026-01-01T00:00:00Z","prefix":"acme/"}}"#,
+            r#"{"sweep":{"tenant":"../x","at":"2026-01-01T00:00:00Z"}}"#,
+            r#"{"erase_tenant":{"tenant":"acme"},"sweep":{}}"#,
+            r#"{"erase_tenant":"acme"}"#,
+            r#"[]"#,
+        ] {
+            assert!(queue_message(bad).is_err(), "{bad}");
+        }
     }
 }

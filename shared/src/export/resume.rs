@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::AwsError;
-use crate::ids::{JobId, TenantId};
+use crate::ids::{ConnectorId, JobId, TenantId};
 
 /// The longest delay SQS applies to one message.
 pub const MAX_DELAY_SECS: i64 = 900;
@@ -21,6 +21,10 @@ pub const MAX_DELAY_SECS: i64 = 900;
 pub struct ResumeAt {
     pub tenant: TenantId,
     pub job_id: JobId,
+    /// The job's connector (absent in messages from before issue 16): carried on into
+    /// `ExportContinued`, so a retry that finds the job erased can sweep what it wrote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<ConnectorId>,
     /// Not before this (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
@@ -34,6 +38,10 @@ pub struct Resumer {
     queue_url: Option<String>,
     /// The stack's dead-letter queue: where a job that kept dying is reported.
     dead_letter_url: Option<String>,
+    /// The longest delay put on a message: SQS's [`MAX_DELAY_SECS`]; less only where delays
+    /// cannot be waited out (tests, which move a clock instead: every message carries its
+    /// due time and is sent on while that has not come).
+    delay_cap: i32,
 }
 
 /// Seconds to delay a message due at `at`, seen at `now`: 0..=900.
@@ -48,7 +56,42 @@ impl Resumer {
             sqs,
             queue_url,
             dead_letter_url: None,
+            delay_cap: MAX_DELAY_SECS as i32,
         }
+    }
+
+    /// Cap every delay at `secs` (tests: 0 makes messages visible at once, and the handler
+    /// sends a message on until its due time has come on the test's clock).
+    pub fn with_delay_cap(mut self, secs: i32) -> Resumer {
+        self.delay_cap = secs.clamp(0, MAX_DELAY_SECS as i32);
+        self
+    }
+
+    /// Send `body` (JSON) to the queue, delivered at `at` or up to 15 minutes before (the
+    /// receiver sends it on while its time has not come). `false` without a queue.
+    pub async fn send_at<T: Serialize>(
+        &self,
+        body: &T,
+        at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<bool, AwsError> {
+        let Some(url) = &self.queue_url else {
+            return Ok(false);
+        };
+        let body = serde_json::to_string(body).map_err(|e| AwsError {
+            operation: "sqs:SendMessage",
+            code: None,
+            detail: format!("message could not be serialised: {e}"),
+        })?;
+        self.sqs
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .delay_seconds(delay_secs(at, now).min(self.delay_cap))
+            .send()
+            .await
+            .map_err(|e| AwsError::new("sqs:SendMessage", &e))?;
+        Ok(true)
     }
 
     /// Report jobs that kept dying to this queue (the dead-letter queue).
@@ -88,23 +131,9 @@ impl Resumer {
 
     /// Ask for a delivery of `msg` at `msg.at` (or up to 15 minutes before it, for a chain).
     pub async fn schedule(&self, msg: &ResumeAt, now: OffsetDateTime) -> Result<(), AwsError> {
-        let Some(url) = &self.queue_url else {
+        if !self.send_at(msg, msg.at, now).await? {
             tracing::info!(resume_at = %msg.at, "no resume queue configured; the sweeper resumes the job");
-            return Ok(());
-        };
-        let body = serde_json::to_string(msg).map_err(|e| AwsError {
-            operation: "sqs:SendMessage",
-            code: None,
-            detail: format!("message could not be serialised: {e}"),
-        })?;
-        self.sqs
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .delay_seconds(delay_secs(msg.at, now))
-            .send()
-            .await
-            .map_err(|e| AwsError::new("sqs:SendMessage", &e))?;
+        }
         Ok(())
     }
 }
@@ -126,6 +155,7 @@ mod tests {
         let m = ResumeAt {
             tenant: TenantId::parse("acme").unwrap_or_else(|e| panic!("{e}")),
             job_id: JobId::parse("job-20260101-00").unwrap_or_else(|e| panic!("{e}")),
+            connector_id: None,
             at: OffsetDateTime::UNIX_EPOCH + time::Duration::seconds(1800),
         };
         let back: ResumeAt = serde_json::from_str(&serde_json::to_string(&m).unwrap_or_default())

@@ -59,6 +59,11 @@ fn sk(id: &ConnectorId) -> String {
     format!("CONNECTOR#{id}")
 }
 
+/// The connector item's key (erase deletes it by key).
+pub(crate) fn connector_key(tenant: &TenantId, id: &ConnectorId) -> (String, String) {
+    (pk(tenant), sk(id))
+}
+
 fn parse_id<T>(r: Result<T, crate::ids::InvalidId>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Malformed(e.to_string()))
 }

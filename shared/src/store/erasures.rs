@@ -6,7 +6,9 @@
 //! | item | pk | sk |
 //! |---|---|---|
 //! | erase tombstone | `ERASED#<sha256(tenant)>` | `TENANT`, `CONN#<sha256(id)>` or `CONNECTOR#<sha256(id)>` |
+//! | tenant erase state | `ERASED#<sha256(tenant)>` | `STATUS` (`done`, `items`, `objects`) |
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
@@ -73,6 +75,11 @@ impl Store {
         tenant: &TenantId,
         scopes: &[Erasure<'_>],
     ) -> Result<bool, StoreError> {
+        Ok(self.tombstones(tenant).await?.cover(scopes))
+    }
+
+    /// The tenant's tombstones (one consistent query of its erase partition).
+    pub async fn tombstones(&self, tenant: &TenantId) -> Result<Tombstones, StoreError> {
         let out = self
             .ddb
             .query()
@@ -83,15 +90,90 @@ impl Store {
             .send()
             .await
             .map_err(|e| AwsError::new("dynamodb:Query(tombstones)", &e))?;
-        let wanted: Vec<String> = std::iter::once(Erasure::Tenant)
+        Ok(Tombstones {
+            sks: out
+                .items()
+                .iter()
+                .filter_map(|i| attrs::opt_s(i, SK))
+                .filter(|sk| *sk != STATUS_SK)
+                .map(str::to_owned)
+                .collect(),
+        })
+    }
+
+    /// Record the state of a tenant erase (`DELETE /tenants/{id}`, asynchronous): kept for
+    /// [`TOMBSTONE_LIFETIME`], under the tombstones' hashed key.
+    pub async fn put_erase_state(
+        &self,
+        tenant: &TenantId,
+        state: &EraseState,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.ddb
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, attrs::s(pk(tenant)))
+            .item(SK, attrs::s(STATUS_SK))
+            .item("done", AttributeValue::Bool(state.done))
+            .item("items", attrs::n(state.items))
+            .item("objects", attrs::n(state.objects))
+            .item(TTL, attrs::epoch(now + TOMBSTONE_LIFETIME))
+            .send()
+            .await
+            .map_err(|e| AwsError::new("dynamodb:PutItem(erase state)", &e))?;
+        Ok(())
+    }
+
+    /// The state of the tenant's last erase, if one was requested within
+    /// [`TOMBSTONE_LIFETIME`].
+    pub async fn erase_state(&self, tenant: &TenantId) -> Result<Option<EraseState>, StoreError> {
+        let out = self
+            .ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, attrs::s(pk(tenant)))
+            .key(SK, attrs::s(STATUS_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("dynamodb:GetItem(erase state)", &e))?;
+        Ok(out.item().map(|i| EraseState {
+            done: matches!(i.get("done"), Some(AttributeValue::Bool(true))),
+            items: attrs::opt_n(i, "items").unwrap_or(0),
+            objects: attrs::opt_n(i, "objects").unwrap_or(0),
+        }))
+    }
+}
+
+/// The sort key of a tenant erase's state item (beside its tombstones).
+const STATUS_SK: &str = "STATUS";
+
+/// A tenant erase: running, or done with what it removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EraseState {
+    pub done: bool,
+    pub items: u64,
+    pub objects: u64,
+}
+
+/// What erases of one tenant were recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Tombstones {
+    sks: Vec<String>,
+}
+
+impl Tombstones {
+    /// No erase of the tenant or of anything in it.
+    pub fn is_empty(&self) -> bool {
+        self.sks.is_empty()
+    }
+
+    /// Whether the tenant, or one of `scopes`, was erased.
+    pub fn cover(&self, scopes: &[Erasure<'_>]) -> bool {
+        std::iter::once(Erasure::Tenant)
             .chain(scopes.iter().copied())
             .map(|s| s.sk())
-            .collect();
-        Ok(out
-            .items()
-            .iter()
-            .filter_map(|i| attrs::opt_s(i, SK))
-            .any(|sk| wanted.iter().any(|w| w == sk)))
+            .any(|w| self.sks.contains(&w))
     }
 }
 

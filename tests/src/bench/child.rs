@@ -187,6 +187,7 @@ pub async fn export(tenant: &str, connector: &str) {
                 &ExportContinued {
                     tenant: tenant.clone(),
                     job_id: job.clone(),
+                    connector_id: None,
                 },
                 far(),
             )

@@ -367,6 +367,13 @@ async fn run() -> Result<(), Fail> {
             eraser: Eraser {
                 store: Store::new(clients.dynamodb.clone(), names.table.clone()),
                 blobs: blobs.clone(),
+                // The worker below delivers the queue's messages to the export function (the
+                // tenant erase, and the re-sweep 15 minutes after each erase).
+                queue: shared::export::resume::Resumer::new(
+                    clients.sqs.clone(),
+                    Some(resume_queue.clone()),
+                ),
+                clock: shared::clock::Clock::system(),
             },
         }),
     );

@@ -90,6 +90,14 @@ impl World {
                     aws.names.bucket.clone(),
                     aws.kms_key_id.clone(),
                 ),
+                // Delays capped at 0: the tests move the site's clock instead of waiting, and
+                // the export function sends a message on until it is due (erase/later.rs).
+                queue: shared::export::resume::Resumer::new(
+                    aws.clients.sqs.clone(),
+                    Some(aws.resume_queue_url.clone()),
+                )
+                .with_delay_cap(0),
+                clock: shared::clock::Clock::from_fn(site.clock_fn()),
             },
         };
         let callback = ConnectService::from_config(config.clone(), &aws.clients)

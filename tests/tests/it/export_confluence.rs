@@ -196,6 +196,7 @@ async fn continuations_under_injected_faults_give_the_same_content() {
                 &ExportContinued {
                     tenant: tenant(),
                     job_id: job.clone(),
+                    connector_id: None,
                 },
                 Instant::now() + budget,
             )

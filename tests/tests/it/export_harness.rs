@@ -179,6 +179,7 @@ impl Export {
                 &ExportContinued {
                     tenant: tenant(),
                     job_id: job.clone(),
+                    connector_id: None,
                 },
                 deadline,
             )
@@ -251,6 +252,7 @@ impl Export {
                     let ev = ExportContinued {
                         tenant: tenant(),
                         job_id: job.clone(),
+                        connector_id: None,
                     };
                     self.exporter.continued(&ev, deadline).await
                 } else {

@@ -36,6 +36,7 @@ async fn crash_after(x: &Export, connector: &Connector, job: &JobId, items: u64,
             let ev = ExportContinued {
                 tenant: tenant(),
                 job_id: job.clone(),
+                connector_id: None,
             };
             x.exporter.continued(&ev, far()).await
         }
@@ -168,6 +169,7 @@ async fn a_job_that_keeps_dying_fails_with_the_reason_and_reaches_the_dead_lette
         let ev = ExportContinued {
             tenant: tenant(),
             job_id: job.clone(),
+            connector_id: None,
         };
         let request = x.request(&connector, &job);
         tokio::select! {

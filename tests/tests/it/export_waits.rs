@@ -197,6 +197,7 @@ async fn two_connectors_on_one_site_share_its_wait() {
     let continued_b = ExportContinued {
         tenant: tenant(),
         job_id: job_b.clone(),
+        connector_id: None,
     };
     let out_b = other
         .continued(&continued_b, far())
@@ -220,6 +221,7 @@ async fn two_connectors_on_one_site_share_its_wait() {
         let ev = ExportContinued {
             tenant: tenant(),
             job_id: job.clone(),
+            connector_id: None,
         };
         let mut outcome = exporter
             .continued(&ev, far())
@@ -372,6 +374,7 @@ async fn resume_messages_are_sent_on_until_due_then_continue_the_job() {
         let body = serde_json::to_string(&shared::export::resume::ResumeAt {
             tenant: tenant(),
             job_id: job.clone(),
+            connector_id: None,
             at,
         })
         .unwrap_or_default();

@@ -111,6 +111,7 @@ impl TwoSites {
                     &shared::events::ExportContinued {
                         tenant: tenant(),
                         job_id: job.clone(),
+                        connector_id: None,
                     },
                     far(),
                 )

@@ -6,6 +6,7 @@ mod blob;
 mod browser;
 mod connect;
 mod emulator;
+mod erase_later;
 mod erase_races;
 mod export_confluence;
 mod export_confluence_bulk;

@@ -4,6 +4,9 @@
 //! connector's prefix itself: after its last write, so nothing it wrote is left.
 
 use super::*;
+use crate::erase::later::Resweep;
+use crate::erase::{EraseError, Eraser};
+use crate::ids::{ConnectorId, TenantId};
 use crate::store::erasures::Erasure;
 
 impl Exporter {
@@ -63,5 +66,49 @@ impl Exporter {
                 .root()
                 .to_owned()
         }))
+    }
+
+    /// The eraser, for the sweeps the export function runs (leftovers, the delayed re-sweep,
+    /// the asynchronous tenant erase).
+    pub fn eraser(&self) -> Eraser {
+        Eraser {
+            store: self.keeper.store.clone(),
+            blobs: self.blobs.clone(),
+            queue: self.resumer.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// A job that is gone when an event for it comes: if a tombstone covers its connector,
+    /// sweep the connector's prefix (under every site of the tenant: the event names the
+    /// connector only, and its connection may be gone too). Nothing without a tombstone or a
+    /// connector id (an event from before issue 16: the erase's delayed re-sweep covers it).
+    /// Returns how many object versions were removed.
+    pub(super) async fn leftovers(
+        &self,
+        tenant: &TenantId,
+        connector: Option<&ConnectorId>,
+    ) -> Result<u64, ExportError> {
+        let Some(connector) = connector else {
+            return Ok(0);
+        };
+        let sweep = Resweep::connector(tenant, connector, self.clock.now());
+        let removed = self.eraser().resweep(&sweep).await?;
+        if removed > 0 {
+            tracing::info!(
+                count = removed,
+                "the job was erased; what a killed invocation wrote since is removed"
+            );
+        }
+        Ok(removed)
+    }
+}
+
+impl From<EraseError> for ExportError {
+    fn from(e: EraseError) -> Self {
+        match e {
+            EraseError::Store(e) => ExportError::Store(e),
+            EraseError::Blob(e) => ExportError::Blob(e),
+        }
     }
 }

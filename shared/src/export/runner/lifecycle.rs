@@ -17,12 +17,14 @@ impl Exporter {
         deadline: Instant,
     ) -> Result<Outcome, ExportError> {
         let store = &self.keeper.store;
-        let connector = store
-            .get_connector(&ev.tenant, &ev.connector_id)
-            .await?
-            .ok_or_else(|| {
-                ExportError::Terminal(format!("connector {} not found", ev.connector_id))
-            })?;
+        let Some(connector) = store.get_connector(&ev.tenant, &ev.connector_id).await? else {
+            // A retry of an invocation killed after an erase: sweep what it wrote.
+            self.leftovers(&ev.tenant, Some(&ev.connector_id)).await?;
+            return Err(ExportError::Terminal(format!(
+                "connector {} not found",
+                ev.connector_id
+            )));
+        };
         let job_id = ev.job_id.clone().unwrap_or_else(new_job_id);
         if let Some(job) = store.get_job(&ev.tenant, &job_id).await? {
             return self.run(job, deadline).await;
@@ -121,7 +123,15 @@ impl Exporter {
     ) -> Result<Outcome, ExportError> {
         match self.keeper.store.get_job(&ev.tenant, &ev.job_id).await? {
             Some(job) => self.run(job, deadline).await,
-            None => Ok(Outcome::AlreadyFinished),
+            None => {
+                // Gone: finished long ago (its record expired), or erased, maybe while an
+                // invocation of it was writing and was then killed before its own clean-up
+                // (runner/erased.rs). Lambda retries the event: the retry sweeps.
+                if self.leftovers(&ev.tenant, ev.connector_id.as_ref()).await? > 0 {
+                    return Ok(Outcome::Erased);
+                }
+                Ok(Outcome::AlreadyFinished)
+            }
         }
     }
 
@@ -260,6 +270,7 @@ impl Exporter {
             .publish(&Event::ExportContinued(ExportContinued {
                 tenant: job.tenant.clone(),
                 job_id: job.id.clone(),
+                connector_id: Some(job.connector_id.clone()),
             }))
             .await
             .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
@@ -298,6 +309,7 @@ impl Exporter {
                 &ResumeAt {
                     tenant: job.tenant.clone(),
                     job_id: job.id.clone(),
+                    connector_id: Some(job.connector_id.clone()),
                     at: until,
                 },
                 now,
@@ -329,6 +341,7 @@ impl Exporter {
             .publish(&Event::ExportContinued(ExportContinued {
                 tenant: msg.tenant.clone(),
                 job_id: msg.job_id.clone(),
+                connector_id: msg.connector_id.clone(),
             }))
             .await
             .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;
@@ -359,6 +372,7 @@ impl Exporter {
                 .publish(&Event::ExportContinued(ExportContinued {
                     tenant: tenant.clone(),
                     job_id: id.clone(),
+                    connector_id: Some(job.connector_id.clone()),
                 }))
                 .await
                 .map_err(|e| ExportError::Store(StoreError::Aws(e)))?;

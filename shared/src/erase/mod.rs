@@ -10,18 +10,29 @@
 //! (runner/erased.rs). Whatever it wrote before the tombstone existed is in the sweep's
 //! listing; whatever it wrote after, it sees the tombstone and removes.
 //!
+//! An invocation killed after such a write and before its clean-up leaves it behind: every
+//! erase therefore ends by asking for a re-sweep after the longest invocation, and a retry of
+//! the killed invocation's event sweeps too (later.rs). A tenant erase runs asynchronously in
+//! the export function (later.rs).
+//!
 //! Idempotent and resumable: the connection record is deleted last, so an interrupted erase
 //! is completed by running it again; erasing what is already gone reports zero.
 
+pub mod later;
+mod resweep;
+
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::blob::{BlobError, BlobStore};
+use crate::clock::Clock;
+use crate::error::AwsError;
 use crate::export::keys::{Layout, connection_prefix, tenant_prefix};
+use crate::export::resume::Resumer;
 use crate::ids::{ConnectionId, ConnectorId, TenantId};
 use crate::store::attrs_public::{item_s, keys_of};
 use crate::store::erasures::Erasure;
 use crate::store::{Connection, ConnectionStatus, Store, StoreError};
+use later::Resweep;
 
 /// What an erase removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,9 +51,19 @@ pub enum EraseError {
     Blob(#[from] BlobError),
 }
 
+impl From<AwsError> for EraseError {
+    fn from(e: AwsError) -> Self {
+        EraseError::Store(StoreError::Aws(e))
+    }
+}
+
 pub struct Eraser {
     pub store: Store,
     pub blobs: BlobStore,
+    /// The resume queue: the delayed re-sweep, the asynchronous tenant erase (later.rs).
+    pub queue: Resumer,
+    /// Tombstones' and messages' times.
+    pub clock: Clock,
 }
 
 impl Eraser {
@@ -55,7 +76,8 @@ impl Eraser {
             return Ok(Erased::default());
         };
         self.tombstone(tenant, Erasure::Connection(id)).await?;
-        self.erase_loaded(&conn).await
+        let later = Resweep::connection(tenant, conn.product, &conn.cloud_id, self.clock.now());
+        self.erase_loaded(&conn, Some(later)).await
     }
 
     /// One connector: its jobs, itself, and everything under its layout's root. `None` when
@@ -70,21 +92,23 @@ impl Eraser {
         };
         self.tombstone(tenant, Erasure::Connector(id)).await?;
         let mut erased = Erased::default();
-        let doomed: Vec<(String, String)> = self
+        // Its jobs first; its own record last, after the re-sweep is asked for, so that an
+        // interrupted erase is completed, re-sweep included, by running it again.
+        let jobs: Vec<(String, String)> = self
             .store
             .tenant_items(tenant)
             .await?
             .iter()
             .filter(|i| {
-                let sk = item_s(i, "sk").unwrap_or_default();
-                (sk.starts_with("JOB#") || sk.starts_with("CONNECTOR#"))
+                item_s(i, "sk").is_some_and(|sk| sk.starts_with("JOB#"))
                     && item_s(i, "connector_id") == Some(id.as_str())
             })
             .filter_map(keys_of)
             .collect();
-        erased.items += self.store.delete_items(&doomed).await?;
-        // Without its connection the cloud is unknown; erasing the connection (or the tenant)
-        // sweeps the prefix this one is under.
+        erased.items += self.store.delete_items(&jobs).await?;
+        // Without its connection the site is unknown; erasing the connection (or the tenant)
+        // sweeps the prefix this one is under, and the re-sweep looks under every site.
+        let mut later = Resweep::connector(tenant, id, self.clock.now());
         if let Some(conn) = self
             .store
             .get_connection(tenant, &connector.connection_id)
@@ -92,7 +116,14 @@ impl Eraser {
         {
             let root = Layout::new(tenant, conn.product, &conn.cloud_id, id);
             erased.objects += self.sweep(root.root()).await?;
+            later.product = Some(conn.product);
+            later.cloud_id = Some(conn.cloud_id);
         }
+        self.resweep_later(later).await?;
+        erased.items += self
+            .store
+            .delete_items(&[crate::store::connectors::connector_key(tenant, id)])
+            .await?;
         tracing::info!(tenant = %tenant, connector_id = %id, items = erased.items, count = erased.objects, "connector erased");
         Ok(Some(erased))
     }
@@ -101,7 +132,7 @@ impl Eraser {
     async fn tombstone(&self, tenant: &TenantId, what: Erasure<'_>) -> Result<(), EraseError> {
         Ok(self
             .store
-            .put_tombstone(tenant, what, OffsetDateTime::now_utc())
+            .put_tombstone(tenant, what, self.clock.now())
             .await?)
     }
 
@@ -112,7 +143,13 @@ impl Eraser {
         Ok(self.blobs.delete_prefix(prefix).await?)
     }
 
-    async fn erase_loaded(&self, conn: &Connection) -> Result<Erased, EraseError> {
+    /// One connection; `later`, the re-sweep to ask for once its jobs are gone and before its
+    /// record goes (a connection erase; a tenant erase asks for its own at its end).
+    async fn erase_loaded(
+        &self,
+        conn: &Connection,
+        later: Option<Resweep>,
+    ) -> Result<Erased, EraseError> {
         let mut erased = Erased::default();
         // Tokens go first; the record (without tokens) is kept until the end so an
         // interrupted erase can be resumed.
@@ -124,7 +161,7 @@ impl Eraser {
                         grant,
                         ConnectionStatus::Revoked,
                         "erasure requested",
-                        OffsetDateTime::now_utc(),
+                        self.clock.now(),
                     )
                     .await?;
                 // The grant's tokens go with its last connection; other connections of the
@@ -143,6 +180,14 @@ impl Eraser {
             .filter(|i| item_s(i, "connection_id") == Some(conn.id.as_str()))
             .filter_map(|i| item_s(i, "connector_id").map(str::to_owned))
             .collect();
+        // Each of its connectors tombstoned too: a retry of a killed invocation knows its
+        // connector, not always its connection (later.rs).
+        for k in connector_ids
+            .iter()
+            .filter_map(|k| ConnectorId::parse(k.clone()).ok())
+        {
+            self.tombstone(&conn.tenant, Erasure::Connector(&k)).await?;
+        }
         let doomed: Vec<(String, String)> = items
             .iter()
             .filter(|i| {
@@ -157,6 +202,9 @@ impl Eraser {
         erased.items += self.store.delete_items(&doomed).await?;
         let prefix = connection_prefix(&conn.tenant, conn.product, &conn.cloud_id);
         erased.objects += self.sweep(&prefix).await?;
+        if let Some(later) = later {
+            self.resweep_later(later).await?;
+        }
         erased.items += self
             .store
             .delete_items(&[(
@@ -175,7 +223,7 @@ impl Eraser {
         self.tombstone(tenant, Erasure::Tenant).await?;
         let mut erased = Erased::default();
         for conn in self.store.list_connections(tenant).await? {
-            let e = self.erase_loaded(&conn).await?;
+            let e = self.erase_loaded(&conn, None).await?;
             erased.items += e.items;
             erased.objects += e.objects;
         }
@@ -188,6 +236,8 @@ impl Eraser {
             .collect();
         erased.items += self.store.delete_items(&rest).await?;
         erased.objects += self.sweep(&tenant_prefix(tenant)).await?;
+        self.resweep_later(Resweep::tenant(tenant, self.clock.now()))
+            .await?;
         tracing::info!(tenant = %tenant, items = erased.items, count = erased.objects, "tenant erased");
         Ok(erased)
     }
