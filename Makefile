@@ -151,9 +151,9 @@ deploy: venv
 .PHONY: bench bench-peers bench-s3 peers-venvs
 BENCH_FLAGS ?=
 
-# Exports are stored in bench-s3 (tests/bench-s3: the s3s-fs crate's file-system S3 plus the two
-# listings the export needs), built from crates.io into the target dir the first time; DynamoDB,
-# KMS, EventBridge and Secrets Manager stay on moto. Tests keep moto for everything.
+# Exports are stored in bench-s3 (tests/bench-s3: s3s's HTTP service over an in-memory store),
+# built from crates.io into the target dir the first time; DynamoDB, KMS, EventBridge and Secrets
+# Manager stay on moto. Tests keep moto for everything.
 BENCH_S3_TARGET = $${CARGO_TARGET_DIR:-target}/bench-s3
 BENCH_S3        = $(BENCH_S3_TARGET)/release/bench-s3
 
