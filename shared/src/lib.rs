@@ -14,6 +14,7 @@ pub mod ids;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod testing;
 pub mod vault;
 
 #[cfg(test)]

@@ -9,16 +9,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 
-/// `default` scaled by `PROP_CASES_PERCENT` (100 when unset).
-pub fn cases(default: u32) -> u32 {
-    let percent: u64 = std::env::var("PROP_CASES_PERCENT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    u32::try_from(u64::from(default) * percent / 100)
-        .unwrap_or(u32::MAX)
-        .max(1)
-}
+pub use crate::testing::cases;
 
 /// Any JSON, a few levels deep, keys drawn partly from the names the parsers look for.
 pub fn any_json(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {

@@ -19,24 +19,12 @@ use crate::{MAX_QUERY_LEN, parse_choice, parse_query};
 const DEFAULT_CASES: u32 = 30_000;
 
 fn cases() -> u32 {
-    let percent: u64 = std::env::var("PROP_CASES_PERCENT")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
-    u32::try_from(u64::from(DEFAULT_CASES) * percent / 100)
-        .unwrap_or(u32::MAX)
-        .max(1)
+    shared::testing::cases(DEFAULT_CASES)
 }
 
 /// A loopback port nothing listens on.
 fn closed_port_url() -> Url {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
-    let port = l
-        .local_addr()
-        .unwrap_or_else(|e| panic!("addr: {e}"))
-        .port();
-    drop(l);
-    Url::parse(&format!("http://127.0.0.1:{port}")).unwrap_or_else(|e| panic!("url: {e}"))
+    shared::testing::closed_loopback_url().unwrap_or_else(|e| panic!("closed port: {e}"))
 }
 
 async fn service() -> ConnectService {
