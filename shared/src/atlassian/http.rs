@@ -600,9 +600,20 @@ impl AtlassianHttp {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "atlassian call"
                     );
+                    // A body from another origin (Atlassian's media host, after the site
+                    // redirected a download there) is not the site's work: the site's request
+                    // ended with its redirect, so its permits go now, and the site serves other
+                    // calls meanwhile. How many such bodies stream at once is the caller's
+                    // bound (the exporter's attachment streams).
+                    let permit = if resp.url().origin() == origin {
+                        Some((permit, site_permit))
+                    } else {
+                        drop((permit, site_permit));
+                        None
+                    };
                     return Ok(AtlassianResponse {
                         response: resp,
-                        permit: (permit, site_permit),
+                        permit,
                         endpoint,
                     });
                 }
@@ -718,11 +729,12 @@ async fn read_error_body(resp: reqwest::Response) -> ErrorBody {
 }
 
 /// A successful answer. Holds the site's concurrency permit until it is consumed, so a
-/// streamed download counts against the site's limit for as long as it runs.
+/// download the site streams itself counts against the site's limit for as long as it runs
+/// (one redirected to the media host does not: see [`AtlassianHttp::send`]).
 pub struct AtlassianResponse {
     response: reqwest::Response,
-    /// The endpoint's and the site's.
-    permit: (OwnedSemaphorePermit, OwnedSemaphorePermit),
+    /// The endpoint's and the site's, while the site serves the body.
+    permit: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
     endpoint: &'static str,
 }
 

@@ -260,3 +260,62 @@ async fn attachment_redirects_are_followed_without_the_bearer_token() {
         "the bearer token reached the media host"
     );
 }
+
+/// A download the site redirects to the media host gives the site's slot back once the
+/// redirect is followed: with one slot per site, calls to the site go on while the media body
+/// is still unread (holding it would stall every search behind the attachment streams).
+#[tokio::test]
+async fn a_redirected_download_frees_the_sites_slot_while_its_body_streams() {
+    let site = site().await;
+    let http = shared::atlassian::http::AtlassianHttp::new(
+        fast_policy(),
+        1,
+        shared::atlassian::outbound::Outbound::loopback(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let grant = jira_tokens(&site, &http).await;
+    let cloud_id = site.cloud_ids()[0].clone();
+    let jira = site
+        .jira(&cloud_id)
+        .unwrap_or_else(|| panic!("no jira data"));
+    let attachments: Vec<_> = jira
+        .attachments()
+        .into_iter()
+        .filter(|a| !a.forbidden && a.size > 0)
+        .take(3)
+        .collect();
+    assert_eq!(attachments.len(), 3, "the seed has attachments");
+    let cloud = CloudId::parse(cloud_id).unwrap_or_else(|e| panic!("{e}"));
+    let download = |id: &str| {
+        let url = urls(&site).jira(&cloud, &format!("attachment/content/{id}"));
+        http.request(Method::GET, url)
+            .bearer_auth(grant.tokens.access_token.expose_secret())
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // Three downloads whose bodies are not read yet: each would hold the only slot.
+    let mut unread = Vec::new();
+    for a in &attachments {
+        let next = http.send(
+            "jira.attachment",
+            cloud.as_str(),
+            Idempotency::Safe,
+            download(&a.id),
+        );
+        // A generous guard that only a regression reaches: the call waits for a slot forever.
+        let resp = tokio::time::timeout(Duration::from_secs(120), next)
+            .await
+            .unwrap_or_else(|_| panic!("the site's slot was still held by an unread media body"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        unread.push(resp);
+    }
+    assert!(
+        site.requests()
+            .iter()
+            .filter(|r| r.origin == Origin::Media)
+            .count()
+            >= 3,
+        "the downloads went through the media host"
+    );
+    drop(unread);
+}
