@@ -1,6 +1,7 @@
 //! Jira: page sequentially through `search/jql` for ids only (large pages), fetch details
 //! with `issue/bulkfetch` (100 at a time), complete the comments beyond the 20 search returns.
 
+use futures::StreamExt;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -48,6 +49,8 @@ struct IssueError {
 
 /// Bulk fetches of the ids Jira reported in `issueErrors` (the first one included).
 const BULKFETCH_ATTEMPTS: usize = 3;
+/// Issues of a batch whose further comment pages are asked for at once.
+const COMMENT_ISSUES_AT_ONCE: usize = 8;
 
 #[derive(Deserialize)]
 struct CommentPage {
@@ -183,13 +186,28 @@ impl Source for Jira {
                 reason,
             });
         }
-        for mut doc in returned {
+        if all_comments {
+            // The issues' further comment pages at once (the site's request slots bound them),
+            // in order: one after another they made the fetch side's chain one request longer
+            // per issue with more than 20 comments (30 of 1,500 in the bench: 1.5 s at 50 ms).
+            let mut completed = Vec::with_capacity(returned.len());
+            let mut pending =
+                futures::stream::iter(returned.into_iter().map(|mut doc| async move {
+                    if let Some(id) = doc["id"].as_str().map(str::to_owned) {
+                        self.complete_comments(ctx, token, &id, &mut doc).await?;
+                    }
+                    Ok::<_, ExportError>(doc)
+                }))
+                .buffered(COMMENT_ISSUES_AT_ONCE);
+            while let Some(doc) = pending.next().await {
+                completed.push(doc?);
+            }
+            returned = completed;
+        }
+        for doc in returned {
             let Some(id) = doc["id"].as_str().map(str::to_owned) else {
                 continue;
             };
-            if all_comments {
-                self.complete_comments(ctx, token, &id, &mut doc).await?;
-            }
             let attachments = doc["fields"]["attachment"]
                 .as_array()
                 .map(|list| {
