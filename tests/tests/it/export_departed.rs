@@ -112,17 +112,7 @@ async fn a_deleted_or_renamed_attachment_leaves_the_bucket_with_its_text() {
     assert!(!metadata.contains(&notes_text), "{metadata}");
 
     // Once more, a full run: the same bucket (idempotent).
-    let again = shared::events::ExportRequested {
-        tenant: crate::connect::tenant(),
-        connector_id: connector.id.clone(),
-        job_id: Some(shared::export::runner::new_job_id()),
-        full: true,
-    };
-    let outcome = x
-        .exporter
-        .requested(&again, crate::export_harness::far())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = x.requested_full(&connector).await;
     assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
     assert_eq!(attachment_keys(&x, &prefix).await, after);
 }

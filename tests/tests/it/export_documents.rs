@@ -10,13 +10,11 @@ use integration_tests::fake::SeedSpec;
 use integration_tests::fake::crafted::{Crafted, NOTES_TEXT, ZIP_BOMB_UNPACKED};
 use integration_tests::leak::LeakChecker;
 use serde_json::Value;
-use shared::events::ExportRequested;
-use shared::export::runner::{Outcome, new_job_id};
+use shared::export::runner::Outcome;
 use shared::ids::Product;
 use shared::store::connectors::Connector;
 
-use crate::connect::tenant;
-use crate::export_harness::{Export, MIB, far};
+use crate::export_harness::{Export, MIB};
 
 /// The repository's schema of the metadata records (documents/schema/).
 const SCHEMA: &str = include_str!("../../../documents/schema/document-metadata.v1.json");
@@ -66,17 +64,7 @@ async fn a_run_that_finds_every_item_unchanged_still_lists_their_documents() {
     let written_at = x.last_modified(&some_document).await;
     // S3 times have a resolution of one second: a rewrite would show.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let again = ExportRequested {
-        tenant: tenant(),
-        connector_id: connector.id.clone(),
-        job_id: Some(new_job_id()),
-        full: true,
-    };
-    let second = x
-        .exporter
-        .requested(&again, far())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let second = x.requested_full(&connector).await;
     let second = x.manifest(&second).await;
     assert_eq!(second["items"], first["items"]);
     assert_eq!(

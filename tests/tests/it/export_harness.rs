@@ -130,6 +130,19 @@ impl Export {
         }
     }
 
+    /// One invocation of a new full-run job of `connector` (`full: true`: every item, as a
+    /// first run), with a generous deadline.
+    pub(crate) async fn requested_full(&self, connector: &Connector) -> Outcome {
+        let request = ExportRequested {
+            full: true,
+            ..self.request(connector, &new_job_id())
+        };
+        self.exporter
+            .requested(&request, far())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Run a job to its end with a generous deadline. A wait Atlassian asked for is waited out
     /// on the test's clock: moved to the resume time, then the due delivery is made.
     pub(crate) async fn run(&self, connector: &Connector) -> (JobId, Outcome) {

@@ -10,12 +10,9 @@ use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use integration_tests::fake::SeedSpec;
 use shared::blob::BlobStore;
-use shared::events::ExportRequested;
-use shared::export::runner::new_job_id;
 use shared::ids::Product;
 
-use crate::connect::tenant;
-use crate::export_harness::{Export, MIB, far};
+use crate::export_harness::{Export, MIB};
 
 /// The HeadObject requests an S3 client sent, by what they asked about.
 #[derive(Debug, Clone, Default)]
@@ -104,17 +101,7 @@ async fn a_first_run_writes_without_asking_and_a_later_run_asks_once_per_item() 
     let written_at = x.last_modified(&key).await;
     // S3 times have a resolution of one second: a rewrite would show.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let again = ExportRequested {
-        tenant: tenant(),
-        connector_id: connector.id.clone(),
-        job_id: Some(new_job_id()),
-        full: true,
-    };
-    let second = x
-        .exporter
-        .requested(&again, far())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let second = x.requested_full(&connector).await;
     let second = x.manifest(&second).await;
     assert_eq!(second["items"], first["items"]);
     let (item_heads, record_heads, _texts) = heads.take();

@@ -6,7 +6,6 @@ use std::time::Duration;
 use integration_tests::fake::{self, FakeConfig, SeedSpec};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use shared::events::ExportRequested;
 use shared::export::runner::{Outcome, new_job_id};
 use shared::ids::Product;
 use shared::store::ConnectionStatus;
@@ -14,7 +13,7 @@ use shared::store::jobs::JobStatus;
 use tokio::time::Instant;
 
 use crate::connect::tenant;
-use crate::export_harness::{Export, MIB, far};
+use crate::export_harness::{Export, MIB};
 
 async fn jira(seed: SeedSpec) -> Export {
     Export::for_product(seed, Product::Jira).await
@@ -328,17 +327,7 @@ async fn the_next_run_exports_only_what_changed_and_a_full_run_lists_removed_iss
     x.w.site
         .delete_issue(&x.cloud, &visible[2].key)
         .unwrap_or_else(|e| panic!("{e}"));
-    let full = ExportRequested {
-        tenant: tenant(),
-        connector_id: connector.id.clone(),
-        job_id: Some(new_job_id()),
-        full: true,
-    };
-    let outcome = x
-        .exporter
-        .requested(&full, far())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = x.requested_full(&connector).await;
     let Outcome::Completed { manifest } = outcome else {
         panic!("{outcome:?}")
     };
