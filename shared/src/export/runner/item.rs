@@ -85,23 +85,19 @@ impl Exporter {
             self.blobs.metadata(&key).await?
         };
         let stored = |name: &str| previous.as_ref().and_then(|m| m.get(name));
-        let document = docs.rendered.map(|r| {
-            let changed = stored(DOCUMENT_SHA256) != Some(&r.sha256);
-            (r, changed)
-        });
-        let document_changed = document.as_ref().is_some_and(|(_, changed)| *changed);
+        let document_sha256 = docs.rendered.as_ref().map(|r| r.sha256.clone());
+        let document_changed =
+            document_sha256.is_some() && stored(DOCUMENT_SHA256) != document_sha256.as_ref();
         if stored(CONTENT_SHA256) == Some(&sha256) && !document_changed {
             result.unchanged = true;
             return Ok(result);
         }
+        if document_changed && let Some(rendered) = docs.rendered {
+            crate::export::document::put(&self.blobs, layout, &item.id, rendered).await?;
+        }
         let mut metadata = vec![("item-id", item.id.as_str()), (CONTENT_SHA256, &sha256)];
-        let document_sha256;
-        if let Some((rendered, changed)) = document {
-            document_sha256 = rendered.sha256.clone();
-            metadata.push((DOCUMENT_SHA256, &document_sha256));
-            if changed {
-                crate::export::document::put(&self.blobs, layout, &item.id, rendered).await?;
-            }
+        if let Some(document) = &document_sha256 {
+            metadata.push((DOCUMENT_SHA256, document));
         }
         // Before the item's JSON, its last write (departed.rs says why). Only over an item
         // exported before: a new item has no departed attachments (a first full run costs no
