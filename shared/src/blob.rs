@@ -323,14 +323,7 @@ impl BlobStore {
                 // and works where a marker naming a deleted version is not understood (moto).
                 continue;
             }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            version_id_marker = page.next_version_id_marker().map(str::to_owned);
-            if key_marker.is_none() && version_id_marker.is_none() {
-                return Err(BlobError::MissingField {
-                    operation: "ListObjectVersions",
-                    missing: "next marker on a truncated page",
-                });
-            }
+            (key_marker, version_id_marker) = next_version_markers(&page)?;
         }
         tracing::info!(deleted, "deleted object versions under a prefix");
         Ok(deleted)
@@ -531,14 +524,7 @@ impl BlobStore {
             if page.is_truncated() != Some(true) {
                 return Ok(dirs);
             }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            version_id_marker = page.next_version_id_marker().map(str::to_owned);
-            if key_marker.is_none() && version_id_marker.is_none() {
-                return Err(BlobError::MissingField {
-                    operation: "ListObjectVersions",
-                    missing: "next marker on a truncated page",
-                });
-            }
+            (key_marker, version_id_marker) = next_version_markers(&page)?;
         }
     }
 
@@ -944,6 +930,22 @@ fn reserve_bounded(buf: &mut BytesMut, additional: usize, limit: usize) {
     let mut bigger = BytesMut::with_capacity(target);
     bigger.extend_from_slice(buf);
     *buf = bigger;
+}
+
+/// Where the ListObjectVersions page after a truncated `page` starts: its next key and version
+/// id markers (at least one must be there, or the listing could not go on).
+fn next_version_markers(
+    page: &aws_sdk_s3::operation::list_object_versions::ListObjectVersionsOutput,
+) -> Result<(Option<String>, Option<String>), BlobError> {
+    let key = page.next_key_marker().map(str::to_owned);
+    let version = page.next_version_id_marker().map(str::to_owned);
+    if key.is_none() && version.is_none() {
+        return Err(BlobError::MissingField {
+            operation: "ListObjectVersions",
+            missing: "next marker on a truncated page",
+        });
+    }
+    Ok((key, version))
 }
 
 fn check_key(key: &str) -> Result<(), BlobError> {
