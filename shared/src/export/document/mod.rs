@@ -260,14 +260,22 @@ impl Resolver for Links<'_> {
         if a.page_title.is_some() {
             return None;
         }
+        // By name only: Atlassian documents no mapping from an ADF media id to an attachment
+        // id (ATLASSIAN.md). Confluence keeps one attachment per name on a page (an upload of
+        // the same name is a new version of it); Jira lets two attachments of an issue share a
+        // name. A name that more than one attachment has links to none of them: the text
+        // keeps the name, and the metadata lists both files; a wrong link would show the
+        // reader the other file's content as this one's.
         let name = a.file_name?;
-        self.attachments
-            .iter()
-            .find(|m| m.name == name)
-            .map(|m| AttachmentLink {
-                name: m.name.clone(),
-                href: m.key.clone(),
-            })
+        let mut named = self.attachments.iter().filter(|m| m.name == name);
+        let first = named.next()?;
+        if named.next().is_some() {
+            return None;
+        }
+        Some(AttachmentLink {
+            name: first.name.clone(),
+            href: first.key.clone(),
+        })
     }
 
     fn issue_url(&self, key: &str) -> Option<String> {
@@ -367,5 +375,50 @@ pub(crate) fn body_of(v: Option<&Value>) -> documents::Body<'_> {
         }
         Some(Value::String(s)) if !s.trim().is_empty() => documents::Body::Text(s),
         _ => documents::Body::Empty,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: &str, name: &str) -> AttachmentMeta {
+        AttachmentMeta {
+            id: id.into(),
+            name: name.into(),
+            mime_type: None,
+            size: None,
+            key: format!("t/files/{id}/{name}"),
+            text_key: None,
+            text_skipped: None,
+        }
+    }
+
+    fn by_name(name: &str) -> RichRef<'_> {
+        RichRef {
+            file_name: Some(name),
+            ..RichRef::default()
+        }
+    }
+
+    #[test]
+    fn an_attachment_links_by_its_name_only_when_no_other_shares_it() {
+        let attachments = [
+            meta("1", "screenshot.png"),
+            meta("2", "report.pdf"),
+            meta("3", "screenshot.png"),
+        ];
+        let links = Links {
+            site: "https://example.atlassian.net",
+            attachments: &attachments,
+        };
+        let unique = links.attachment(&by_name("report.pdf"));
+        assert_eq!(unique.map(|l| l.href), Some("t/files/2/report.pdf".into()));
+        assert_eq!(
+            links.attachment(&by_name("screenshot.png")),
+            None,
+            "ambiguous"
+        );
+        assert_eq!(links.attachment(&by_name("missing.txt")), None);
     }
 }
