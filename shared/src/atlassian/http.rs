@@ -430,6 +430,8 @@ pub struct AtlassianHttp {
     outbound: Outbound,
 }
 
+/// JSON bodies at least this large are parsed on the blocking pool.
+const PARSE_ON_BLOCKING_POOL: usize = 64 * 1024;
 /// Largest JSON answer read (a Jira bulkfetch of 100 issues with rendered fields, or a batch
 /// of Confluence pages, is a few MiB): a bigger one is refused, not buffered.
 pub const MAX_JSON_BODY: usize = 64 * 1024 * 1024;
@@ -751,12 +753,15 @@ impl AtlassianResponse {
         self.response.content_length()
     }
 
-    pub async fn json<T: DeserializeOwned>(self) -> Result<T, HttpError> {
+    pub async fn json<T: DeserializeOwned + Send + 'static>(self) -> Result<T, HttpError> {
         self.json_within(MAX_JSON_BODY).await
     }
 
     /// As [`AtlassianResponse::json`], refusing a body over `limit` bytes (announced or read).
-    pub async fn json_within<T: DeserializeOwned>(self, limit: usize) -> Result<T, HttpError> {
+    pub async fn json_within<T: DeserializeOwned + Send + 'static>(
+        self,
+        limit: usize,
+    ) -> Result<T, HttpError> {
         let endpoint = self.endpoint;
         let too_large = HttpError::TooLarge { endpoint, limit };
         if self
@@ -779,15 +784,32 @@ impl AtlassianResponse {
             bytes.extend_from_slice(&chunk);
         }
         drop(self.permit);
-        serde_json::from_slice(&bytes).map_err(|e| HttpError::Decode {
-            endpoint,
-            detail: format!(
-                "{:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
-            ),
-        })
+        let small = bytes.len() < PARSE_ON_BLOCKING_POOL;
+        let parse = move || {
+            serde_json::from_slice(&bytes).map_err(|e| HttpError::Decode {
+                endpoint,
+                detail: format!(
+                    "{:?} error at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+            })
+        };
+        if small {
+            return parse();
+        }
+        // A bulk fetch of 100 issues is megabytes of JSON: parsed on the blocking pool, the
+        // export's own task goes on writing items meanwhile (it is one task; see
+        // export/runner/offload.rs).
+        match tokio::task::spawn_blocking(parse).await {
+            Ok(parsed) => parsed,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(HttpError::Decode {
+                endpoint,
+                detail: "the runtime shut down while the body was parsed".into(),
+            }),
+        }
     }
 
     /// The body as a stream of chunks, for bodies of any size.

@@ -239,7 +239,7 @@ impl Source for Jira {
         Ok(batch)
     }
 
-    fn redact(&self, doc: &mut Value, names: &mut super::redact::NameBook) {
+    fn redact(doc: &mut Value, names: &mut super::redact::NameBook) {
         super::redact::redact_jira_issue(doc, names);
     }
 }
@@ -422,11 +422,11 @@ mod tests {
                 let _ = serde_json::from_slice::<CommentPage>(bytes);
                 if let Ok(b) = serde_json::from_slice::<BulkFetch>(bytes) {
                     for mut doc in b.issues {
-                        Jira.redact(&mut doc, &mut crate::export::redact::NameBook::default());
+                        Jira::redact(&mut doc, &mut crate::export::redact::NameBook::default());
                     }
                 }
                 let mut doc = v.clone();
-                Jira.redact(&mut doc, &mut crate::export::redact::NameBook::default());
+                Jira::redact(&mut doc, &mut crate::export::redact::NameBook::default());
                 Ok(())
             },
         );

@@ -76,8 +76,9 @@ pub trait Source: Sync {
         all_comments: bool,
     ) -> impl Future<Output = Result<Batch, ExportError>> + Send;
 
-    /// Redact a document in place (PRIVACY.md P5).
-    fn redact(&self, doc: &mut Value, names: &mut super::redact::NameBook);
+    /// Redact a document in place (PRIVACY.md P5). A function of the document alone (no
+    /// `self`), so the runner can run it on the blocking pool.
+    fn redact(doc: &mut Value, names: &mut super::redact::NameBook);
 
     /// Items fetched per batch (and per checkpoint).
     const BATCH: usize;

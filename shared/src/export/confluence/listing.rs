@@ -74,7 +74,7 @@ pub(super) struct Links {
 }
 
 /// GET and decode one Confluence answer.
-pub(super) async fn get_json<T: DeserializeOwned>(
+pub(super) async fn get_json<T: DeserializeOwned + Send + 'static>(
     ctx: &Ctx<'_>,
     token: &Secret,
     endpoint: &'static str,

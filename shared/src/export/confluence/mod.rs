@@ -233,7 +233,7 @@ impl Source for Confluence {
         Ok(batch)
     }
 
-    fn redact(&self, doc: &mut Value, names: &mut super::redact::NameBook) {
+    fn redact(doc: &mut Value, names: &mut super::redact::NameBook) {
         // The comments are part of the document: their authors, mentions and resolution
         // records go through the same pass as the page's.
         super::redact::redact_confluence_content(doc, names);
@@ -484,12 +484,14 @@ mod tests {
                         let _ = thread(list);
                     }
                     for mut doc in r.results {
-                        Confluence
-                            .redact(&mut doc, &mut crate::export::redact::NameBook::default());
+                        Confluence::redact(
+                            &mut doc,
+                            &mut crate::export::redact::NameBook::default(),
+                        );
                     }
                 }
                 let mut doc = v.clone();
-                Confluence.redact(&mut doc, &mut crate::export::redact::NameBook::default());
+                Confluence::redact(&mut doc, &mut crate::export::redact::NameBook::default());
                 Ok(())
             },
         );

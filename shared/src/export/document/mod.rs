@@ -55,15 +55,15 @@ impl Default for Settings {
     }
 }
 
-/// One item's documents, rendered and ready to write (see [`prepare_item`]), with the texts of
-/// its attachments already stored.
+/// The texts of one item's attachments, extracted and stored (see [`extract_texts`]), before
+/// its document is rendered ([`render_item`]).
 #[derive(Debug, Default)]
-pub struct Prepared {
+pub struct Texts {
     /// `{itemId}/{attachmentId}` of every attachment text stored or found current.
     pub texts: Vec<String>,
     pub skipped: Vec<Skipped>,
-    /// The Markdown and metadata record; `None` when documents are off.
-    pub rendered: Option<Rendered>,
+    /// What became of each copied attachment's text, in the order of `copied`.
+    outcomes: Vec<text::TextOutcome>,
 }
 
 #[derive(Debug)]
@@ -75,29 +75,23 @@ pub struct Rendered {
     pub sha256: String,
 }
 
-/// Everything documents add to one item, from the runner's item write path: the text of its
-/// copied attachments (`copied`: each attachment and what S3 stored; extracted and stored now,
-/// unless current), then its document and metadata rendered, for [`put`] to write. Called
-/// after the attachments were copied and before the item's JSON is written. `known_new`: no
-/// attachment text of the item can exist yet (the runner's fresh invocation), so none is
-/// looked up before it is written.
-#[allow(clippy::too_many_arguments)]
-pub async fn prepare_item(
+/// The first half of what documents add to one item, from the runner's item write path: the
+/// text of its copied attachments (`copied`: each attachment and what S3 stored), extracted
+/// and stored now unless current. Called after the attachments were copied and before the
+/// item's JSON is written. `known_new`: no attachment text of the item can exist yet (the
+/// runner's fresh invocation), so none is looked up before it is written.
+pub async fn extract_texts(
     blobs: &BlobStore,
     settings: &Settings,
     layout: &Layout,
-    product: Product,
-    site_url: &str,
     item_id: &str,
-    doc: &Value,
     copied: &[(AttachmentRef, Stored)],
     known_new: bool,
-) -> Result<Prepared, ExportError> {
-    let mut out = Prepared::default();
+) -> Result<Texts, ExportError> {
+    let mut out = Texts::default();
     if !settings.enabled {
         return Ok(out);
     }
-    let mut attachments = Vec::with_capacity(copied.len());
     for (att, stored) in copied {
         let text_key = layout.attachment_text(item_id, &att.id);
         let outcome = text::extract(blobs, settings, att, stored, &text_key, known_new).await?;
@@ -110,7 +104,30 @@ pub async fn prepare_item(
                 reason: reason.clone(),
             });
         }
-        attachments.push(AttachmentMeta {
+        out.outcomes.push(outcome);
+    }
+    Ok(out)
+}
+
+/// The second half: the document and metadata record of one REDACTED item, rendered for
+/// [`put`] to write (pure: the runner calls it on the blocking pool). `None` when documents
+/// are off.
+pub fn render_item(
+    settings: &Settings,
+    product: Product,
+    site_url: &str,
+    item_id: &str,
+    doc: &Value,
+    copied: &[(AttachmentRef, Stored)],
+    texts: &Texts,
+) -> Result<Option<Rendered>, ExportError> {
+    if !settings.enabled {
+        return Ok(None);
+    }
+    let attachments = copied
+        .iter()
+        .zip(&texts.outcomes)
+        .map(|((att, stored), outcome)| AttachmentMeta {
             id: att.id.clone(),
             name: redacted_name(doc, &att.id)
                 .unwrap_or_else(|| crate::export::redact::safe_key_component(&att.filename)),
@@ -119,10 +136,9 @@ pub async fn prepare_item(
             key: stored.key.clone(),
             text_key: outcome.key().map(str::to_owned),
             text_skipped: outcome.reason().map(str::to_owned),
-        });
-    }
-    out.rendered = Some(render(product, site_url, item_id, doc, attachments)?);
-    Ok(out)
+        })
+        .collect();
+    render(product, site_url, item_id, doc, attachments).map(Some)
 }
 
 /// The Markdown and metadata record of one redacted item, serialized.

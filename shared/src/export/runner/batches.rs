@@ -1,6 +1,6 @@
 //! The rest of the current page, as a pipeline that keeps Atlassian busy: the fetch side asks
-//! for the page's batches one after another (one batch ahead of the writes), then for the next
-//! page's search and its first batch; the write side ([`super::flow`]) writes items with
+//! for the page's batches [`FETCHES_AHEAD`] at a time, in order, ahead of the writes, then for
+//! the next page's search and its first batch; the write side ([`super::flow`]) writes items with
 //! bounded concurrency across batch boundaries and lands batches in page order.
 //!
 //! Saves are batched: the page's progress is saved when the next page's search is recorded
@@ -9,9 +9,9 @@
 //! keys are deterministic and unchanged items are not rewritten, so the redo ends with the
 //! same bucket content.
 
-use futures::SinkExt;
 use futures::channel::mpsc;
 use futures::future::Either;
+use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::flow::{Fetched, Flow, Landed, Writes};
 use super::*;
@@ -44,6 +44,12 @@ impl Ahead {
         }
     }
 }
+
+/// Batches the fetch side fetches at once, in page order (each a bulk fetch and its comment
+/// pages): while one waits on Atlassian (or on the site's answer being generated) the next is
+/// under way. With the one in the channel and the ones being written, at most this many + 2
+/// batches of documents are in memory (a few MiB each).
+const FETCHES_AHEAD: usize = 2;
 
 impl Exporter {
     /// Export the current page from `done_in_page` to its end (or until the deadline). On
@@ -83,7 +89,7 @@ impl Exporter {
             let mut rx = rx;
             let mut last_save = Instant::now();
             let mut writes = Writes::new(self.item_concurrency);
-            let write = |item| self.export_item(&frozen, run, item);
+            let write = |item| self.export_item::<S>(&frozen, run, item);
             while let Some(landed) = writes.next(&mut rx, &write).await {
                 self.land(job, run, landed, page_len, &mut last_save)
                     .await?;
@@ -104,8 +110,8 @@ impl Exporter {
         Ok(flow)
     }
 
-    /// The fetch side: the page's batches from `done_in_page` on, sent to the writes (the
-    /// channel holds one, so at most one batch waits besides the one being fetched); then, if
+    /// The fetch side: the page's batches from `done_in_page` on, [`FETCHES_AHEAD`] fetched at
+    /// once and sent to the writes in order (the channel holds one); then, if
     /// `next` (query, cursor), the next page's search and its first batch.
     #[allow(clippy::too_many_arguments)]
     async fn feed<S: Source>(
@@ -122,39 +128,52 @@ impl Exporter {
         let all_comments = run.connector.options.all_comments;
         let batch_size = self.batch_size_for::<S>();
         let ids = &job.checkpoint.page_ids;
-        let mut at = job.checkpoint.done_in_page.min(ids.len());
+        let first = job.checkpoint.done_in_page.min(ids.len());
         // At least one batch, even an empty one: its landing closes the page.
-        loop {
-            // Asked before each fetch, so every fetched batch is written: the page stops
-            // short (the writes end without closing it) and the continuation goes on from there.
-            if at > job.checkpoint.done_in_page && Instant::now() + self.deadline_margin >= deadline
-            {
-                return Ahead::default();
-            }
-            let end = (at + batch_size).min(ids.len());
-            let chunk = &ids[at..end];
-            let fetched = match ready.take() {
-                _ if chunk.is_empty() => Ok(Batch::default()),
-                Some((for_ids, fetched)) if for_ids == chunk => fetched,
-                _ => {
-                    self.fetch_batch(source, job, ctx, session, chunk, all_comments)
-                        .await
-                }
-            };
+        let starts = (first..ids.len().max(first + 1)).step_by(batch_size);
+        // Asked before each fetch starts, so every fetched batch is written: the page stops
+        // short (the writes end without closing it) and the continuation goes on from there.
+        let in_time = move |at: &usize| {
+            futures::future::ready(*at == first || Instant::now() + self.deadline_margin < deadline)
+        };
+        let mut fetches = futures::stream::iter(starts)
+            .take_while(in_time)
+            .map(|at| {
+                let end = (at + batch_size).min(ids.len());
+                let chunk = &ids[at..end];
+                let fetched = match ready.take() {
+                    _ if chunk.is_empty() => {
+                        Either::Left(futures::future::ready(Ok(Batch::default())))
+                    }
+                    Some((for_ids, fetched)) if for_ids == chunk => {
+                        Either::Left(futures::future::ready(fetched))
+                    }
+                    _ => Either::Right(self.fetch_batch(
+                        source,
+                        job,
+                        ctx,
+                        session,
+                        chunk,
+                        all_comments,
+                    )),
+                };
+                fetched.map(move |fetched| fetched.map(|batch| Fetched { end, batch }))
+            })
+            .buffered(FETCHES_AHEAD);
+        let mut landed_end = first;
+        while let Some(fetched) = fetches.next().await {
             let failed = fetched.is_err();
+            if let Ok(f) = &fetched {
+                landed_end = f.end;
+            }
             // A closed channel: the writes stopped (deadline, failure); nothing more is needed.
-            if tx
-                .send(fetched.map(|batch| Fetched { end, batch }))
-                .await
-                .is_err()
-                || failed
-            {
+            if tx.send(fetched).await.is_err() || failed {
                 return Ahead::default();
             }
-            at = end;
-            if at >= ids.len() {
-                break;
-            }
+        }
+        if landed_end < ids.len() {
+            // Stopped at the deadline before the page's end.
+            return Ahead::default();
         }
         drop(tx);
         let Some((query, cursor)) = next else {

@@ -4,39 +4,46 @@ use super::departed::Keep;
 use super::*;
 
 impl Exporter {
-    pub(super) async fn export_item(
+    /// Write one fetched item: its attachments, their texts, then (on the blocking pool) it is
+    /// redacted and its document rendered, then its document and its JSON are written (on
+    /// runtime workers), unless unchanged.
+    pub(super) async fn export_item<S: Source>(
         &self,
         job: &Job,
         run: &Run<'_>,
-        mut item: Item,
+        item: Item,
     ) -> Result<ItemResult, ExportError> {
         let (layout, ctx, session) = (run.layout, run.ctx, run.session);
         let with_attachments = run.connector.options.attachments;
+        let Item {
+            id: item_id,
+            doc,
+            attachments,
+        } = item;
         let mut result = ItemResult::default();
         let mut copied = Vec::new();
         let mut keep = Keep::default();
         // Texts of attachments Atlassian refused now: kept with their objects.
         let mut refused_texts = BTreeSet::new();
         if with_attachments {
-            for att in std::mem::take(&mut item.attachments) {
+            for att in attachments {
                 // Inside a batch too: a batch of large attachments must not outrun the
                 // invocation. The batch is redone by the continuation (same keys).
                 if Instant::now() + self.deadline_margin >= run.deadline {
                     return Err(ExportError::OutOfTime);
                 }
-                let key = layout.attachment(&item.id, &att.id, &att.filename);
+                let key = layout.attachment(&item_id, &att.id, &att.filename);
                 keep.objects.insert(key.clone());
                 match self.copy_attachment(job, ctx, session, &att, &key).await? {
                     Ok(stored) => {
                         result.attachments += 1;
                         result.bytes += stored.bytes;
-                        mark_exported(&mut item.doc, &att.id, &key, &stored.sha256_hex);
                         copied.push((att, stored));
                     }
                     Err(reason) => {
-                        refused_texts.insert(layout.attachment_text(&item.id, &att.id));
+                        refused_texts.insert(layout.attachment_text(&item_id, &att.id));
                         result.skipped.push(Skipped {
-                            id: format!("{}/attachment/{}", item.id, att.id),
+                            id: format!("{item_id}/attachment/{}", att.id),
                             reason,
                         })
                     }
@@ -45,69 +52,96 @@ impl Exporter {
         }
         // Documents (issue 18) after the attachments and before the item: a crash in between
         // redoes them with the item.
-        // Boxed: rendering and extraction make a large future, and an unboxed one inflates
-        // every enclosing future (a debug build overflowed a 2 MiB test-thread stack).
-        let docs = Box::pin(crate::export::document::prepare_item(
+        // Boxed: extraction makes a large future, and an unboxed one inflates every enclosing
+        // future (a debug build overflowed a 2 MiB test-thread stack).
+        let texts = Box::pin(crate::export::document::extract_texts(
             &self.blobs,
             &self.documents,
             layout,
-            job.product,
-            ctx.site_url,
-            &item.id,
-            &item.doc,
+            &item_id,
             &copied,
             run.fresh,
         ))
         .await?;
         if with_attachments && self.documents.enabled {
-            let prefix = format!("{}/", item.id);
-            let stored = docs
+            let prefix = format!("{item_id}/");
+            let stored = texts
                 .texts
                 .iter()
                 .filter_map(|t| t.strip_prefix(&prefix))
-                .map(|att| layout.attachment_text(&item.id, att));
+                .map(|att| layout.attachment_text(&item_id, att));
             keep.texts = Some(stored.chain(refused_texts).collect());
         }
-        result.texts = docs.texts;
-        result.skipped.extend(docs.skipped);
-        let body = serde_json::to_vec(&item.doc)
-            .map_err(|e| ExportError::Terminal(format!("item {}: {e}", item.id)))?;
+        let written = {
+            let (documents, product, site_url) =
+                (self.documents, job.product, ctx.site_url.to_owned());
+            let item_id = item_id.clone();
+            let redact: fn(&mut Value, &mut NameBook) = S::redact;
+            offload::cpu(move || {
+                let mut doc = doc;
+                // Names are learned from the document itself only, so an item's redacted form
+                // never depends on which items an invocation happened to see before it.
+                redact(&mut doc, &mut NameBook::default());
+                for (att, stored) in &copied {
+                    mark_exported(&mut doc, &att.id, &stored.key, &stored.sha256_hex);
+                }
+                let rendered = crate::export::document::render_item(
+                    &documents, product, &site_url, &item_id, &doc, &copied, &texts,
+                )?;
+                let body = serde_json::to_vec(&doc)
+                    .map_err(|e| ExportError::Terminal(format!("item {item_id}: {e}")))?;
+                let sha256 = hex::encode(sha2::Sha256::digest(&body));
+                Ok::<_, ExportError>((rendered, body, sha256, texts))
+            })
+            .await??
+        };
+        let (rendered, body, sha256, texts) = written;
+        result.texts = texts.texts;
+        result.skipped.extend(texts.skipped);
         result.bytes += body.len() as u64;
         // The item's object records its own hash and its document's: one HeadObject tells
         // whether either changed, and an unchanged item (an incremental run's overlap, a
         // redone batch) is not written again (no new object version for the same content). A
         // fresh invocation knows nothing is stored yet and does not ask.
-        let key = layout.item(&item.id);
-        let sha256 = hex::encode(sha2::Sha256::digest(&body));
+        let key = layout.item(&item_id);
         let previous = if run.fresh {
             None
         } else {
-            self.blobs.metadata(&key).await?
+            let (blobs, key) = (self.blobs.clone(), key.clone());
+            offload::on_worker(async move { blobs.metadata(&key).await }).await??
         };
         let stored = |name: &str| previous.as_ref().and_then(|m| m.get(name));
-        let document_sha256 = docs.rendered.as_ref().map(|r| r.sha256.clone());
+        let document_sha256 = rendered.as_ref().map(|r| r.sha256.clone());
         let document_changed =
             document_sha256.is_some() && stored(DOCUMENT_SHA256) != document_sha256.as_ref();
         if stored(CONTENT_SHA256) == Some(&sha256) && !document_changed {
             result.unchanged = true;
             return Ok(result);
         }
-        if document_changed && let Some(rendered) = docs.rendered {
-            crate::export::document::put(&self.blobs, layout, &item.id, rendered).await?;
-        }
-        let mut metadata = vec![("item-id", item.id.as_str()), (CONTENT_SHA256, &sha256)];
-        if let Some(document) = &document_sha256 {
-            metadata.push((DOCUMENT_SHA256, document));
+        if document_changed && let Some(rendered) = rendered {
+            let (blobs, layout, item_id) = (self.blobs.clone(), layout.clone(), item_id.clone());
+            offload::on_worker(async move {
+                crate::export::document::put(&blobs, &layout, &item_id, rendered).await
+            })
+            .await??;
         }
         // Before the item's JSON, its last write (departed.rs says why). Only over an item
         // exported before: a new item has no departed attachments (a first full run costs no
         // listing per item).
         if with_attachments && previous.is_some() {
-            self.remove_departed(layout, &item.id, &keep).await?;
+            self.remove_departed(layout, &item_id, &keep).await?;
         }
-        self.blobs
-            .put_bytes(&key, Bytes::from(body), "application/json", &metadata)
-            .await?;
+        let blobs = self.blobs.clone();
+        offload::on_worker(async move {
+            let mut metadata = vec![("item-id", item_id.as_str()), (CONTENT_SHA256, &sha256)];
+            if let Some(document) = &document_sha256 {
+                metadata.push((DOCUMENT_SHA256, document));
+            }
+            blobs
+                .put_bytes(&key, Bytes::from(body), "application/json", &metadata)
+                .await
+        })
+        .await??;
         Ok(result)
     }
 

@@ -46,6 +46,7 @@ mod flow;
 mod item;
 mod lifecycle;
 mod manifest;
+mod offload;
 mod page;
 mod run;
 #[cfg(test)]

@@ -224,7 +224,8 @@ impl Exporter {
         }
     }
 
-    /// Full, redacted documents for `ids`.
+    /// Full documents for `ids`, not yet redacted (each item is redacted where it is written,
+    /// on the blocking pool: item.rs).
     pub(super) async fn fetch_batch<S: Source>(
         &self,
         source: &S,
@@ -234,17 +235,10 @@ impl Exporter {
         ids: &[String],
         all_comments: bool,
     ) -> Result<Batch, ExportError> {
-        let mut batch = self
-            .authed(job, session, |t| async move {
-                source.fetch(ctx, &t, ids, all_comments).await
-            })
-            .await?;
-        for item in &mut batch.items {
-            // Names are learned from the document itself only, so an item's redacted form
-            // never depends on which items an invocation happened to see before it.
-            source.redact(&mut item.doc, &mut NameBook::default());
-        }
-        Ok(batch)
+        self.authed(job, session, |t| async move {
+            source.fetch(ctx, &t, ids, all_comments).await
+        })
+        .await
     }
 
     /// Every id this job recorded as exported or skipped in its S3 state.

@@ -1,0 +1,92 @@
+//! Work taken off the invocation's task. An export invocation is one task: its fetches, item
+//! writes and checkpoints are futures polled together on one thread, so everything they compute
+//! there is serial. What an item costs in CPU (redaction, rendering, serializing, hashing) runs
+//! on the blocking pool, and its S3 requests (signing, the SDK's orchestration) on the
+//! runtime's workers; the task only coordinates. (A Lambda function with more than one vCPU,
+//! 1,769 MB and up, and the benchmark's two cores use them all.)
+
+use super::ExportError;
+
+/// Run `f` on the blocking pool. A panic in it is a panic here, as if it had run inline.
+pub(super) async fn cpu<T, F>(f: F) -> Result<T, ExportError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(out) => Ok(out),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(shut_down()),
+    }
+}
+
+/// Run `f` on a runtime worker; dropping the returned future aborts it, so nothing it does
+/// outlives the item write that asked for it (an invocation that stops, or is stopped, leaves
+/// no request running behind it: see erased.rs).
+pub(super) async fn on_worker<T, F>(f: F) -> Result<T, ExportError>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let mut task = AbortOnDrop(tokio::spawn(f));
+    match (&mut task.0).await {
+        Ok(out) => Ok(out),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(shut_down()),
+    }
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn shut_down() -> ExportError {
+    ExportError::Terminal("the runtime shut down while an item was written".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn dropping_a_worker_future_stops_its_task() {
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let finished = Arc::new(AtomicBool::new(false));
+        let flag = finished.clone();
+        let pending = on_worker(async move {
+            let _ = started_tx.send(());
+            std::future::pending::<()>().await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        let waiting = tokio::spawn(pending);
+        let _ = started_rx.await;
+        waiting.abort();
+        let _ = waiting.await;
+        // The aborted task's future was dropped: a weak count shows nothing holds the flag.
+        for _ in 0..1000 {
+            if Arc::strong_count(&finished) == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            Arc::strong_count(&finished),
+            1,
+            "the worker task was dropped"
+        );
+        assert!(!finished.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn results_come_back() {
+        assert_eq!(cpu(|| 2 + 2).await.ok(), Some(4));
+        assert_eq!(on_worker(async { 5 }).await.ok(), Some(5));
+    }
+}
