@@ -5,14 +5,26 @@
 //! runtime's workers; the task only coordinates. (A Lambda function with more than one vCPU,
 //! 1,769 MB and up, and the benchmark's two cores use them all.)
 
+use std::sync::LazyLock;
+
+use tokio::sync::Semaphore;
+
 use super::ExportError;
 
-/// Run `f` on the blocking pool. A panic in it is a panic here, as if it had run inline.
+/// CPU work at once: one per core. More would only add threads (each with its allocator's
+/// memory) without finishing sooner.
+static CPU_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
+    Semaphore::new(std::thread::available_parallelism().map_or(1, std::num::NonZero::get))
+});
+
+/// Run `f` on the blocking pool, at most one such task per core at once. A panic in it is a
+/// panic here, as if it had run inline.
 pub(super) async fn cpu<T, F>(f: F) -> Result<T, ExportError>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    let _slot = CPU_SLOTS.acquire().await.map_err(|_| shut_down())?;
     match tokio::task::spawn_blocking(f).await {
         Ok(out) => Ok(out),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
