@@ -165,6 +165,28 @@ fn first_url(ctx: &Ctx<'_>, listing: &Listing, set: &[String], limit: usize) -> 
     url
 }
 
+/// Lists what belongs to `ids` as [`list`] does, in parts of at most `part` ids listed at
+/// once: each part's pages of results follow one another (`_links.next`), the parts do not
+/// wait for each other. Results come in the parts' order. As one listing, an error of any
+/// part fails it (no part is refused in a way another could not be).
+pub(super) async fn list_in_parts(
+    ctx: &Ctx<'_>,
+    token: &Secret,
+    listing: &Listing,
+    ids: &[String],
+    part: usize,
+) -> Result<Listed, ExportError> {
+    let parts = ids
+        .chunks(part.max(1))
+        .map(|set| list(ctx, token, listing, set));
+    let mut out = Listed::default();
+    for listed in futures::future::try_join_all(parts).await? {
+        out.results.extend(listed.results);
+        out.failed.extend(listed.failed);
+    }
+    Ok(out)
+}
+
 /// Lists what belongs to `ids` (see the module documentation).
 pub(super) async fn list(
     ctx: &Ctx<'_>,

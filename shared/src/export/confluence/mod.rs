@@ -45,6 +45,10 @@ pub const COMMENT_EXPAND: &str = "body.storage,version,history,ancestors,contain
 pub const ATTACHMENT_EXPAND: &str = "version,container";
 /// Results per request when bodies are expanded (Confluence caps such pages at 50).
 const BODY_LIMIT: usize = 50;
+/// Pages whose comments are listed by one chain of requests; a batch's chains run at once (a
+/// batch of 100 pages with a few comments each is several requests of 50 comments, which
+/// would otherwise follow one another).
+const COMMENT_PAGES_AT_ONCE: usize = 25;
 /// Results per request otherwise (the cap of CQL search).
 const PLAIN_LIMIT: usize = 200;
 
@@ -164,7 +168,8 @@ impl Source for Confluence {
             id,
             reason: "not a Confluence content id".into(),
         }));
-        let bodies = listing::list(ctx, token, &BODIES, &usable).await?;
+        // One request per 50 bodies (Confluence's cap when bodies are expanded), all at once.
+        let bodies = listing::list_in_parts(ctx, token, &BODIES, &usable, BODY_LIMIT).await?;
         let mut docs: HashMap<String, Value> = bodies
             .results
             .into_iter()
@@ -187,7 +192,9 @@ impl Source for Confluence {
         }
         let comments = async {
             if all_comments && !found.is_empty() {
-                listing::list(ctx, token, &COMMENTS, &found).await.map(Some)
+                listing::list_in_parts(ctx, token, &COMMENTS, &found, COMMENT_PAGES_AT_ONCE)
+                    .await
+                    .map(Some)
             } else {
                 Ok(None)
             }
