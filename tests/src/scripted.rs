@@ -51,7 +51,7 @@ pub enum Call {
 
 /// Page calls after which the source answers a terminal error, so that a runner whose paging
 /// guards are disabled ends (with another reason) instead of paging forever.
-pub const MAX_PAGE_CALLS: usize = 400;
+pub const MAX_PAGE_CALLS: usize = 100;
 
 pub struct Scripted {
     ids: Vec<String>,
