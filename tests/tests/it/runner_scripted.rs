@@ -30,11 +30,6 @@ async fn scripted(
         .with_batch_size(batch)
 }
 
-/// Run a new job of `connector` to its end (continuations and waits included).
-async fn run(x: &Export<Scripted>, connector: &Connector) -> (JobId, Outcome) {
-    x.run(connector).await
-}
-
 /// The ids the job's manifest lists, in its order, and its skipped entries.
 async fn manifest(x: &Export<Scripted>, outcome: &Outcome) -> (Vec<String>, serde_json::Value) {
     let m = x.manifest(outcome).await;
@@ -83,26 +78,27 @@ async fn assert_exactly_once(
     job: &JobId,
     outcome: &Outcome,
     expected: &[String],
+    what: &str,
 ) {
     let want: BTreeSet<String> = expected.iter().cloned().collect();
     let versions = item_versions(x, connector).await;
     assert_eq!(
         versions.keys().cloned().collect::<BTreeSet<_>>(),
         want,
-        "the items in the bucket"
+        "{what}: the items in the bucket"
     );
     let rewritten: Vec<_> = versions.iter().filter(|(_, n)| **n != 1).collect();
     assert!(
         rewritten.is_empty(),
-        "items written more than once: {rewritten:?}"
+        "{what}: items written more than once: {rewritten:?}"
     );
     let (listed, _) = manifest(x, outcome).await;
     assert_eq!(
         listed.len(),
         want.len(),
-        "the manifest lists each item once"
+        "{what}: the manifest lists each item once"
     );
-    assert_eq!(listed.into_iter().collect::<BTreeSet<_>>(), want);
+    assert_eq!(listed.into_iter().collect::<BTreeSet<_>>(), want, "{what}");
     let record = x.job(job).await;
     assert_eq!(
         record.status,
@@ -122,7 +118,7 @@ async fn a_repeated_cursor_fails_the_job_with_a_clear_reason() {
     };
     let x = scripted(50, 10, 5, script).await;
     let c = x.connector("scripted-loop", "project = S").await;
-    let (job, outcome) = run(&x, &c).await;
+    let (job, outcome) = x.run(&c).await;
     let record = x.job(&job).await;
     assert_eq!(record.status, JobStatus::Failed, "{outcome:?}");
     let reason = record.failure_reason.unwrap_or_default();
@@ -146,7 +142,7 @@ async fn endless_empty_pages_fail_the_job_with_a_clear_reason() {
     };
     let x = scripted(30, 10, 5, script).await;
     let c = x.connector("scripted-empty", "project = S").await;
-    let (job, outcome) = run(&x, &c).await;
+    let (job, outcome) = x.run(&c).await;
     let record = x.job(&job).await;
     assert_eq!(record.status, JobStatus::Failed, "{outcome:?}");
     let reason = record.failure_reason.unwrap_or_default();
@@ -169,9 +165,9 @@ async fn an_expired_cursor_restarts_the_search_and_every_item_lands_once() {
     };
     let x = scripted(60, 10, 4, script).await;
     let c = x.connector("scripted-expiry", "project = S").await;
-    let (job, outcome) = run(&x, &c).await;
+    let (job, outcome) = x.run(&c).await;
     let ids = x.exporter.sources.ids().to_vec();
-    assert_exactly_once(&x, &c, &job, &outcome, &ids).await;
+    assert_exactly_once(&x, &c, &job, &outcome, &ids, "expiry").await;
     // 3 pages, an expiry; 3 pages exported before, a 4th, an expiry; 4 exported before, 2.
     assert_eq!(
         x.exporter.sources.page_calls(),
@@ -189,7 +185,7 @@ async fn ids_the_fetch_does_not_return_are_recorded_skipped_with_the_reason() {
     };
     let x = scripted(25, 10, 5, script).await;
     let c = x.connector("scripted-skips", "project = S").await;
-    let (job, outcome) = run(&x, &c).await;
+    let (job, outcome) = x.run(&c).await;
     let exported: Vec<String> = x
         .exporter
         .sources
@@ -198,7 +194,7 @@ async fn ids_the_fetch_does_not_return_are_recorded_skipped_with_the_reason() {
         .filter(|id| !missing.contains(*id))
         .cloned()
         .collect();
-    assert_exactly_once(&x, &c, &job, &outcome, &exported).await;
+    assert_exactly_once(&x, &c, &job, &outcome, &exported, "skips").await;
     let record = x.job(&job).await;
     assert_eq!(record.skipped_count, 2);
     let inline: BTreeMap<String, String> = record
@@ -239,7 +235,7 @@ async fn transient_errors_in_a_row_fail_the_job_at_the_limit() {
         .sources
         .fail_batch("S-6", MAX_ERRORS_IN_A_ROW as usize);
     let c = x.connector("scripted-flaky", "project = S").await;
-    let (job, outcome) = run(&x, &c).await;
+    let (job, outcome) = x.run(&c).await;
     let record = x.job(&job).await;
     assert_eq!(record.status, JobStatus::Failed, "{outcome:?}");
     let reason = record.failure_reason.unwrap_or_default();
@@ -261,9 +257,9 @@ async fn fewer_transient_errors_in_a_row_than_the_limit_let_the_job_complete() {
     x.exporter.sources.fail_batch("S-6", below);
     x.exporter.sources.fail_batch("S-16", below);
     let c = x.connector("scripted-flaky", "project = S").await;
-    let (job, outcome) = run(&x, &c).await;
+    let (job, outcome) = x.run(&c).await;
     let ids = x.exporter.sources.ids().to_vec();
-    assert_exactly_once(&x, &c, &job, &outcome, &ids).await;
+    assert_exactly_once(&x, &c, &job, &outcome, &ids, "transient errors").await;
     assert_eq!(x.job(&job).await.invocations, 1 + 2 * below as u32);
 }
 
@@ -307,8 +303,8 @@ async fn redeliver(x: &Export<Scripted>, connector: &Connector, job: &JobId) -> 
 async fn a_crash_held_at_a_chosen_fetch_then_redelivery_exports_every_item_once() {
     // 40 items, pages of 10, batches of 3: each page is fetched as 3 + 3 + 3 + 1, and the next
     // page's first batch is fetched ahead while a page's last batches are written. Fetch
-    // calls 1–4 are page 1 (4: its last batch), 5 is page 2's first (ahead), 13 is page 4's
-    // first, 16 the job's last batch.
+    // calls 1–4 are page 1 (4: its last batch), 5 is page 2's first (ahead), 8 page 2's last,
+    // 13 page 4's first (ahead), 16 the job's last batch.
     let mut x = scripted(0, 10, 3, Script::default()).await;
     for k in [1, 2, 4, 5, 8, 13, 16] {
         x.exporter = exporter_with(&x.w, Scripted::new(40, 10)).await;
@@ -320,7 +316,7 @@ async fn a_crash_held_at_a_chosen_fetch_then_redelivery_exports_every_item_once(
         crash_at(&x, &c, &job, Call::Fetch(k)).await;
         let outcome = redeliver(&x, &c, &job).await;
         let ids = x.exporter.sources.ids().to_vec();
-        assert_exactly_once(&x, &c, &job, &outcome, &ids).await;
+        assert_exactly_once(&x, &c, &job, &outcome, &ids, &format!("crash at fetch {k}")).await;
     }
 }
 
@@ -333,7 +329,7 @@ async fn a_crash_held_at_a_page_search_then_redelivery_exports_every_item_once()
     crash_at(&x, &c, &job, Call::Page(3)).await;
     let outcome = redeliver(&x, &c, &job).await;
     let ids = x.exporter.sources.ids().to_vec();
-    assert_exactly_once(&x, &c, &job, &outcome, &ids).await;
+    assert_exactly_once(&x, &c, &job, &outcome, &ids, "crash at page 3").await;
 }
 
 #[tokio::test]
@@ -343,9 +339,9 @@ async fn a_thousand_items_run_through_the_pipeline_with_one_fetch_per_batch() {
         .await
         .with_production_batches();
     let c = x.connector("scripted-many", "project = S").await;
-    let (job, outcome) = run(&x, &c).await;
+    let (job, outcome) = x.run(&c).await;
     let ids = x.exporter.sources.ids().to_vec();
-    assert_exactly_once(&x, &c, &job, &outcome, &ids).await;
+    assert_exactly_once(&x, &c, &job, &outcome, &ids, "1,000 items").await;
     let source = &x.exporter.sources;
     // The next page's search and first batch, fetched ahead, are used, never asked again.
     assert_eq!(source.page_calls(), 5);
