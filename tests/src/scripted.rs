@@ -276,7 +276,7 @@ impl Source for Scripted {
     }
 
     /// Nothing to redact: the scripted documents hold no personal data.
-    fn redact(&self, _doc: &mut Value, _names: &mut NameBook) {}
+    fn redact(_doc: &mut Value, _names: &mut NameBook) {}
 
     /// Large, so the exporter's `batch_size` alone decides the batches.
     const BATCH: usize = 1000;

@@ -343,17 +343,20 @@ async fn a_crash_held_at_a_page_search_then_redelivery_exports_every_item_once()
 
 #[tokio::test]
 async fn a_thousand_items_run_through_the_pipeline_with_one_fetch_per_batch() {
-    // Production's batches (100) and concurrency; five pages of 200.
-    let x = scripted(1000, 200, 100, Script::default())
+    // Production's item concurrency (8); four pages of 250 in batches of 25.
+    let mut x = scripted(1000, 250, 25, Script::default())
         .await
         .with_production_batches();
+    x.exporter.batch_size = 25;
     let c = x.connector("scripted-many", "project = S").await;
     let (job, outcome) = x.run(&c).await;
     let ids = x.exporter.sources.ids().to_vec();
     assert_exactly_once(&x, &c, &job, &outcome, &ids, "1,000 items").await;
     let source = &x.exporter.sources;
     // The next page's search and first batch, fetched ahead, are used, never asked again.
-    assert_eq!(source.page_calls(), 5);
-    assert_eq!(source.fetch_calls(), 10);
-    assert_eq!(source.max_fetches_at_once(), 1, "one fetch at a time");
+    assert_eq!(source.page_calls(), 4);
+    assert_eq!(source.fetch_calls(), 40);
+    // Bounded: the fetch side's batches at once (runner/batches.rs `FETCHES_AHEAD`), of ten
+    // a page.
+    assert_eq!(source.max_fetches_at_once(), 2, "fetches at once");
 }
