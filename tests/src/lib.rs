@@ -6,3 +6,4 @@ pub mod emulator;
 pub mod fake;
 pub mod http_functions;
 pub mod leak;
+pub mod scripted;

@@ -86,6 +86,33 @@ pub trait Source: Sync {
     const PAGE_SIZE: usize;
 }
 
+/// The products an exporter runs jobs over: a [`Source`] per product. Production's is
+/// [`Products`] (Jira and Confluence as they are, zero-sized: the runner is compiled for them
+/// with no indirection); a test gives its own to run the runner over a scripted source.
+pub trait Sources: Send + Sync {
+    type Jira: Source;
+    type Confluence: Source;
+    fn jira(&self) -> &Self::Jira;
+    fn confluence(&self) -> &Self::Confluence;
+}
+
+/// Jira and Confluence through Atlassian's APIs: production's [`Sources`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Products;
+
+impl Sources for Products {
+    type Jira = super::jira::Jira;
+    type Confluence = super::confluence::Confluence;
+
+    fn jira(&self) -> &Self::Jira {
+        &super::jira::Jira
+    }
+
+    fn confluence(&self) -> &Self::Confluence {
+        &super::confluence::Confluence
+    }
+}
+
 /// Split a JQL or CQL query at its trailing `ORDER BY` (outside quotes), case-insensitively,
 /// so a restriction can be added before the ordering.
 pub fn split_order_by(query: &str) -> (&str, &str) {

@@ -18,6 +18,7 @@ use shared::events::{ExportContinued, ExportRequested};
 use shared::export::redact::find_account_ids;
 use shared::export::resume::Resumer;
 use shared::export::runner::{COMPLETE_STEPS, Exporter, Outcome, StepGate, new_job_id};
+use shared::export::source::{Products, Sources};
 use shared::ids::{ConnectorId, JobId, Product};
 use shared::store::connectors::{Connector, ConnectorOptions};
 use shared::store::jobs::Job;
@@ -34,9 +35,11 @@ pub(crate) const MIB: u64 = 1024 * 1024;
 /// on the clock the tests move.
 const LEASE_TTL: Duration = Duration::from_secs(120);
 
-pub(crate) struct Export {
+/// `P`: the products the exporter runs over (Jira and Confluence through the fake site, or a
+/// scripted source: runner_scripted.rs).
+pub(crate) struct Export<P = Products> {
     pub(crate) w: World,
-    pub(crate) exporter: Exporter,
+    pub(crate) exporter: Exporter<P>,
     pub(crate) cloud: String,
     pub(crate) project: String,
     pub(crate) product: Product,
@@ -77,15 +80,29 @@ impl Export {
         }
     }
 
+    /// The same world, its exporter running over `sources` instead of the fake site's products.
+    pub(crate) async fn with_sources<P: Sources>(self, sources: P) -> Export<P> {
+        let exporter = exporter_with(&self.w, sources).await;
+        Export {
+            w: self.w,
+            exporter,
+            cloud: self.cloud,
+            project: self.project,
+            product: self.product,
+        }
+    }
+}
+
+impl<P: Sources> Export<P> {
     /// Items per batch, and so per checkpoint (at most the product's own limit).
-    pub(crate) fn with_batch_size(mut self, items: usize) -> Export {
+    pub(crate) fn with_batch_size(mut self, items: usize) -> Self {
         self.exporter.batch_size = items;
         self
     }
 
     /// Batches and concurrency as in production (the products' own batch limits, 8 items at
     /// once), for runs of thousands of items.
-    pub(crate) fn with_production_batches(mut self) -> Export {
+    pub(crate) fn with_production_batches(mut self) -> Self {
         self.exporter.batch_size = 100;
         self.exporter.item_concurrency = 8;
         self
@@ -799,6 +816,11 @@ pub(crate) struct Item {
 /// An exporter over a world, tuned for tests: quick retries, 5-item batches, the fake site's
 /// clock.
 pub(crate) async fn exporter_for(w: &World) -> Exporter {
+    exporter_with(w, Products).await
+}
+
+/// As [`exporter_for`], over `sources`.
+pub(crate) async fn exporter_with<P: Sources>(w: &World, sources: P) -> Exporter<P> {
     let mut keeper = TokenKeeper::from_config(&w.config, &w.aws.clients)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -811,6 +833,7 @@ pub(crate) async fn exporter_for(w: &World) -> Exporter {
         .unwrap_or_else(|e| panic!("{e}"))
         .with_clock(clock.clone());
     Exporter {
+        sources,
         keeper,
         blobs: BlobStore::new(
             w.aws.clients.s3.clone(),

@@ -27,5 +27,6 @@ mod http_layer;
 mod leak_edges;
 mod make_local;
 mod refresh;
+mod runner_scripted;
 mod s3_hold;
 mod support;

@@ -25,7 +25,7 @@ impl Session {
     }
 }
 
-impl Exporter {
+impl<P: Sources> Exporter<P> {
     /// The job's session: the connection and an access token of its grant (refreshed if it
     /// expires within minutes; a legacy connection is migrated first).
     pub(super) async fn open_session(&self, job: &Job) -> Result<Session, ExportError> {

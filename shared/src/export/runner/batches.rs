@@ -51,7 +51,7 @@ impl Ahead {
 /// batches of documents are in memory (a few MiB each).
 const FETCHES_AHEAD: usize = 2;
 
-impl Exporter {
+impl<P: Sources> Exporter<P> {
     /// Export the current page from `done_in_page` to its end (or until the deadline). On
     /// [`Flow::Drained`] the page is closed (its state object written) and `ahead` holds what
     /// was fetched for the next page.

@@ -27,7 +27,7 @@ pub(super) struct Keep {
     pub(super) texts: Option<BTreeSet<String>>,
 }
 
-impl Exporter {
+impl<P: Sources> Exporter<P> {
     /// Delete the item's attachment objects and texts that `keep` does not name. Returns how
     /// many were deleted.
     pub(super) async fn remove_departed(

@@ -9,7 +9,7 @@ use crate::erase::{EraseError, Eraser};
 use crate::ids::{ConnectorId, TenantId};
 use crate::store::erasures::Erasure;
 
-impl Exporter {
+impl<P: Sources> Exporter<P> {
     /// Run the job, then remove what it wrote if it was erased meanwhile.
     pub(super) async fn run(&self, job: Job, deadline: Instant) -> Result<Outcome, ExportError> {
         let probe = job.clone();

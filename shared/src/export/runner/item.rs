@@ -3,7 +3,7 @@
 use super::departed::Keep;
 use super::*;
 
-impl Exporter {
+impl<P: Sources> Exporter<P> {
     /// Write one fetched item: its attachments, their texts, then (on the blocking pool) it is
     /// redacted and its document rendered, then its document and its JSON are written (on
     /// runtime workers), unless unchanged.

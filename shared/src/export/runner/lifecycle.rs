@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Exporter {
+impl<P: Sources> Exporter<P> {
     pub(super) async fn step(&self, name: &'static str) {
         if let Some(gate) = &self.gate {
             gate.pass(name).await;

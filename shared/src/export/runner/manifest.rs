@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Exporter {
+impl<P: Sources> Exporter<P> {
     /// All pages done: write the manifest, announce it, end the job, move the watermark,
     /// clean up. Resumable at every step: the job is saved in the `finishing` phase first; the
     /// manifest is written once (a later invocation reads the one written); the completion is

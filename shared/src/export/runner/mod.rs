@@ -21,12 +21,11 @@ use sha2::Digest;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::confluence::Confluence;
+use super::ExportError;
 use super::keys::Layout;
 use super::redact::NameBook;
 use super::resume::{ResumeAt, Resumer};
-use super::source::{AttachmentRef, Batch, Ctx, Item, Source};
-use super::{ExportError, jira::Jira};
+use super::source::{AttachmentRef, Batch, Ctx, Item, Products, Source, Sources};
 use crate::atlassian::http::{HttpError, Idempotency, ThrottleScope};
 use crate::blob::{BlobError, BlobStore, Stored, metadata_value};
 use crate::clock::Clock;
@@ -108,7 +107,11 @@ pub enum Outcome {
     Erased,
 }
 
-pub struct Exporter {
+/// Runs export jobs over the products of `P`: Jira and Confluence ([`Products`]) in
+/// production; a test's scripted source in the runner's own tests.
+pub struct Exporter<P = Products> {
+    /// Where each product's items come from.
+    pub sources: P,
     pub keeper: TokenKeeper,
     pub blobs: BlobStore,
     pub job_retention: Duration,
@@ -209,6 +212,7 @@ impl Exporter {
         let keeper = TokenKeeper::from_config(config, aws).await?;
         let bucket = config.bucket()?.to_owned();
         Ok(Exporter {
+            sources: Products,
             keeper,
             blobs: BlobStore::new(aws.s3.clone(), bucket, config.kms_key_id.clone()),
             job_retention: config.job_retention,

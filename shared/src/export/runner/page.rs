@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Exporter {
+impl<P: Sources> Exporter<P> {
     pub(super) async fn drive(
         &self,
         job: &mut Job,
@@ -56,8 +56,11 @@ impl Exporter {
             fresh,
         };
         match job.product {
-            Product::Jira => self.drive_source(&Jira, job, &run).await,
-            Product::Confluence => self.drive_source(&Confluence, job, &run).await,
+            Product::Jira => self.drive_source(self.sources.jira(), job, &run).await,
+            Product::Confluence => {
+                self.drive_source(self.sources.confluence(), job, &run)
+                    .await
+            }
         }
     }
 

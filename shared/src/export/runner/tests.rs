@@ -1,6 +1,8 @@
 //! Unit tests of the runner's pure parts: paging guards, the item's attachment notes, the
 //! step gate, time rounding and the state pages a manifest is built from. (The runner over
-//! DynamoDB, S3 and the fake site is tested in tests/tests/it/export_*.rs.)
+//! DynamoDB, S3 and the fake site is tested in tests/tests/it/export_*.rs; over DynamoDB, S3
+//! and a scripted in-memory source, through [`Exporter`]'s `P`, in
+//! tests/tests/it/runner_scripted.rs.)
 
 use super::item::mark_exported;
 use super::page::guard_paging;
