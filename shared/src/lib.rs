@@ -19,10 +19,3 @@ pub mod vault;
 
 #[cfg(test)]
 mod props;
-
-/// mimalloc for every binary that links this crate (the four functions, `local`, the bench):
-/// glibc's malloc took about a quarter of the export's CPU under `perf` (`_int_malloc`,
-/// `malloc_consolidate`, `unlink_chunk`: many small JSON and SDK allocations between 8 MiB part
-/// buffers), and a Lambda is billed for that CPU.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
