@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod ids;
+mod offload;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

@@ -800,16 +800,13 @@ impl AtlassianResponse {
             return parse();
         }
         // A bulk fetch of 100 issues is megabytes of JSON: parsed on the blocking pool, the
-        // export's own task goes on writing items meanwhile (it is one task; see
-        // export/runner/offload.rs).
-        match tokio::task::spawn_blocking(parse).await {
-            Ok(parsed) => parsed,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(HttpError::Decode {
+        // export's own task goes on writing items meanwhile (it is one task; see offload.rs).
+        crate::offload::cpu(parse).await.unwrap_or_else(|_| {
+            Err(HttpError::Decode {
                 endpoint,
                 detail: "the runtime shut down while the body was parsed".into(),
-            }),
-        }
+            })
+        })
     }
 
     /// The body as a stream of chunks, for bodies of any size.

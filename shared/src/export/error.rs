@@ -54,6 +54,12 @@ impl From<HttpError> for ExportError {
     }
 }
 
+impl From<crate::offload::RuntimeGone> for ExportError {
+    fn from(_: crate::offload::RuntimeGone) -> Self {
+        ExportError::Terminal("the runtime shut down while an item was written".into())
+    }
+}
+
 impl ExportError {
     /// When Atlassian asked us to come back, if this is such an answer (see
     /// [`HttpError::wait`]).

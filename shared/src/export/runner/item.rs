@@ -2,6 +2,7 @@
 
 use super::departed::Keep;
 use super::*;
+use crate::offload;
 
 impl<P: Sources> Exporter<P> {
     /// Write one fetched item: its attachments, their texts, then (on the blocking pool) it is
@@ -72,7 +73,7 @@ impl<P: Sources> Exporter<P> {
                 .map(|att| layout.attachment_text(&item_id, att));
             keep.texts = Some(stored.chain(refused_texts).collect());
         }
-        let written = {
+        let (rendered, body, sha256, texts) = {
             let (documents, product, site_url) =
                 (self.documents, job.product, ctx.site_url.to_owned());
             let item_id = item_id.clone();
@@ -95,7 +96,6 @@ impl<P: Sources> Exporter<P> {
             })
             .await??
         };
-        let (rendered, body, sha256, texts) = written;
         result.texts = texts.texts;
         result.skipped.extend(texts.skipped);
         result.bytes += body.len() as u64;

@@ -45,7 +45,6 @@ mod flow;
 mod item;
 mod lifecycle;
 mod manifest;
-mod offload;
 mod page;
 mod run;
 #[cfg(test)]

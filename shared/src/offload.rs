@@ -1,15 +1,14 @@
-//! Work taken off the invocation's task. An export invocation is one task: its fetches, item
-//! writes and checkpoints are futures polled together on one thread, so everything they compute
-//! there is serial. What an item costs in CPU (redaction, rendering, serializing, hashing) runs
-//! on the blocking pool, and its S3 requests (signing, the SDK's orchestration) on the
-//! runtime's workers; the task only coordinates. (A Lambda function with more than one vCPU,
-//! 1,769 MB and up, and the benchmark's two cores use them all.)
+//! Work taken off the task that asked for it. An export invocation is one task: its fetches,
+//! item writes and checkpoints are futures polled together on one thread, so everything they
+//! compute there is serial. CPU work (decoding large JSON answers; an item's redaction,
+//! rendering, serializing and hashing) runs on the blocking pool, one job per core, and an
+//! item's S3 requests (signing, the SDK's orchestration) on the runtime's workers; the task
+//! only coordinates. (A Lambda function with more than one vCPU, 1,769 MB and up, and the
+//! benchmark's two cores use them all.)
 
 use std::sync::LazyLock;
 
 use tokio::sync::Semaphore;
-
-use super::ExportError;
 
 /// CPU work at once: one per core. More would only add threads (each with its allocator's
 /// memory) without finishing sooner.
@@ -19,23 +18,23 @@ static CPU_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
 
 /// Run `f` on the blocking pool, at most one such task per core at once. A panic in it is a
 /// panic here, as if it had run inline.
-pub(super) async fn cpu<T, F>(f: F) -> Result<T, ExportError>
+pub(crate) async fn cpu<T, F>(f: F) -> Result<T, RuntimeGone>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let _slot = CPU_SLOTS.acquire().await.map_err(|_| shut_down())?;
+    let _slot = CPU_SLOTS.acquire().await.map_err(|_| RuntimeGone)?;
     match tokio::task::spawn_blocking(f).await {
         Ok(out) => Ok(out),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(shut_down()),
+        Err(_) => Err(RuntimeGone),
     }
 }
 
 /// Run `f` on a runtime worker; dropping the returned future aborts it, so nothing it does
-/// outlives the item write that asked for it (an invocation that stops, or is stopped, leaves
-/// no request running behind it: see erased.rs).
-pub(super) async fn on_worker<T, F>(f: F) -> Result<T, ExportError>
+/// outlives what asked for it (an export invocation that stops, or is stopped, leaves no
+/// request running behind it: see export/runner/erased.rs).
+pub(crate) async fn on_worker<T, F>(f: F) -> Result<T, RuntimeGone>
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
@@ -44,7 +43,7 @@ where
     match (&mut task.0).await {
         Ok(out) => Ok(out),
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(shut_down()),
+        Err(_) => Err(RuntimeGone),
     }
 }
 
@@ -56,9 +55,9 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-fn shut_down() -> ExportError {
-    ExportError::Terminal("the runtime shut down while an item was written".into())
-}
+/// The runtime shut down before the work finished (its task was cancelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RuntimeGone;
 
 #[cfg(test)]
 mod tests {
