@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use shared::atlassian::http::{HttpError, TransportKind};
 use shared::export::ExportError;
 use shared::export::redact::NameBook;
+use shared::export::runner::StepGate;
 use shared::export::source::{Batch, Ctx, Item, Page, Source, Sources};
 use shared::secret::Secret;
 use shared::store::jobs::Skipped;
@@ -57,8 +58,7 @@ pub struct Scripted {
     ids: Vec<String>,
     page_size: usize,
     script: Mutex<Script>,
-    hold: Mutex<Option<Call>>,
-    held: tokio::sync::Notify,
+    gate: StepGate<Call>,
     pages: AtomicUsize,
     fetches: AtomicUsize,
     in_flight: AtomicUsize,
@@ -72,8 +72,7 @@ impl Scripted {
             ids: (1..=items).map(|n| format!("S-{n}")).collect(),
             page_size: page_size.max(1),
             script: Mutex::new(Script::default()),
-            hold: Mutex::new(None),
-            held: tokio::sync::Notify::new(),
+            gate: StepGate::default(),
             pages: AtomicUsize::new(0),
             fetches: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
@@ -102,12 +101,12 @@ impl Scripted {
 
     /// Hold the invocation that makes `call`: it signals [`Scripted::held`] and never goes on.
     pub fn hold_at(&self, call: Call) {
-        *self.hold.lock().unwrap_or_else(|p| p.into_inner()) = Some(call);
+        self.gate.arm(call);
     }
 
     /// Resolves once an invocation is held at the armed call.
     pub async fn held(&self) {
-        self.held.notified().await;
+        self.gate.reached().await;
     }
 
     /// Page calls so far.
@@ -130,22 +129,6 @@ impl Scripted {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-
-    async fn pass(&self, call: Call) {
-        let hold = {
-            let mut armed = self.hold.lock().unwrap_or_else(|p| p.into_inner());
-            if *armed == Some(call) {
-                *armed = None;
-                true
-            } else {
-                false
-            }
-        };
-        if hold {
-            self.held.notify_one();
-            std::future::pending::<()>().await;
-        }
     }
 
     fn next_page(&self, call: usize, cursor: Option<&str>) -> Result<Page, ExportError> {
@@ -256,7 +239,7 @@ impl Source for Scripted {
         cursor: Option<&str>,
     ) -> Result<Page, ExportError> {
         let call = self.pages.fetch_add(1, Ordering::SeqCst) + 1;
-        self.pass(Call::Page(call)).await;
+        self.gate.pass(Call::Page(call)).await;
         self.next_page(call, cursor)
     }
 
@@ -269,7 +252,7 @@ impl Source for Scripted {
     ) -> Result<Batch, ExportError> {
         let call = self.fetches.fetch_add(1, Ordering::SeqCst) + 1;
         let _in_flight = InFlight::start(self);
-        self.pass(Call::Fetch(call)).await;
+        self.gate.pass(Call::Fetch(call)).await;
         // A yield, as a real call would: other work of the invocation runs meanwhile.
         tokio::task::yield_now().await;
         self.batch(ids)

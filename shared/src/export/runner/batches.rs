@@ -160,18 +160,18 @@ impl<P: Sources> Exporter<P> {
                 fetched.map(move |fetched| fetched.map(|batch| Fetched { end, batch }))
             })
             .buffered(FETCHES_AHEAD);
-        let mut landed_end = first;
+        let mut sent_end = first;
         while let Some(fetched) = fetches.next().await {
             let failed = fetched.is_err();
             if let Ok(f) = &fetched {
-                landed_end = f.end;
+                sent_end = f.end;
             }
             // A closed channel: the writes stopped (deadline, failure); nothing more is needed.
             if tx.send(fetched).await.is_err() || failed {
                 return Ahead::default();
             }
         }
-        if landed_end < ids.len() {
+        if sent_end < ids.len() {
             // Stopped at the deadline before the page's end.
             return Ahead::default();
         }

@@ -149,17 +149,27 @@ pub struct Exporter<P = Products> {
     pub gate: Option<Arc<StepGate>>,
 }
 
-/// Holds an invocation at one armed step (see [`Exporter::gate`]): the invocation signals
-/// that it got there and then never goes on (the test drops it: a crash).
-#[derive(Debug, Default)]
-pub struct StepGate {
-    armed: Mutex<Option<&'static str>>,
+/// Holds an invocation at one armed step (see [`Exporter::gate`]; a test's scripted source
+/// holds at a numbered call with one too): the invocation signals that it got there and then
+/// never goes on (the test drops it: a crash).
+#[derive(Debug)]
+pub struct StepGate<K = &'static str> {
+    armed: Mutex<Option<K>>,
     reached: tokio::sync::Notify,
 }
 
-impl StepGate {
+impl<K> Default for StepGate<K> {
+    fn default() -> Self {
+        StepGate {
+            armed: Mutex::new(None),
+            reached: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl<K: PartialEq> StepGate<K> {
     /// Hold the next invocation that reaches `step`.
-    pub fn arm(&self, step: &'static str) {
+    pub fn arm(&self, step: K) {
         *self.armed.lock().unwrap_or_else(|p| p.into_inner()) = Some(step);
     }
 
@@ -177,7 +187,9 @@ impl StepGate {
         self.reached.notified().await;
     }
 
-    async fn pass(&self, step: &'static str) {
+    /// Go on, unless `step` is the armed step: then disarm it, signal [`StepGate::reached`]
+    /// and never go on.
+    pub async fn pass(&self, step: K) {
         let hold = {
             let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
             if *armed == Some(step) {
