@@ -265,6 +265,7 @@ impl<P: Sources> Exporter<P> {
         }
         self.checkpoint(job, owner, cloud).await?;
         *last_save = Instant::now();
+        self.step(PROGRESS_SAVED).await;
         Ok(())
     }
 }

@@ -151,11 +151,13 @@ pub struct Exporter<P = Products> {
 
 /// Holds an invocation at one armed step (see [`Exporter::gate`]; a test's scripted source
 /// holds at a numbered call with one too): the invocation signals that it got there and then
-/// never goes on (the test drops it: a crash).
+/// goes on only if [`StepGate::release`]d (the test looks at what was saved, then drops it: a
+/// crash, or releases it).
 #[derive(Debug)]
 pub struct StepGate<K = &'static str> {
     armed: Mutex<Option<K>>,
     reached: tokio::sync::Notify,
+    go: tokio::sync::Notify,
 }
 
 impl<K> Default for StepGate<K> {
@@ -163,6 +165,7 @@ impl<K> Default for StepGate<K> {
         StepGate {
             armed: Mutex::new(None),
             reached: tokio::sync::Notify::new(),
+            go: tokio::sync::Notify::new(),
         }
     }
 }
@@ -187,8 +190,13 @@ impl<K: PartialEq> StepGate<K> {
         self.reached.notified().await;
     }
 
+    /// Let the invocation held at the step go on (call only after [`StepGate::reached`]).
+    pub fn release(&self) {
+        self.go.notify_one();
+    }
+
     /// Go on, unless `step` is the armed step: then disarm it, signal [`StepGate::reached`]
-    /// and never go on.
+    /// and wait for [`StepGate::release`] (never, for a crash).
     pub async fn pass(&self, step: K) {
         let hold = {
             let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
@@ -201,10 +209,14 @@ impl<K: PartialEq> StepGate<K> {
         };
         if hold {
             self.reached.notify_one();
-            std::future::pending::<()>().await;
+            self.go.notified().await;
         }
     }
 }
+
+/// The step after each save of a job's progress (its `items_done`) while it exports pages: a
+/// [`StepGate`] holds the invocation there so a test can crash it at a chosen item count.
+pub const PROGRESS_SAVED: &str = "progress-saved";
 
 /// The steps of `complete()` a [`StepGate`] can hold an invocation at.
 pub const COMPLETE_STEPS: [&str; 4] = [
