@@ -447,6 +447,11 @@ pub async fn run_child(args: Vec<String>, env: Vec<(String, String)>) -> ChildRu
         if let Some(n) = std::env::var_os("EXPORT_ITEM_CONCURRENCY") {
             cmd.env("EXPORT_ITEM_CONCURRENCY", n);
         }
+        // The child's log filter, to see an export's timeline (`BENCH_CHILD_LOG=debug`: one
+        // line per batch landed, with its time, on stderr).
+        if let Some(filter) = std::env::var_os("BENCH_CHILD_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
         cmd.output()
     })
     .await
