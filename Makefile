@@ -116,6 +116,9 @@ lint-infra: venv $(CHECKOV_STAMP)
 
 # Release zips for arm64 (Graviton), cross-compiled by cargo-lambda with zig as the linker (both
 # from PyPI, in .venv), into the workspace's target dir: target/lambda/<name>/bootstrap.zip.
+# jemalloc (shared/src/lib.rs) fixes the page size when it is built and aborts on a kernel with
+# larger pages; arm64 kernels use 4, 16 or 64 KiB, so it is built for 64 KiB (2^16), which runs
+# on all of them (Lambda's Graviton uses 4 KiB).
 LAMBDAS       := oauth-callback token-refresh export connectors-api
 LAMBDA_TARGET := aarch64-unknown-linux-gnu
 MAX_ZIP_BYTES := 8388608
@@ -125,7 +128,7 @@ build: venv
 	@if command -v rustup >/dev/null 2>&1; then \
 	  rustup target list --installed | grep -qx $(LAMBDA_TARGET) || rustup target add $(LAMBDA_TARGET); \
 	fi
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --release --arm64 \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" JEMALLOC_SYS_WITH_LG_PAGE=16 cargo lambda build --release --arm64 \
 	  --output-format zip $(addprefix -p ,$(LAMBDAS))
 	@status=0; for name in $(LAMBDAS); do \
 	  zip="$(LAMBDA_DIR)/$$name/bootstrap.zip"; \

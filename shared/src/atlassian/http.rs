@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rand::Rng;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 use reqwest::{Method, Request, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -568,6 +568,7 @@ impl AtlassianHttp {
                 .await
                 .map_err(closed)?;
             let site_permit = site_permits.clone().acquire_owned().await.map_err(closed)?;
+            let mut held = Some((permit, site_permit));
             // Checked once the permits are ours: a quota 429 answered to a concurrent call
             // while we queued stops this one too.
             if let Some(until) = self.site_held_until(site) {
@@ -578,6 +579,13 @@ impl AtlassianHttp {
             let method = req.method().clone();
             let outcome = match self.client.execute(req).await {
                 Ok(resp) => {
+                    // A redirect to another origin (a download sent to Atlassian's media host)
+                    // ends the site's part of the request: its permits go before the hop, so
+                    // the site serves other calls while the media host answers. How many
+                    // downloads go on at once is the caller's bound (the attachment streams).
+                    if leaves_origin(&resp, &origin) {
+                        held = None;
+                    }
                     match outbound::follow(&self.client, &self.outbound, &method, resp).await {
                         Ok(resp) => Ok(resp),
                         Err(Refused::Transport(e)) => Err(e),
@@ -602,17 +610,9 @@ impl AtlassianHttp {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "atlassian call"
                     );
-                    // A body from another origin (Atlassian's media host, after the site
-                    // redirected a download there) is not the site's work: the site's request
-                    // ended with its redirect, so its permits go now, and the site serves other
-                    // calls meanwhile. How many such bodies stream at once is the caller's
-                    // bound (the exporter's attachment streams).
-                    let permit = if resp.url().origin() == origin {
-                        Some((permit, site_permit))
-                    } else {
-                        drop((permit, site_permit));
-                        None
-                    };
+                    // A body the site serves itself holds the site's permits while it is read;
+                    // one from another origin does not (they went at the redirect, above).
+                    let permit = held.filter(|_| resp.url().origin() == origin);
                     return Ok(AtlassianResponse {
                         response: resp,
                         permit,
@@ -658,7 +658,7 @@ impl AtlassianHttp {
                     (Failure::Transport(kind), None)
                 }
             };
-            drop((permit, site_permit));
+            drop(held);
             let server_delay = delay;
             let delay = server_delay.unwrap_or_else(|| self.policy.backoff(attempt));
             let replay = template.as_ref().and_then(Request::try_clone);
@@ -682,6 +682,17 @@ impl AtlassianHttp {
             next = replay;
         }
     }
+}
+
+/// Whether `resp` redirects to an origin other than `origin` (the request's).
+fn leaves_origin(resp: &reqwest::Response, origin: &url::Origin) -> bool {
+    resp.status().is_redirection()
+        && resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok())
+            .is_some_and(|next| next.origin() != *origin)
 }
 
 fn retryable_status(status: StatusCode, idempotency: Idempotency) -> bool {

@@ -1,6 +1,7 @@
 //! The one Atlassian HTTP client against the fake site: retries, Retry-After, bounded waits,
 //! non-retried client errors, redirects that do not forward the bearer token.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration_tests::fake::{FakeAtlassian, FakeConfig, Fault, Origin};
@@ -318,4 +319,79 @@ async fn a_redirected_download_frees_the_sites_slot_while_its_body_streams() {
         "the downloads went through the media host"
     );
     drop(unread);
+}
+
+/// The site's slot goes at the redirect, not when the media host answers: with one slot per
+/// site, a download whose media host has not answered yet (held) does not stop the next call
+/// to the site. Holding the slot across the hop made every search and bulk fetch wait behind
+/// the media host's answers.
+#[tokio::test]
+async fn a_download_gives_the_sites_slot_back_before_the_media_host_answers() {
+    let site = site().await;
+    let http = Arc::new(
+        shared::atlassian::http::AtlassianHttp::new(
+            fast_policy(),
+            1,
+            shared::atlassian::outbound::Outbound::loopback(),
+        )
+        .unwrap_or_else(|e| panic!("{e}")),
+    );
+    let grant = jira_tokens(&site, &http).await;
+    let cloud_id = site.cloud_ids()[0].clone();
+    let jira = site
+        .jira(&cloud_id)
+        .unwrap_or_else(|| panic!("no jira data"));
+    let ids: Vec<String> = jira
+        .attachments()
+        .into_iter()
+        .filter(|a| !a.forbidden && a.size > 0)
+        .take(2)
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(ids.len(), 2, "the seed has attachments");
+    let cloud = CloudId::parse(cloud_id).unwrap_or_else(|e| panic!("{e}"));
+    let token = grant.tokens.access_token.expose_secret().to_owned();
+    let download = |id: &str| {
+        let url = urls(&site).jira(&cloud, &format!("attachment/content/{id}"));
+        http.request(Method::GET, url)
+            .bearer_auth(&token)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    // The media host's first answer waits until released (tests/src/fake/hold.rs).
+    let media = site.hold("/file/");
+    let first = {
+        let (http, req, cloud) = (http.clone(), download(&ids[0]), cloud.as_str().to_owned());
+        tokio::spawn(async move {
+            http.send("jira.attachment", &cloud, Idempotency::Safe, req)
+                .await
+                .map(|resp| resp.status())
+        })
+    };
+    media.reached().await;
+    // A guard that only a regression reaches: held across the hop, the slot would come back
+    // when the client's 60 s read timeout gave up on the held answer, so the guard is well
+    // below that (and far above the milliseconds the call takes).
+    let second = tokio::time::timeout(
+        Duration::from_secs(30),
+        http.send(
+            "jira.attachment",
+            cloud.as_str(),
+            Idempotency::Safe,
+            download(&ids[1]),
+        ),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the site's slot was held while the media host had not answered"))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(second.status().is_success());
+    media.release();
+    let first = first
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        first.is_success(),
+        "the held download finished once released"
+    );
 }

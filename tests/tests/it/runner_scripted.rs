@@ -358,5 +358,5 @@ async fn a_thousand_items_run_through_the_pipeline_with_one_fetch_per_batch() {
     assert_eq!(source.fetch_calls(), 40);
     // Bounded: the fetch side's batches at once (runner/batches.rs `FETCHES_AHEAD`), of ten
     // a page.
-    assert_eq!(source.max_fetches_at_once(), 2, "fetches at once");
+    assert_eq!(source.max_fetches_at_once(), 4, "fetches at once");
 }

@@ -9,6 +9,8 @@
 //! keys are deterministic and unchanged items are not rewritten, so the redo ends with the
 //! same bucket content.
 
+use std::collections::VecDeque;
+
 use futures::channel::mpsc;
 use futures::future::Either;
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -16,13 +18,14 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use super::flow::{Fetched, Flow, Landed, Writes};
 use super::*;
 
-/// What the fetch side got ahead of the writes: the next page's search, and that page's
-/// first batch. Used only if the job then asks for exactly these (same query and cursor, same
-/// ids); dropped otherwise.
+/// What the fetch side got ahead of the writes: the next page's search, and that page's first
+/// [`FETCHES_AHEAD`] batches (so the next page's writes start as fast as a page's middle ones).
+/// Used only if the job then asks for exactly these (same query and cursor, same ids, in
+/// order); dropped otherwise.
 #[derive(Default)]
 pub(super) struct Ahead {
     pub(super) page: Option<AheadPage>,
-    pub(super) batch: Option<(Vec<String>, Result<Batch, ExportError>)>,
+    pub(super) batches: VecDeque<(Vec<String>, Result<Batch, ExportError>)>,
 }
 
 pub(super) struct AheadPage {
@@ -46,10 +49,12 @@ impl Ahead {
 }
 
 /// Batches the fetch side fetches at once, in page order (each a bulk fetch and its comment
-/// pages): while one waits on Atlassian (or on the site's answer being generated) the next is
-/// under way. With the one in the channel and the ones being written, at most this many + 2
-/// batches of documents are in memory (a few MiB each).
-const FETCHES_AHEAD: usize = 2;
+/// pages). Their requests queue for the site's slots behind the attachment downloads of the
+/// items being written (the slots are first come, first served), so one batch's fetch takes
+/// several round trips: with too few under way the writes run dry (`make bench`: 2 left the
+/// Jira export waiting on its fetches). With the one in the channel and the ones being
+/// written, at most this many + 2 batches of documents are in memory (a few MiB each).
+const FETCHES_AHEAD: usize = 4;
 
 impl<P: Sources> Exporter<P> {
     /// Export the current page from `done_in_page` to its end (or until the deadline). On
@@ -80,7 +85,7 @@ impl<P: Sources> Exporter<P> {
             source,
             &frozen,
             run,
-            ahead.batch.take(),
+            std::mem::take(&mut ahead.batches),
             next,
             first_of_next,
             tx,
@@ -111,15 +116,16 @@ impl<P: Sources> Exporter<P> {
     }
 
     /// The fetch side: the page's batches from `done_in_page` on, [`FETCHES_AHEAD`] fetched at
-    /// once and sent to the writes in order (the channel holds one); then, if
-    /// `next` (query, cursor), the next page's search and its first batch.
+    /// once and sent to the writes in order (the channel holds one), each taken from `ready`
+    /// when fetched ahead for exactly its ids; then, if `next` (query, cursor), the next page's
+    /// search and its first batches.
     #[allow(clippy::too_many_arguments)]
     async fn feed<S: Source>(
         &self,
         source: &S,
         job: &Job,
         run: &Run<'_>,
-        mut ready: Option<(Vec<String>, Result<Batch, ExportError>)>,
+        mut ready: VecDeque<(Vec<String>, Result<Batch, ExportError>)>,
         next: Option<(&str, &str)>,
         first_of_next: bool,
         mut tx: mpsc::Sender<Result<Fetched, ExportError>>,
@@ -141,21 +147,25 @@ impl<P: Sources> Exporter<P> {
             .map(|at| {
                 let end = (at + batch_size).min(ids.len());
                 let chunk = &ids[at..end];
-                let fetched = match ready.take() {
+                let fetched = match ready.pop_front() {
                     _ if chunk.is_empty() => {
                         Either::Left(futures::future::ready(Ok(Batch::default())))
                     }
                     Some((for_ids, fetched)) if for_ids == chunk => {
                         Either::Left(futures::future::ready(fetched))
                     }
-                    _ => Either::Right(self.fetch_batch(
-                        source,
-                        job,
-                        ctx,
-                        session,
-                        chunk,
-                        all_comments,
-                    )),
+                    _ => {
+                        // Not fetched for these ids: nothing after it is either.
+                        ready.clear();
+                        Either::Right(self.fetch_batch(
+                            source,
+                            job,
+                            ctx,
+                            session,
+                            chunk,
+                            all_comments,
+                        ))
+                    }
                 };
                 fetched.map(move |fetched| fetched.map(|batch| Fetched { end, batch }))
             })
@@ -184,15 +194,19 @@ impl<P: Sources> Exporter<P> {
                 source.page(ctx, &t, query, Some(cursor)).await
             })
             .await;
-        let batch = match &result {
-            Ok(page) if first_of_next && !page.ids.is_empty() => {
-                let first = page.ids[..batch_size.min(page.ids.len())].to_vec();
-                let fetched = self
-                    .fetch_batch(source, job, ctx, session, &first, all_comments)
-                    .await;
-                Some((first, fetched))
+        let batches = match &result {
+            Ok(page) if first_of_next => {
+                let firsts = page.ids.chunks(batch_size).take(FETCHES_AHEAD);
+                futures::future::join_all(firsts.map(|ids| async move {
+                    let fetched = self
+                        .fetch_batch(source, job, ctx, session, ids, all_comments)
+                        .await;
+                    (ids.to_vec(), fetched)
+                }))
+                .await
+                .into()
             }
-            _ => None,
+            _ => VecDeque::new(),
         };
         Ahead {
             page: Some(AheadPage {
@@ -200,7 +214,7 @@ impl<P: Sources> Exporter<P> {
                 cursor: Some(cursor.to_owned()),
                 result,
             }),
-            batch,
+            batches,
         }
     }
 

@@ -1,5 +1,7 @@
 //! One item: its attachments streamed into S3, then its document (skipped when unchanged).
 
+use futures::StreamExt;
+
 use super::departed::Keep;
 use super::*;
 use crate::offload;
@@ -27,15 +29,27 @@ impl<P: Sources> Exporter<P> {
         // Texts of attachments Atlassian refused now: kept with their objects.
         let mut refused_texts = BTreeSet::new();
         if with_attachments {
-            for att in attachments {
-                // Inside a batch too: a batch of large attachments must not outrun the
-                // invocation. The batch is redone by the continuation (same keys).
-                if Instant::now() + self.deadline_margin >= run.deadline {
-                    return Err(ExportError::OutOfTime);
-                }
-                let key = layout.attachment(&item_id, &att.id, &att.filename);
-                keep.objects.insert(key.clone());
-                match self.copy_attachment(job, ctx, session, &att, &key).await? {
+            // An item's attachments are copied [`ATTACHMENTS_AT_ONCE`] at a time (each holding
+            // one of the invocation's stream slots), so an item with many does not hold up its
+            // batch's landing by one round trip per attachment; results come in list order.
+            let id = &item_id;
+            let copies = futures::stream::iter(attachments)
+                .map(|att| async move {
+                    // Inside a batch too: a batch of large attachments must not outrun the
+                    // invocation. The batch is redone by the continuation (same keys).
+                    if Instant::now() + self.deadline_margin >= run.deadline {
+                        return Err(ExportError::OutOfTime);
+                    }
+                    let key = layout.attachment(id, &att.id, &att.filename);
+                    let outcome = self.copy_attachment(job, ctx, session, &att, &key).await?;
+                    Ok((att, key, outcome))
+                })
+                .buffered(ATTACHMENTS_AT_ONCE);
+            let mut copies = std::pin::pin!(copies);
+            while let Some(copy) = copies.next().await {
+                let (att, key, outcome) = copy?;
+                keep.objects.insert(key);
+                match outcome {
                     Ok(stored) => {
                         result.attachments += 1;
                         result.bytes += stored.bytes;
@@ -242,6 +256,9 @@ pub(super) struct ItemResult {
     /// The stored item already had this content: not written.
     pub(super) unchanged: bool,
 }
+
+/// Attachments of one item copied at once (within the invocation's [`ATTACHMENT_STREAMS`]).
+const ATTACHMENTS_AT_ONCE: usize = 4;
 
 /// Object metadata holding an item's SHA-256 (hex), to skip rewriting unchanged items.
 const CONTENT_SHA256: &str = "content-sha256";

@@ -5,9 +5,10 @@
 //! The row prints the wall time beside its own latency bound and the Atlassian requests per
 //! exported issue.
 //!
-//! The bound is the larger of: the one-at-a-time chain (every search page and bulk fetch back
-//! to back, as [`super::JIRA`]'s `sequential` counts them), and all the injected time (every
-//! request's latency and every attachment's transfer) spread over the job's concurrency.
+//! The bound is the largest of: the chain any client has (every search page back to back, then
+//! the last page's bulk fetch, then one download), every request's injected latency spread
+//! over the per-site limit (each holds one of the site's slots), and all the injected time
+//! (latencies and every attachment's transfer) spread over the job's concurrency.
 
 use serde_json::json;
 
@@ -98,29 +99,37 @@ impl Calls {
             + self.media
     }
 
-    /// Seconds of the one-at-a-time chain: search pages and bulk fetches back to back.
+    /// Seconds of the chain: search pages back to back, then the last page's bulk fetch, then
+    /// one attachment's download.
     fn chain_secs(&self) -> f64 {
-        (self.search as u64 * SEARCH_MS + self.bulkfetch as u64 * BULKFETCH_MS) as f64 / 1000.0
+        (self.search as u64 * SEARCH_MS + BULKFETCH_MS + ATTACHMENT_MS) as f64 / 1000.0
     }
 
-    /// Every injected second: each request's latency and each attachment's transfer.
-    fn injected_secs(&self, attachment_bytes: u64) -> f64 {
+    /// Seconds of injected latency on the site's requests (each holds a site slot meanwhile).
+    fn latency_secs(&self) -> f64 {
         let latency = self.search as u64 * SEARCH_MS
             + self.bulkfetch as u64 * BULKFETCH_MS
             + self.comments as u64 * COMMENTS_MS
             + self.attachments as u64 * ATTACHMENT_MS;
-        latency as f64 / 1000.0 + attachment_bytes as f64 / MIB / ATTACHMENT_MIB_PER_SEC
+        latency as f64 / 1000.0
+    }
+
+    /// Every injected second: each request's latency and each attachment's transfer.
+    fn injected_secs(&self, attachment_bytes: u64) -> f64 {
+        self.latency_secs() + attachment_bytes as f64 / MIB / ATTACHMENT_MIB_PER_SEC
     }
 }
 
-/// The bound of one run: the chain, or all the injected time over the job's concurrency (the
-/// larger of the per-site limit and the item concurrency, so the bound stays a lower bound).
+/// The bound of one run: the chain; the site's latencies over its per-site limit; or all the
+/// injected time over the job's concurrency (the larger of the per-site limit and the item
+/// concurrency, so the bound stays a lower bound).
 fn bound(calls: &Calls, run: &Run, attachment_bytes: u64) -> f64 {
     let items = run.result["item_concurrency"].as_f64().unwrap_or(1.0);
-    let concurrency = run.concurrency.max(items).max(1.0);
+    let site = run.concurrency.max(1.0);
     calls
         .chain_secs()
-        .max(calls.injected_secs(attachment_bytes) / concurrency)
+        .max(calls.latency_secs() / site)
+        .max(calls.injected_secs(attachment_bytes) / site.max(items))
 }
 
 /// Runs the Jira export `runs` times at realistic latencies; the `export.jira.realistic` row.
@@ -147,12 +156,13 @@ pub(super) async fn bench(
         let b = bound(&calls, &r, want.attachment_bytes);
         let per_item = calls.atlassian() as f64 / r.items.max(1.0);
         say(format!(
-            "export jira (realistic latencies) run {run}/{runs}: {} issues, {} attachments in {:.1} s (latency bound {:.1} s: chain {:.1} s, injected {:.1} s); {} Atlassian requests ({:.3} per issue: {calls:?})",
+            "export jira (realistic latencies) run {run}/{runs}: {} issues, {} attachments in {:.1} s (latency bound {:.1} s: chain {:.1} s, site latency {:.1} s over the site's slots, injected {:.1} s); {} Atlassian requests ({:.3} per issue: {calls:?})",
             r.items,
             r.attachments,
             r.secs,
             b,
             calls.chain_secs(),
+            calls.latency_secs(),
             calls.injected_secs(want.attachment_bytes),
             calls.atlassian(),
             per_item,
@@ -163,6 +173,7 @@ pub(super) async fn bench(
             "attachments": r.attachments,
             "latency_bound_secs": b,
             "chain_secs": calls.chain_secs(),
+            "site_latency_secs": calls.latency_secs(),
             "injected_secs": calls.injected_secs(want.attachment_bytes),
             "requests_per_item": per_item,
             "requests": {
@@ -208,7 +219,7 @@ pub(super) async fn bench(
             fmt(per_item, 3)
         ),
         bound: format!(
-            "latency bound {} s (max of the search + bulkfetch chain and all injected time / concurrency); wall / bound ≤ {TARGET_RATIO}",
+            "latency bound {} s (max of the chain: search pages, the last bulk fetch, a download; the site's latencies / its per-site limit; all injected time / concurrency); wall / bound ≤ {TARGET_RATIO}",
             fmt(bound_secs, 1)
         ),
         verdict: match ratio {
