@@ -268,40 +268,15 @@ async fn attachment_redirects_are_followed_without_the_bearer_token() {
 #[tokio::test]
 async fn a_redirected_download_frees_the_sites_slot_while_its_body_streams() {
     let site = site().await;
-    let http = shared::atlassian::http::AtlassianHttp::new(
-        fast_policy(),
-        1,
-        shared::atlassian::outbound::Outbound::loopback(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let grant = jira_tokens(&site, &http).await;
-    let cloud_id = site.cloud_ids()[0].clone();
-    let jira = site
-        .jira(&cloud_id)
-        .unwrap_or_else(|| panic!("no jira data"));
-    let attachments: Vec<_> = jira
-        .attachments()
-        .into_iter()
-        .filter(|a| !a.forbidden && a.size > 0)
-        .take(3)
-        .collect();
-    assert_eq!(attachments.len(), 3, "the seed has attachments");
-    let cloud = CloudId::parse(cloud_id).unwrap_or_else(|e| panic!("{e}"));
-    let download = |id: &str| {
-        let url = urls(&site).jira(&cloud, &format!("attachment/content/{id}"));
-        http.request(Method::GET, url)
-            .bearer_auth(grant.tokens.access_token.expose_secret())
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"))
-    };
+    let one = OneSlot::new(&site, 3).await;
     // Three downloads whose bodies are not read yet: each would hold the only slot.
     let mut unread = Vec::new();
-    for a in &attachments {
-        let next = http.send(
+    for id in &one.attachments {
+        let next = one.http.send(
             "jira.attachment",
-            cloud.as_str(),
+            one.cloud.as_str(),
             Idempotency::Safe,
-            download(&a.id),
+            one.download(&site, id),
         );
         // A generous guard that only a regression reaches: the call waits for a slot forever.
         let resp = tokio::time::timeout(Duration::from_secs(120), next)
@@ -328,36 +303,9 @@ async fn a_redirected_download_frees_the_sites_slot_while_its_body_streams() {
 #[tokio::test]
 async fn a_download_gives_the_sites_slot_back_before_the_media_host_answers() {
     let site = site().await;
-    let http = Arc::new(
-        shared::atlassian::http::AtlassianHttp::new(
-            fast_policy(),
-            1,
-            shared::atlassian::outbound::Outbound::loopback(),
-        )
-        .unwrap_or_else(|e| panic!("{e}")),
-    );
-    let grant = jira_tokens(&site, &http).await;
-    let cloud_id = site.cloud_ids()[0].clone();
-    let jira = site
-        .jira(&cloud_id)
-        .unwrap_or_else(|| panic!("no jira data"));
-    let ids: Vec<String> = jira
-        .attachments()
-        .into_iter()
-        .filter(|a| !a.forbidden && a.size > 0)
-        .take(2)
-        .map(|a| a.id)
-        .collect();
-    assert_eq!(ids.len(), 2, "the seed has attachments");
-    let cloud = CloudId::parse(cloud_id).unwrap_or_else(|e| panic!("{e}"));
-    let token = grant.tokens.access_token.expose_secret().to_owned();
-    let download = |id: &str| {
-        let url = urls(&site).jira(&cloud, &format!("attachment/content/{id}"));
-        http.request(Method::GET, url)
-            .bearer_auth(&token)
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"))
-    };
+    let one = OneSlot::new(&site, 2).await;
+    let (http, cloud, ids) = (&one.http, &one.cloud, &one.attachments);
+    let download = |id: &str| one.download(&site, id);
     // The media host's first answer waits until released (tests/src/fake/hold.rs).
     let media = site.hold("/file/");
     let first = {
@@ -394,4 +342,53 @@ async fn a_download_gives_the_sites_slot_back_before_the_media_host_answers() {
         first.is_success(),
         "the held download finished once released"
     );
+}
+
+/// A client with one request slot per site, a Jira access token, and `n` downloadable
+/// attachments of the site: for the tests of when a download gives the site's slot back.
+struct OneSlot {
+    http: Arc<shared::atlassian::http::AtlassianHttp>,
+    token: String,
+    cloud: CloudId,
+    attachments: Vec<String>,
+}
+
+impl OneSlot {
+    async fn new(site: &FakeAtlassian, n: usize) -> OneSlot {
+        let http = shared::atlassian::http::AtlassianHttp::new(
+            fast_policy(),
+            1,
+            shared::atlassian::outbound::Outbound::loopback(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let grant = jira_tokens(site, &http).await;
+        let cloud_id = site.cloud_ids()[0].clone();
+        let jira = site
+            .jira(&cloud_id)
+            .unwrap_or_else(|| panic!("no jira data"));
+        let attachments: Vec<String> = jira
+            .attachments()
+            .into_iter()
+            .filter(|a| !a.forbidden && a.size > 0)
+            .take(n)
+            .map(|a| a.id)
+            .collect();
+        assert_eq!(attachments.len(), n, "the seed has attachments");
+        OneSlot {
+            http: Arc::new(http),
+            token: grant.tokens.access_token.expose_secret().to_owned(),
+            cloud: CloudId::parse(cloud_id).unwrap_or_else(|e| panic!("{e}")),
+            attachments,
+        }
+    }
+
+    /// A download of attachment `id` from the site, with the token.
+    fn download(&self, site: &FakeAtlassian, id: &str) -> reqwest::Request {
+        let url = urls(site).jira(&self.cloud, &format!("attachment/content/{id}"));
+        self.http
+            .request(Method::GET, url)
+            .bearer_auth(&self.token)
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
 }
