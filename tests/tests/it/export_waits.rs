@@ -42,6 +42,12 @@ fn jira_prefix(x: &Export) -> String {
     format!("/ex/jira/{}/", x.cloud)
 }
 
+/// Jira's bulk fetch: a quota on it runs out at a batch, not at whichever request of the
+/// several in flight comes next.
+fn bulkfetch_prefix(x: &Export) -> String {
+    format!("{}rest/api/3/issue/bulkfetch", jira_prefix(x))
+}
+
 /// Messages waiting in the resume queue with a delivery delay (SQS holds them until then).
 async fn delayed_resumes(x: &Export) -> u64 {
     let out = x
@@ -69,8 +75,11 @@ async fn a_quota_429_mid_export_waits_without_calling_then_completes_exactly_onc
         .await
         .with_production_batches();
     let connector = without_attachments(&x, "jira-quota").await;
-    // Search and a few batches succeed, then the tenant's hourly quota is spent.
-    x.w.site.exhaust_quota_after(&jira_prefix(&x), 6, 1800);
+    // Searches and four batches succeed, then the tenant's hourly quota is spent, at the fifth
+    // bulk fetch: a point that does not depend on how many requests are in flight (the
+    // exporter fetches four batches at once, the next page's search beside them, and asks for
+    // the fifth only once the first is handed to the writes).
+    x.w.site.exhaust_quota_after(&bulkfetch_prefix(&x), 4, 1800);
 
     let job = new_job_id();
     // The 429 came between `before` and `after`, however long the invocation took on a loaded
@@ -189,7 +198,9 @@ async fn two_connectors_on_one_site_share_its_wait() {
         Outcome::Continued
     );
 
-    x.w.site.exhaust_quota_after(&jira_prefix(&x), 4, 1800);
+    // The quota runs out at the fifth bulk fetch of A's continuation (as in
+    // `stopped_mid_page`): one request refused, whatever else is in flight.
+    x.w.site.exhaust_quota_after(&bulkfetch_prefix(&x), 4, 1800);
     let Outcome::Waiting { until } = x.continued(&job_a, far()).await else {
         panic!("A hits the quota and waits")
     };
@@ -249,11 +260,7 @@ async fn stopped_mid_page(
     // The quota runs out at the page's fifth bulk fetch: the exporter fetches four batches at
     // once (runner/batches.rs `FETCHES_AHEAD`) and asks for the fifth only once the first is
     // handed to the writes, so the first four batches land and the page stops at 400 of 500.
-    x.w.site.exhaust_quota_after(
-        &format!("{}rest/api/3/issue/bulkfetch", jira_prefix(x)),
-        4,
-        1800,
-    );
+    x.w.site.exhaust_quota_after(&bulkfetch_prefix(x), 4, 1800);
     let job = new_job_id();
     let outcome = x
         .exporter

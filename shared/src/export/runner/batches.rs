@@ -170,30 +170,41 @@ impl<P: Sources> Exporter<P> {
                 fetched.map(move |fetched| fetched.map(|batch| Fetched { end, batch }))
             })
             .buffered(FETCHES_AHEAD);
-        let mut sent_end = first;
-        while let Some(fetched) = fetches.next().await {
-            let failed = fetched.is_err();
-            if let Ok(f) = &fetched {
-                sent_end = f.end;
+        // The next page's search goes out with the page's first fetches, not after its last:
+        // its cursor is known now, so at the page's end its ids are already here (one round
+        // trip less on the chain at every page's end). Its answer is used only if the page
+        // ends and the job then asks for exactly this page.
+        let search = async move {
+            let (query, cursor) = next?;
+            let result = self
+                .authed(job, session, |t| async move {
+                    source.page(ctx, &t, query, Some(cursor)).await
+                })
+                .await;
+            Some((query, cursor, result))
+        };
+        // Sends the page's batches; true when the page's last was sent. The channel closes
+        // when this ends, so the writes finish the page while the search is still out.
+        let send = async move {
+            let mut sent_end = first;
+            while let Some(fetched) = fetches.next().await {
+                let failed = fetched.is_err();
+                if let Ok(f) = &fetched {
+                    sent_end = f.end;
+                }
+                // A closed channel: the writes stopped (deadline, failure); nothing more is
+                // needed.
+                if tx.send(fetched).await.is_err() || failed {
+                    return false;
+                }
             }
-            // A closed channel: the writes stopped (deadline, failure); nothing more is needed.
-            if tx.send(fetched).await.is_err() || failed {
-                return Ahead::default();
-            }
-        }
-        if sent_end < ids.len() {
-            // Stopped at the deadline before the page's end.
-            return Ahead::default();
-        }
-        drop(tx);
-        let Some((query, cursor)) = next else {
+            // Short of the page's end: stopped at the deadline.
+            sent_end >= ids.len()
+        };
+        let (page_sent, searched) = futures::join!(send, search);
+        let (true, Some((query, cursor, result))) = (page_sent, searched) else {
             return Ahead::default();
         };
-        let result = self
-            .authed(job, session, |t| async move {
-                source.page(ctx, &t, query, Some(cursor)).await
-            })
-            .await;
         let batches = match &result {
             Ok(page) if first_of_next => {
                 let firsts = page.ids.chunks(batch_size).take(FETCHES_AHEAD);
