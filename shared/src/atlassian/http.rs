@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use rand::Rng;
-use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, Request, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -687,12 +687,7 @@ impl AtlassianHttp {
 /// Whether `resp` redirects to an origin other than `origin` (the request's).
 fn leaves_origin(resp: &reqwest::Response, origin: &url::Origin) -> bool {
     resp.status().is_redirection()
-        && resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| resp.url().join(l).ok())
-            .is_some_and(|next| next.origin() != *origin)
+        && outbound::location(resp).is_some_and(|next| next.origin() != *origin)
 }
 
 fn retryable_status(status: StatusCode, idempotency: Idempotency) -> bool {

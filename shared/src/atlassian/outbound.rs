@@ -101,6 +101,12 @@ pub(super) enum Refused {
     Transport(reqwest::Error),
 }
 
+/// Where `resp` redirects to: its `Location`, resolved against its URL.
+pub(super) fn location(resp: &reqwest::Response) -> Option<Url> {
+    let raw = resp.headers().get(LOCATION)?.to_str().ok()?;
+    resp.url().join(raw).ok()
+}
+
 /// Follow `resp`'s redirects under `outbound`, each hop a fresh GET with no header of the
 /// original request. Anything but a followable redirect is returned as it is.
 pub(super) async fn follow(
@@ -124,12 +130,7 @@ pub(super) async fn follow(
         if !followable || *method != Method::GET || hops >= MAX_REDIRECTS {
             return Err(Refused::Refused);
         }
-        let next = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| resp.url().join(l).ok());
-        let Some(next) = next.filter(|u| outbound.allows(u)) else {
+        let Some(next) = location(&resp).filter(|u| outbound.allows(u)) else {
             tracing::warn!(
                 http_status = resp.status().as_u16(),
                 "redirect to a host outside Atlassian refused"
