@@ -65,13 +65,30 @@ lint:
 
 PRIVACY_DIR = $${CARGO_TARGET_DIR:-target}/tmp/privacy
 
+# A clean `make test` needs about 6 GiB of disk: the debug build (about 4 GiB), the venvs and
+# Chromium, and what moto and Chromium spool to $TMPDIR while the suite runs. A disk that fills up
+# mid-run fails S3 writes and browser tests with errors that do not say why (seen once in CI, with
+# a few GiB free: 15 tests failed). So the free space is printed before the run and again after
+# a failure, with a warning under MIN_FREE_GIB.
+MIN_FREE_GIB ?= 10
+.PHONY: disk-check
+disk-check:
+	@for dir in . "$${TMPDIR:-/tmp}"; do \
+	  free=$$(df -Pk "$$dir" | awk 'NR == 2 { print int($$4 / 1048576) }'); \
+	  echo "disk: $$free GiB free under $$dir"; \
+	  if [ "$$free" -lt $(MIN_FREE_GIB) ]; then \
+	    echo "warning: under $(MIN_FREE_GIB) GiB free under $$dir; tests that write to S3 or start Chromium fail when the disk fills up" >&2; \
+	  fi; \
+	done
+
 # After the tests, the privacy scan reads every log line the suite wrote and fails on any
 # secret, token or account id in them (PRIVACY.md P7; tests/src/bin/scan-logs.rs).
 # (scan-logs is built by `cargo test --workspace` with the workspace's features; `cargo run -p`
 # would resolve them differently and rebuild the AWS SDK.)
-test: venv chromium lint lint-infra
+test: disk-check venv chromium lint lint-infra
 	@rm -rf $(PRIVACY_DIR)
-	RUST_MIN_STACK=$(TEST_STACK) cargo test --workspace -- --test-threads=$(TEST_THREADS)
+	RUST_MIN_STACK=$(TEST_STACK) cargo test --workspace -- --test-threads=$(TEST_THREADS) \
+	  || { status=$$?; $(MAKE) --no-print-directory disk-check; exit $$status; }
 	$${CARGO_TARGET_DIR:-target}/debug/scan-logs $(PRIVACY_DIR)
 
 # The whole system on this machine: emulator, fake Atlassian Cloud, the four functions' handlers,
