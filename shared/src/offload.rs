@@ -18,14 +18,35 @@ static CPU_SLOTS: LazyLock<Semaphore> = LazyLock::new(|| {
 
 /// Run `f` on the blocking pool, at most one such task per core at once. A panic in it is a
 /// panic here, as if it had run inline.
+///
+/// The slot is waited for on a task of its own and given back by the work itself, never by
+/// the future that asked: that future may not be polled again for a long time (a batch fetch
+/// whose answer was parsed waits, unpolled, while the fetch side blocks on handing the batch
+/// before it to the writes; an invocation frozen at a test's gate), and a slot it held until
+/// then would starve every other user of the pool. Two such fetches held both slots of a
+/// 2-core machine while the writes they waited on needed one: a deadlock (seen in the
+/// integration suite, where the slots are shared by every test in the process).
 pub(crate) async fn cpu<T, F>(f: F) -> Result<T, RuntimeGone>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let _slot = CPU_SLOTS.acquire().await.map_err(|_| RuntimeGone)?;
-    match tokio::task::spawn_blocking(f).await {
-        Ok(out) => Ok(out),
+    let work = tokio::spawn(async move {
+        let slot = CPU_SLOTS.acquire().await.map_err(|_| RuntimeGone)?;
+        let done = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            f()
+        });
+        match done.await {
+            Ok(out) => Ok(out),
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(RuntimeGone),
+        }
+    });
+    // Dropping this future stops the wait for a slot; work already on the pool finishes.
+    let mut work = AbortOnDrop(work);
+    match (&mut work.0).await {
+        Ok(out) => out,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Err(RuntimeGone),
     }
@@ -93,6 +114,28 @@ mod tests {
             "the worker task was dropped"
         );
         assert!(!finished.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slot_comes_back_when_its_work_ends_even_if_the_asker_is_never_polled_again() {
+        // Every slot taken by work that ends at once, each asked for by a future polled once
+        // and then left alone (not dropped). A slot held by its asker until polled again would
+        // leave none for the last call, which would then never end.
+        let slots = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut frozen = Vec::new();
+        for n in 0..slots {
+            let mut ask = Box::pin(cpu(move || n));
+            assert!(futures::poll!(&mut ask).is_pending());
+            frozen.push(ask);
+        }
+        // Only a guard against a hang: a pass never waits on it.
+        let last = tokio::time::timeout(std::time::Duration::from_secs(60), cpu(|| 7)).await;
+        assert_eq!(
+            last.ok().and_then(Result::ok),
+            Some(7),
+            "a slot stayed with an asker that was not polled"
+        );
+        drop(frozen);
     }
 
     #[tokio::test]
