@@ -30,9 +30,14 @@ impl<P: Sources> Exporter<P> {
         job.phase = "finishing".into();
         // Each step of finishing that is done is progress: saved, so that invocations dying at
         // successive steps are not taken for one that keeps dying at the same point.
-        self.progress(&mut job, owner).await?;
+        // Whether an earlier invocation wrote the manifest is asked beside the save.
+        let (saved, written) = futures::join!(
+            self.progress(&mut job, owner),
+            self.blobs.get_bytes(&manifest_key)
+        );
+        saved?;
         self.step("finishing-saved").await;
-        let manifest = match self.blobs.get_bytes(&manifest_key).await? {
+        let manifest = match written? {
             // Written by an invocation that died after it: the one manifest of this job.
             Some(body) => serde_json::from_slice::<Value>(&body).map_err(|_| {
                 ExportError::Terminal(format!("the manifest of job {} is not JSON", job.id))
@@ -133,7 +138,11 @@ impl<P: Sources> Exporter<P> {
         let store = &self.keeper.store;
         let connector = store.get_connector(&job.tenant, &job.connector_id).await?;
         let prev_full = connector.as_ref().and_then(|c| c.last_full_job.clone());
-        if connector.is_some_and(|c| c.active_job.as_ref() == Some(&job.id)) {
+        let ours = connector.is_some_and(|c| c.active_job.as_ref() == Some(&job.id));
+        let connector_side = async {
+            if !ours {
+                return Ok(());
+            }
             store
                 .finish_active_job(
                     &job.tenant,
@@ -149,17 +158,30 @@ impl<P: Sources> Exporter<P> {
             {
                 self.blobs.mark_expiring(&layout.manifest(&prev)).await?;
             }
-        }
-        // A crash here leaves pages the lifecycle removes (they are tagged to expire).
-        self.blobs.delete_prefix(&layout.state(&job.id)).await?;
-        self.blobs
-            .abort_uploads_under(&layout.attachments_root())
-            .await?;
+            Ok::<_, ExportError>(())
+        };
+        // The three are independent, so they go out at once. A crash part-way leaves state
+        // pages the lifecycle removes (they are tagged to expire) and uploads the next run's
+        // start aborts; a redelivery runs all three again.
+        futures::try_join!(
+            connector_side,
+            async {
+                self.blobs.delete_prefix(&layout.state(&job.id)).await?;
+                Ok::<_, ExportError>(())
+            },
+            async {
+                self.blobs
+                    .abort_uploads_under(&layout.attachments_root())
+                    .await?;
+                Ok::<_, ExportError>(())
+            },
+        )?;
         Ok(())
     }
 
-    /// The manifest, from the pages recorded in the job's S3 state. An unreadable page is an
-    /// error (tried again later), never an empty page: the manifest lists every item.
+    /// The manifest, from the pages recorded in the job's S3 state (read beside the previous
+    /// full run's manifest). An unreadable page is an error (tried again later), never an empty
+    /// page: the manifest lists every item.
     pub(super) async fn build_manifest(
         &self,
         job: &Job,
@@ -170,32 +192,24 @@ impl<P: Sources> Exporter<P> {
         let mut items: BTreeSet<String> = BTreeSet::new();
         let mut skipped: Vec<Skipped> = Vec::new();
         let mut texts: BTreeSet<String> = BTreeSet::new();
-        for key in self.blobs.list_keys(&layout.state(&job.id)).await? {
-            let body = self.blobs.get_bytes(&key).await?.ok_or_else(|| {
-                ExportError::Store(StoreError::Malformed(format!(
-                    "job state page {key} was listed but could not be read"
-                )))
-            })?;
-            let page: StatePage = serde_json::from_slice(&body).map_err(|_| {
-                ExportError::Store(StoreError::Malformed(format!(
-                    "job state page {key} is not readable"
-                )))
-            })?;
+        let pages = self.each_state_page(job, layout, |page| {
             items.extend(page.items);
             skipped.extend(page.skipped);
             texts.extend(page.texts);
-        }
+        });
+        let previous = async {
+            match (&connector.last_full_job, job.full_run) {
+                (Some(prev), true) => self.previous_items(layout, prev).await,
+                _ => Ok(Vec::new()),
+            }
+        };
+        let ((), previous) = futures::try_join!(pages, previous)?;
         let documents =
             crate::export::document::manifest_keys(layout, &items, &texts, self.documents.enabled);
-        let removed: Vec<String> = match (&connector.last_full_job, job.full_run) {
-            (Some(prev), true) => self
-                .previous_items(layout, prev)
-                .await?
-                .into_iter()
-                .filter(|id| !items.contains(id))
-                .collect(),
-            _ => Vec::new(),
-        };
+        let removed: Vec<String> = previous
+            .into_iter()
+            .filter(|id| !items.contains(id))
+            .collect();
         Ok(json!({
             "job_id": job.id,
             "tenant": job.tenant,
