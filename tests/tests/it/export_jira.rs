@@ -541,3 +541,38 @@ pub(crate) fn text_skips(manifest: &serde_json::Value) -> usize {
     }
     skipped.len()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_request_at_a_time_per_site_still_exports_every_issue_and_attachment() {
+    // ATLASSIAN_MAX_CONCURRENCY_PER_SITE may be 1. Batches of 6, written one item at a time:
+    // the fetch side has batches fetched ahead while the first batch's items download their
+    // attachments through the same one slot. A fetch that was not polled while its batch
+    // waited for the writes kept the slot it had been given, and the downloads waited on it
+    // while it waited on them: the export never ended.
+    let mut x = jira(SeedSpec::small()).await;
+    let clock = shared::clock::Clock::from_fn(x.w.site.clock_fn());
+    x.exporter.keeper.http = shared::atlassian::http::AtlassianHttp::new(
+        crate::support::fast_policy(),
+        1,
+        shared::atlassian::outbound::Outbound::loopback(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .with_clock(clock);
+    x.exporter.batch_size = 6;
+    x.exporter.item_concurrency = 1;
+    let query = format!("project = {}", x.project);
+    let connector = x.connector("jira-one-slot", &query).await;
+
+    // Only a guard against a hang: a pass never waits on it.
+    let (job, outcome) = tokio::time::timeout(Duration::from_secs(300), x.run(&connector))
+        .await
+        .unwrap_or_else(|_| panic!("the export with one slot per site did not end"));
+
+    assert!(matches!(outcome, Outcome::Completed { .. }), "{outcome:?}");
+    let jira = x.w.site.jira(&x.cloud).unwrap_or_else(|| panic!("no jira"));
+    let selected = jira.search(&query).unwrap_or_else(|e| panic!("{e}"));
+    let visible = selected.iter().filter(|i| !i.forbidden).count() as u64;
+    let job = x.job(&job).await;
+    assert_eq!(job.items_done, visible, "every visible issue exported");
+    assert!(job.attachments_done > 0, "attachments downloaded");
+}

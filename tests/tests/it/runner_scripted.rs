@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use integration_tests::fake::SeedSpec;
 use integration_tests::scripted::{Call, MISSING_REASON, Script, Scripted};
-use shared::export::runner::{Exporter, MAX_EMPTY_PAGES, MAX_ERRORS_IN_A_ROW, Outcome, new_job_id};
+use shared::export::runner::{
+    Exporter, ITEM_WRITE, MAX_EMPTY_PAGES, MAX_ERRORS_IN_A_ROW, Outcome, new_job_id,
+};
 use shared::ids::{JobId, Product};
 use shared::store::connectors::Connector;
 use shared::store::jobs::JobStatus;
@@ -310,10 +312,10 @@ async fn redeliver(x: &Export<Scripted>, connector: &Connector, job: &JobId) -> 
 
 #[tokio::test]
 async fn a_crash_held_at_a_chosen_fetch_then_redelivery_exports_every_item_once() {
-    // 40 items, pages of 10, batches of 3: each page is fetched as 3 + 3 + 3 + 1, and the next
-    // page's first batch is fetched ahead while a page's last batches are written. Fetch
-    // calls 1–4 are page 1 (4: its last batch), 5 is page 2's first (ahead), 8 page 2's last,
-    // 13 page 4's first (ahead), 16 the job's last batch.
+    // 40 items, pages of 10, batches of 3: each page is fetched as 3 + 3 + 3 + 1, in search
+    // order, the next page's while a page's last batches are written. Fetch calls 1–4 are
+    // page 1 (4: its last batch), 5 is page 2's first, 8 page 2's last, 13 page 4's first, 16
+    // the job's last batch.
     let mut x = scripted(0, 10, 3, Script::default()).await;
     for k in [1, 2, 4, 5, 8, 13, 16] {
         x.exporter = tuned(exporter_with(&x.w, Scripted::new(40, 10)).await);
@@ -327,6 +329,46 @@ async fn a_crash_held_at_a_chosen_fetch_then_redelivery_exports_every_item_once(
         let ids = x.exporter.sources.ids().to_vec();
         assert_exactly_once(&x, &c, &job, &outcome, &ids, &format!("crash at fetch {k}")).await;
     }
+}
+
+#[tokio::test]
+async fn the_next_pages_are_fetched_and_written_while_a_pages_last_item_is_not() {
+    // 30 items, pages of 10, batches of 5: fetch 6 is page 3's last batch. The first item's
+    // write (page 1's) is held, so page 1 cannot land; the fetch side must still go on into
+    // pages 2 and 3, their items written beside the held one. (Fetching ahead only one page's
+    // first batches, or opening a page only once the one before has landed, stops at fetch 4:
+    // then the invocation never gets to fetch 6 and the guard fails the test.)
+    let x = scripted(30, 10, 5, Script::default()).await;
+    let c = x.connector("scripted-cross", "project = S").await;
+    let job = new_job_id();
+    let gate = x.exporter.gate.clone().unwrap_or_else(|| panic!("no gate"));
+    gate.arm(ITEM_WRITE);
+    x.exporter.sources.hold_at(Call::Fetch(6));
+    let request = x.request(&c, &job);
+    let invocation = x.exporter.requested(&request, far());
+    let reached = async {
+        tokio::select! {
+            outcome = invocation => panic!("the invocation ended with an item held: {outcome:?}"),
+            () = x.exporter.sources.held() => {}
+        }
+    };
+    // Only a guard against a hang: the pass never waits on it.
+    tokio::time::timeout(Duration::from_secs(120), reached)
+        .await
+        .unwrap_or_else(|_| panic!("the fetch side waited for page 1's last item to land"));
+    let saved = x.job(&job).await;
+    assert!(!gate.disarm(), "an item's write was held");
+    assert_eq!(
+        (saved.checkpoint.page_no, saved.items_done),
+        (1, 0),
+        "page 1 has not landed"
+    );
+    // The invocation is dropped there (a crash with later pages' items written but not
+    // recorded): the redelivery ends with every item once.
+    drop(gate);
+    let outcome = redeliver(&x, &c, &job).await;
+    let ids = x.exporter.sources.ids().to_vec();
+    assert_exactly_once(&x, &c, &job, &outcome, &ids, "crash with page 1 held").await;
 }
 
 #[tokio::test]

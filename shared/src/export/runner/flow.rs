@@ -5,7 +5,9 @@
 //!
 //! A batch *lands* when every one of its items has been written and every batch before it has
 //! landed: landings are reported in page order, so the checkpoint (`done_in_page`) only ever
-//! moves over items that are all in S3. A crash redoes the batches after the last saved
+//! moves over items that are all in S3. The batches may span several search pages: a page's
+//! start is an empty batch that lands after the last of the page before, and the next page's
+//! items are written while that page's last ones finish. A crash redoes the batches after the last saved
 //! landing; their keys are deterministic, so the redo writes the same objects.
 
 use std::collections::VecDeque;
@@ -17,13 +19,15 @@ use futures::stream::FuturesUnordered;
 
 use super::ExportError;
 use super::item::ItemResult;
-use crate::export::source::{Batch, Item};
+use crate::export::source::{Batch, Item, Page};
 use crate::store::jobs::Skipped;
 
-/// A fetched batch of a page, ending at index `end` of the page's ids.
+/// A fetched batch of a page, ending at index `end` of the page's ids; or, with `opens`, the
+/// start of the next page (no items: it lands right after the last batch of the page before).
 pub(super) struct Fetched {
     pub(super) end: usize,
     pub(super) batch: Batch,
+    pub(super) opens: Option<Page>,
 }
 
 /// A batch whose items are all written (and every batch before it).
@@ -33,6 +37,8 @@ pub(super) struct Landed {
     pub(super) results: Vec<ItemResult>,
     /// Ids the fetch could not return.
     pub(super) skipped: Vec<Skipped>,
+    /// The search page that starts here (every batch of the page before it has landed).
+    pub(super) opens: Option<Page>,
 }
 
 /// How the write side ended without an error.
@@ -52,6 +58,7 @@ struct Open {
     pending: usize,
     results: Vec<ItemResult>,
     skipped: Vec<Skipped>,
+    opens: Option<Page>,
 }
 
 /// The write side of one page: items of the batches received on a channel, written at most
@@ -112,6 +119,7 @@ where
                     end: b.end,
                     results: b.results,
                     skipped: b.skipped,
+                    opens: b.opens,
                 });
             }
             let take_batch = self.feeding && self.failure.is_none() && self.queued.is_empty();
@@ -144,6 +152,7 @@ where
                             pending: f.batch.items.len(),
                             results: Vec::with_capacity(f.batch.items.len()),
                             skipped: f.batch.skipped,
+                            opens: f.opens,
                         });
                         self.queued
                             .extend(f.batch.items.into_iter().map(|item| (seq, item)));
@@ -182,6 +191,7 @@ mod tests {
                     .collect(),
                 skipped: Vec::new(),
             },
+            opens: None,
         })
     }
 

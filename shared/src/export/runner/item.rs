@@ -16,6 +16,7 @@ impl<P: Sources> Exporter<P> {
         run: &Run<'_>,
         item: Item,
     ) -> Result<ItemResult, ExportError> {
+        self.step(ITEM_WRITE).await;
         let (layout, ctx, session) = (run.layout, run.ctx, run.session);
         let with_attachments = run.connector.options.attachments;
         let Item {

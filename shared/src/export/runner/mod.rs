@@ -218,6 +218,10 @@ impl<K: PartialEq> StepGate<K> {
 /// [`StepGate`] holds the invocation there so a test can crash it at a chosen item count.
 pub const PROGRESS_SAVED: &str = "progress-saved";
 
+/// The step at the start of each item's write: a [`StepGate`] holds that one item (the
+/// invocation's other writes and its fetches go on), so a test can keep a page from landing.
+pub const ITEM_WRITE: &str = "item-write";
+
 /// The steps of `complete()` a [`StepGate`] can hold an invocation at.
 pub const COMPLETE_STEPS: [&str; 4] = [
     "finishing-saved",

@@ -112,30 +112,23 @@ impl<P: Sources> Exporter<P> {
                 return Ok(Step::Done);
             }
             if cp.page_ids.is_empty()
-                && job.since.is_some()
-                && self.incremental_slack > time::Duration::ZERO
+                && let Some((slack, elapsed)) = self.slack_outlived(job)
             {
-                let slack = cp
-                    .slack_minutes
-                    .map_or(self.incremental_slack, time::Duration::minutes);
-                let elapsed = self.clock.now() - job.started_at;
-                if elapsed + SLACK_MARGIN >= slack {
-                    let cp = &mut job.checkpoint;
-                    let wider = (slack.max(elapsed) * 2_i32).whole_minutes();
-                    tracing::info!(
-                        slack_minutes = wider,
-                        "the job outlived its look-back slack; the search restarts with a wider one"
-                    );
-                    cp.slack_minutes = Some(wider);
-                    cp.widened += 1;
-                    cp.next_page = None;
-                    cp.recent_cursors.clear();
-                    cp.empty_pages = 0;
-                    done_before = None;
-                    query = query_for(job);
-                    self.checkpoint(job, owner, ctx.cloud_id).await?;
-                    continue;
-                }
+                let cp = &mut job.checkpoint;
+                let wider = (slack.max(elapsed) * 2_i32).whole_minutes();
+                tracing::info!(
+                    slack_minutes = wider,
+                    "the job outlived its look-back slack; the search restarts with a wider one"
+                );
+                cp.slack_minutes = Some(wider);
+                cp.widened += 1;
+                cp.next_page = None;
+                cp.recent_cursors.clear();
+                cp.empty_pages = 0;
+                done_before = None;
+                query = query_for(job);
+                self.checkpoint(job, owner, ctx.cloud_id).await?;
+                continue;
             }
             let cp = &job.checkpoint;
             if cp.page_ids.is_empty() {
@@ -184,15 +177,7 @@ impl<P: Sources> Exporter<P> {
                         ids.retain(|id| !done.contains(id));
                     }
                 }
-                let cp = &mut job.checkpoint;
-                cp.page_no += 1;
-                cp.search_done = page.next.is_none();
-                cp.next_page = page.next;
-                cp.page_ids = ids;
-                cp.done_in_page = 0;
-                cp.page_skipped.clear();
-                cp.page_texts.clear();
-                job.phase = "exporting".into();
+                open_page(job, ids, page.next);
                 if job.checkpoint.page_ids.is_empty() {
                     self.close_page(job, layout, &[]).await?;
                 }
@@ -204,6 +189,20 @@ impl<P: Sources> Exporter<P> {
                 return Ok(Step::Paused);
             }
         }
+    }
+
+    /// The slack and the time the job has run, when an incremental job has (nearly) outlived
+    /// its look-back slack: its search must restart with a wider one before the next page.
+    pub(super) fn slack_outlived(&self, job: &Job) -> Option<(time::Duration, time::Duration)> {
+        if job.since.is_none() || self.incremental_slack <= time::Duration::ZERO {
+            return None;
+        }
+        let slack = job
+            .checkpoint
+            .slack_minutes
+            .map_or(self.incremental_slack, time::Duration::minutes);
+        let elapsed = self.clock.now() - job.started_at;
+        (elapsed + SLACK_MARGIN >= slack).then_some((slack, elapsed))
     }
 
     /// Save the job's progress, renewing its lease; then stop if the site asked every job of it
@@ -338,6 +337,20 @@ const MAX_SEARCH_RESTARTS: u32 = 3;
 pub const MAX_EMPTY_PAGES: u32 = 20;
 /// Cursors remembered to detect a paging loop.
 const RECENT_CURSORS: usize = 16;
+
+/// Make `ids` (a search page, guarded and filtered) the job's current page; `next` is the
+/// cursor of the page after it.
+pub(super) fn open_page(job: &mut Job, ids: Vec<String>, next: Option<String>) {
+    let cp = &mut job.checkpoint;
+    cp.page_no += 1;
+    cp.search_done = next.is_none();
+    cp.next_page = next;
+    cp.page_ids = ids;
+    cp.done_in_page = 0;
+    cp.page_skipped.clear();
+    cp.page_texts.clear();
+    job.phase = "exporting".into();
+}
 
 /// Fail the job with a clear reason when the search's paging goes wrong: a cursor seen
 /// before (Atlassian would serve the same pages forever), or page after page of nothing.
