@@ -41,6 +41,7 @@ mod auth;
 mod batches;
 mod departed;
 mod erased;
+mod fetches;
 mod flow;
 mod item;
 mod lifecycle;
@@ -51,7 +52,7 @@ mod run;
 mod tests;
 
 use auth::Session;
-use batches::Ahead;
+use fetches::Ahead;
 use flow::Flow;
 pub use page::MAX_EMPTY_PAGES;
 use run::Run;
