@@ -16,6 +16,7 @@ use integration_tests::emulator::Emulator;
 use integration_tests::fake::{AttachmentInfo, FakeAtlassian, FakeConfig, Fault, Origin, SeedSpec};
 use serde_json::{Value, json};
 use shared::ids::Product;
+use shared::store::connectors::ConnectorOptions;
 
 #[path = "export/realistic.rs"]
 mod realistic;
@@ -157,6 +158,26 @@ impl Run {
 
 /// The figures printed beside every throughput: CPU per 1,000 items (ours and the servers'),
 /// AWS requests per item, peak RSS; medians over `runs`.
+/// Our side of the peer comparison, from a set of runs.
+fn ours_of(runs: &[Run]) -> peers::Ours {
+    peers::Ours {
+        items_per_sec: median(&runs.iter().map(|r| r.items / r.secs).collect::<Vec<_>>()),
+        cpu_per_1000: median(
+            &runs
+                .iter()
+                .filter_map(|r| r.per_1000(r.cpu))
+                .collect::<Vec<_>>(),
+        ),
+        peak_mib: median(&runs.iter().map(|r| r.peak_mib).collect::<Vec<_>>()),
+        api_requests: median(
+            &runs
+                .iter()
+                .map(|r| r.requests.api() as f64)
+                .collect::<Vec<_>>(),
+        ),
+    }
+}
+
 fn costs(runs: &[Run], unit: &str) -> String {
     let m =
         |f: &dyn Fn(&Run) -> Option<f64>| median(&runs.iter().filter_map(f).collect::<Vec<_>>());
@@ -237,6 +258,7 @@ fn expected(w: &Workload, fake: &FakeAtlassian, cloud: &str) -> Expected {
     e
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn one_run(
     w: &Workload,
     fake: &FakeAtlassian,
@@ -245,9 +267,19 @@ async fn one_run(
     connection: &shared::ids::ConnectionId,
     connector_id: &str,
     s3: Option<&S3Server>,
+    options: ConnectorOptions,
 ) -> Run {
     let t = tenant(TENANT);
-    put_connector(dep, &t, connection, connector_id, w.product, w.query).await;
+    put_connector(
+        dep,
+        &t,
+        connection,
+        connector_id,
+        w.product,
+        w.query,
+        options,
+    )
+    .await;
     let mark = fake.requests().len();
     let ticks = crate::procfs::clock_ticks();
     let own = || crate::procfs::cpu_secs(std::process::id(), ticks);
@@ -381,7 +413,17 @@ pub async fn bench(
         }
         for run in 1..=runs {
             let id = format!("bench-export-{}-{latency}ms-{run}", w.name());
-            let r = one_run(w, &fake, &dep, &env, &connection.id, &id, s3).await;
+            let r = one_run(
+                w,
+                &fake,
+                &dep,
+                &env,
+                &connection.id,
+                &id,
+                s3,
+                Default::default(),
+            )
+            .await;
             say(format!(
                 "export {} ({latency} ms latency) run {run}/{runs}: {} {}, {} attachments in {:.1} s (bounds: latency {:.2} s, moto CPU {:.2} s); {} API requests ({} listing, of which {} selection pages; {} per item), {} media; {}",
                 w.name(),
@@ -405,22 +447,44 @@ pub async fn bench(
         {
             peer_rows = Some(match tools {
                 Ok(tools) => {
-                    let rate = median(&out.iter().map(|r| r.items / r.secs).collect::<Vec<_>>());
-                    let ours = peers::Ours {
-                        items_per_sec: rate,
-                        cpu_per_1000: median(
-                            &out.iter()
-                                .filter_map(|r| r.per_1000(r.cpu))
-                                .collect::<Vec<_>>(),
-                        ),
-                        peak_mib: median(&out.iter().map(|r| r.peak_mib).collect::<Vec<_>>()),
-                        api_requests: median(
-                            &out.iter()
-                                .map(|r| r.requests.api() as f64)
-                                .collect::<Vec<_>>(),
-                        ),
+                    // The peers read issues and drop or print them; none downloads an
+                    // attachment. Ours is also run doing their work (attachments off; the
+                    // issues, comments and changelogs still written to S3), at the same latency.
+                    let mut like = Vec::new();
+                    let options = ConnectorOptions {
+                        attachments: false,
+                        ..ConnectorOptions::default()
                     };
-                    peers::bench(tools, &fake, &site, w.query, want.items, runs, &ours).await
+                    for run in 1..=runs {
+                        let id = format!("bench-export-{}-noattach-{run}", w.name());
+                        let r =
+                            one_run(w, &fake, &dep, &env, &connection.id, &id, s3, options).await;
+                        say(format!(
+                            "export {} without attachments (the peers' work) run {run}/{runs}: {} {} in {:.1} s; {} API requests; {}",
+                            w.name(),
+                            r.items,
+                            w.unit,
+                            r.secs,
+                            r.requests.api(),
+                            costs(std::slice::from_ref(&r), w.unit)
+                        ));
+                        if r.items as usize != want.items || r.attachments != 0.0 {
+                            panic!(
+                                "bench: the export without attachments did not export exactly the selection"
+                            );
+                        }
+                        like.push(r);
+                    }
+                    peers::bench(
+                        tools,
+                        &fake,
+                        &site,
+                        w.query,
+                        want.items,
+                        runs,
+                        (&ours_of(out), &ours_of(&like)),
+                    )
+                    .await
                 }
                 Err(why) => vec![Row::not_measured(
                     "peers",
@@ -458,7 +522,17 @@ pub async fn bench(
     env_off.push((crate::child::DOCUMENTS_OFF.to_owned(), "1".to_owned()));
     for run in 1..=runs {
         let id = format!("bench-export-{}-nodocs-{run}", w.name());
-        let r = one_run(w, &fake, &dep, &env_off, &connection.id, &id, s3).await;
+        let r = one_run(
+            w,
+            &fake,
+            &dep,
+            &env_off,
+            &connection.id,
+            &id,
+            s3,
+            Default::default(),
+        )
+        .await;
         say(format!(
             "export {} without documents run {run}/{runs}: {} {} in {:.1} s",
             w.name(),

@@ -120,6 +120,7 @@ pub async fn bench(emulator: &Emulator, attachment_mib: u64, runs: usize) -> Vec
             &id,
             Product::Jira,
             QUERY,
+            Default::default(),
         )
         .await;
         let child = run_child(

@@ -388,6 +388,7 @@ pub async fn put_connector(
     id: &str,
     product: Product,
     query: &str,
+    options: ConnectorOptions,
 ) -> Connector {
     let now = OffsetDateTime::now_utc();
     let c = Connector {
@@ -396,7 +397,7 @@ pub async fn put_connector(
         connection_id: connection.clone(),
         product,
         query: query.to_owned(),
-        options: ConnectorOptions::default(),
+        options,
         watermark: None,
         active_job: None,
         active_job_at: None,

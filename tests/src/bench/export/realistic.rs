@@ -151,7 +151,7 @@ pub(super) async fn bench(
     for run in 1..=runs {
         let id = format!("bench-export-jira-realistic-{run}");
         let mark = fake.requests().len();
-        let r = one_run(w, fake, dep, env, connection, &id, s3).await;
+        let r = one_run(w, fake, dep, env, connection, &id, s3, Default::default()).await;
         let calls = Calls::of(fake, mark, cloud);
         let b = bound(&calls, &r, want.attachment_bytes);
         let per_item = calls.atlassian() as f64 / r.items.max(1.0);
