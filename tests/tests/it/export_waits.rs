@@ -258,7 +258,7 @@ async fn stopped_mid_page(
     connector: &Connector,
 ) -> (shared::ids::JobId, time::OffsetDateTime) {
     // The quota runs out at the page's fifth bulk fetch: the exporter fetches four batches at
-    // once (runner/batches.rs `FETCHES_AHEAD`) and asks for the fifth only once the first is
+    // once (runner/fetches.rs `FETCHES_AHEAD`) and asks for the fifth only once the first is
     // handed to the writes, so the first four batches land and the page stops at 400 of 500.
     x.w.site.exhaust_quota_after(&bulkfetch_prefix(x), 4, 1800);
     let job = new_job_id();

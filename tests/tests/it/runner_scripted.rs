@@ -398,7 +398,7 @@ async fn a_thousand_items_run_through_the_pipeline_with_one_fetch_per_batch() {
     // The next page's search and first batch, fetched ahead, are used, never asked again.
     assert_eq!(source.page_calls(), 4);
     assert_eq!(source.fetch_calls(), 40);
-    // Bounded: the fetch side's batches at once (runner/batches.rs `FETCHES_AHEAD`), of ten
+    // Bounded: the fetch side's batches at once (runner/fetches.rs `FETCHES_AHEAD`), of ten
     // a page.
     assert_eq!(source.max_fetches_at_once(), 4, "fetches at once");
 }
