@@ -31,7 +31,9 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let work = tokio::spawn(async move {
+    // On a worker, so dropping this future stops the wait for a slot; work already on the
+    // pool finishes.
+    on_worker(async move {
         let slot = CPU_SLOTS.acquire().await.map_err(|_| RuntimeGone)?;
         let done = tokio::task::spawn_blocking(move || {
             let _slot = slot;
@@ -42,14 +44,8 @@ where
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(_) => Err(RuntimeGone),
         }
-    });
-    // Dropping this future stops the wait for a slot; work already on the pool finishes.
-    let mut work = AbortOnDrop(work);
-    match (&mut work.0).await {
-        Ok(out) => out,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(RuntimeGone),
-    }
+    })
+    .await?
 }
 
 /// Run `f` on a runtime worker; dropping the returned future aborts it, so nothing it does

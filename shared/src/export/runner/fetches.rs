@@ -5,6 +5,7 @@
 use std::collections::VecDeque;
 
 use futures::channel::mpsc;
+use futures::future::Either;
 use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 
@@ -75,11 +76,8 @@ impl<P: Sources> Exporter<P> {
         let (ctx, session, deadline) = (run.ctx, run.session, run.deadline);
         let all_comments = run.connector.options.all_comments;
         let cp = &job.checkpoint;
-        let mut page = PageFetch::new(
-            cp.page_ids.clone(),
-            cp.done_in_page,
-            self.batch_size_for::<S>(),
-        );
+        let batch_size = self.batch_size_for::<S>();
+        let mut page = PageFetch::new(cp.page_ids.clone(), cp.done_in_page, batch_size);
         // The paging guard's view of the pages crossed into, as `land` will see them.
         let mut guard = cp.clone();
         // The next page's search goes out with the page's first fetches, not after its last:
@@ -115,18 +113,19 @@ impl<P: Sources> Exporter<P> {
                     page.next_chunk(|| Instant::now() + self.deadline_margin < deadline)
             {
                 let fetch = match ready.pop_front() {
-                    _ if chunk.is_empty() => futures::future::ready(Ok(Batch::default())).boxed(),
+                    _ if chunk.is_empty() => {
+                        Either::Left(futures::future::ready(Ok(Batch::default())))
+                    }
                     Some((for_ids, fetched)) if for_ids == chunk => {
-                        futures::future::ready(fetched).boxed()
+                        Either::Left(futures::future::ready(fetched))
                     }
                     _ => {
                         // Not fetched for these ids: nothing after it is either.
                         ready.clear();
-                        async move {
+                        Either::Right(async move {
                             self.fetch_batch(source, job, ctx, session, &chunk, all_comments)
                                 .await
-                        }
-                        .boxed()
+                        })
                     }
                 };
                 fetching.push_back(
@@ -154,7 +153,7 @@ impl<P: Sources> Exporter<P> {
                 match result {
                     Ok(next) if self.may_cross(job, run, &mut guard, &next) => {
                         searching = next.next.clone().map(search);
-                        page = PageFetch::new(next.ids.clone(), 0, self.batch_size_for::<S>());
+                        page = PageFetch::new(next.ids.clone(), 0, batch_size);
                         ready.clear();
                         // Its start lands right after the last batch of the page before.
                         let start = Fetched {

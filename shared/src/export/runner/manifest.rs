@@ -1,5 +1,7 @@
 //! The end of a job: `complete()` in resumable steps and the manifest it writes once.
 
+use futures::TryFutureExt;
+
 use super::*;
 
 impl<P: Sources> Exporter<P> {
@@ -163,18 +165,11 @@ impl<P: Sources> Exporter<P> {
         // The three are independent, so they go out at once. A crash part-way leaves state
         // pages the lifecycle removes (they are tagged to expire) and uploads the next run's
         // start aborts; a redelivery runs all three again.
+        let (state, attachments) = (layout.state(&job.id), layout.attachments_root());
         futures::try_join!(
             connector_side,
-            async {
-                self.blobs.delete_prefix(&layout.state(&job.id)).await?;
-                Ok::<_, ExportError>(())
-            },
-            async {
-                self.blobs
-                    .abort_uploads_under(&layout.attachments_root())
-                    .await?;
-                Ok::<_, ExportError>(())
-            },
+            self.blobs.delete_prefix(&state).err_into(),
+            self.blobs.abort_uploads_under(&attachments).err_into(),
         )?;
         Ok(())
     }
