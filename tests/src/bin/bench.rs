@@ -7,7 +7,8 @@
 //! start, so its peak RSS is the function's own. Progress goes to stderr.
 //!
 //! ```text
-//! bench [--only refresh,export,peers,stream,coldstart,extract] [--s3-server PATH] [--connections N] [--runs N]
+//! bench [--only refresh,export,export-jira,export-confluence,peers,stream,coldstart,extract]
+//!       [--s3-server PATH] [--connections N] [--runs N]
 //!       [--stream-runs N] [--stream-mib N] [--coldstart-runs N] [--out PATH]
 //! ```
 
@@ -52,7 +53,8 @@ bench: throughput and memory benchmarks (make bench)
 USAGE: bench [FLAGS]
 
   --only LIST          which benchmarks, comma-separated: refresh, export, peers, stream,
-                       coldstart, extract (default all; peers = the Jira export beside
+                       coldstart, extract (default all; export-jira and export-confluence
+                       = one product's export alone; peers = the Jira export beside
                        airbyte-source-jira and an atlassian-python-api loop, from the venvs
                        make bench-peers installs; extract = the text of one 50 MiB PDF,
                        needing no server)
@@ -72,7 +74,8 @@ USAGE: bench [FLAGS]
 #[derive(Debug)]
 struct Options {
     refresh: bool,
-    export: bool,
+    export_jira: bool,
+    export_confluence: bool,
     peers: bool,
     stream: bool,
     s3_server: Option<PathBuf>,
@@ -96,7 +99,8 @@ fn workspace_root() -> PathBuf {
 fn parse(args: &[String]) -> Result<Option<Options>, String> {
     let mut o = Options {
         refresh: true,
-        export: true,
+        export_jira: true,
+        export_confluence: true,
         peers: true,
         stream: true,
         s3_server: None,
@@ -124,16 +128,19 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                 let list = it.next().ok_or("--only needs a value")?;
                 (
                     o.refresh,
-                    o.export,
+                    o.export_jira,
+                    o.export_confluence,
                     o.peers,
                     o.stream,
                     o.coldstart,
                     o.extract,
-                ) = (false, false, false, false, false, false);
+                ) = (false, false, false, false, false, false, false);
                 for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     match name {
                         "refresh" => o.refresh = true,
-                        "export" => o.export = true,
+                        "export" => (o.export_jira, o.export_confluence) = (true, true),
+                        "export-jira" => o.export_jira = true,
+                        "export-confluence" => o.export_confluence = true,
                         "peers" => o.peers = true,
                         "stream" => o.stream = true,
                         "coldstart" => o.coldstart = true,
@@ -255,24 +262,22 @@ async fn with_servers(
         rows.push(refresh::rotations(&emulator).await);
         timings.insert("refresh_secs".into(), t.elapsed().as_secs_f64().into());
     }
-    if o.export || o.peers {
-        let workloads = if o.export {
-            vec![export::JIRA, export::CONFLUENCE]
-        } else {
-            vec![export::JIRA]
+    // The peers run beside the Jira export, so asking for them runs it.
+    let workloads = [
+        (o.export_jira || o.peers).then_some(export::JIRA),
+        o.export_confluence.then_some(export::CONFLUENCE),
+    ];
+    for workload in workloads.into_iter().flatten() {
+        let t = Instant::now();
+        let peers = match (&peer_tools, workload.product) {
+            (Some(tools), shared::ids::Product::Jira) => Some(tools),
+            _ => None,
         };
-        for workload in workloads {
-            let t = Instant::now();
-            let peers = match (&peer_tools, workload.product) {
-                (Some(tools), shared::ids::Product::Jira) => Some(tools),
-                _ => None,
-            };
-            rows.extend(export::bench(&workload, &emulator, o.runs, s3.as_ref(), peers).await);
-            timings.insert(
-                format!("export_{}_secs", workload.product.as_str()),
-                t.elapsed().as_secs_f64().into(),
-            );
-        }
+        rows.extend(export::bench(&workload, &emulator, o.runs, s3.as_ref(), peers).await);
+        timings.insert(
+            format!("export_{}_secs", workload.product.as_str()),
+            t.elapsed().as_secs_f64().into(),
+        );
     }
     if o.stream {
         let t = Instant::now();
@@ -304,7 +309,13 @@ async fn run(o: Options) -> ExitCode {
         rows.extend(extract::bench(o.runs).await);
         timings.insert("extract_secs".into(), t.elapsed().as_secs_f64().into());
     }
-    let servers = if o.refresh || o.export || o.peers || o.stream || o.coldstart {
+    let servers = if o.refresh
+        || o.export_jira
+        || o.export_confluence
+        || o.peers
+        || o.stream
+        || o.coldstart
+    {
         with_servers(&o, &mut rows, &mut timings).await
     } else {
         Ok(())
@@ -366,12 +377,17 @@ mod tests {
         let Ok(Some(o)) = parse(&args("--only export,stream --runs 5 --stream-mib 64")) else {
             panic!("expected options");
         };
-        assert!(!o.refresh && o.export && o.stream && !o.coldstart && !o.peers && !o.extract);
+        assert!(!o.refresh && o.export_jira && o.export_confluence && o.stream);
+        assert!(!o.coldstart && !o.peers && !o.extract);
         assert_eq!((o.runs, o.stream_mib), (5, 64));
         let Ok(Some(o)) = parse(&args("--only extract")) else {
             panic!("expected options");
         };
-        assert!(o.extract && !o.export && !o.stream);
+        assert!(o.extract && !o.export_jira && !o.export_confluence && !o.stream);
+        let Ok(Some(o)) = parse(&args("--only export-confluence")) else {
+            panic!("expected options");
+        };
+        assert!(o.export_confluence && !o.export_jira && !o.peers);
         assert!(parse(&args("--only nope")).is_err());
         assert!(parse(&args("--runs 0")).is_err());
         assert!(matches!(parse(&args("--help")), Ok(None)));
