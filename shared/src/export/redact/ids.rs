@@ -198,6 +198,14 @@ fn customer_ids(b: &[u8], spans: &mut Vec<(usize, usize)>) {
 fn space_keys(b: &[u8], spans: &mut Vec<(usize, usize)>) {
     let mut i = 0;
     while i < b.len() {
+        // A `~`, raw or encoded, starts with one of these bytes: the others are skipped at once.
+        let Some(skip) = b.get(i..).and_then(|rest| {
+            rest.iter()
+                .position(|c| matches!(c, b'~' | b'%' | b'&' | b'\\'))
+        }) else {
+            return;
+        };
+        i += skip;
         let Some(tilde) = encoded_char_at(b, i, b'~') else {
             i += 1;
             continue;
@@ -492,11 +500,26 @@ pub(super) fn is_user_word(word: &str, json_key: bool) -> bool {
 
 /// `key` normalised for [`is_user_word`]: lower case, without `-`, `_`, `.`, namespace prefix.
 pub(super) fn normalize_key(key: &str) -> String {
+    normalized_key_chars(key).collect()
+}
+
+/// [`normalize_key`] into `out` (cleared first): one buffer serves every key of a tree walk.
+pub(super) fn normalize_key_into(key: &str, out: &mut String) {
+    out.clear();
+    out.extend(normalized_key_chars(key));
+}
+
+/// Is `key`, normalised as by [`normalize_key`], exactly `normalized`? Allocates nothing (every
+/// key of every object is asked whether it is `accountId`).
+pub(super) fn key_is(key: &str, normalized: &str) -> bool {
+    normalized_key_chars(key).eq(normalized.chars())
+}
+
+fn normalized_key_chars(key: &str) -> impl Iterator<Item = char> + '_ {
     let key = key.rsplit(':').next().unwrap_or(key);
     key.chars()
         .filter(|c| !matches!(c, '-' | '_' | '.'))
         .flat_map(char::to_lowercase)
-        .collect()
 }
 
 fn is_uuid_at(b: &[u8], p: usize) -> bool {

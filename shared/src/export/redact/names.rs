@@ -76,7 +76,15 @@ impl NameBook {
     #[must_use]
     pub fn knows(&self, id: &str) -> bool {
         let id = id.trim();
-        !id.is_empty() && self.known.contains(&id.to_ascii_lowercase())
+        if id.is_empty() || self.known.is_empty() {
+            return false;
+        }
+        // Asked for every long alphanumeric run of every string: no copy unless it has capitals.
+        if id.bytes().any(|c| c.is_ascii_uppercase()) {
+            self.known.contains(&id.to_ascii_lowercase())
+        } else {
+            self.known.contains(id)
+        }
     }
 
     /// Number of names.

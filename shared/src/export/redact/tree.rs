@@ -32,19 +32,22 @@ struct Hint {
 fn redact_tree(root: &mut Value, names: &NameBook, depth: u8) -> Redactions {
     let mut r = Redactions::default();
     let mut stack: Vec<(&mut Value, Hint)> = vec![(root, Hint::default())];
+    // Keys are normalised into this one buffer (a document has thousands of keys).
+    let mut key = String::new();
     while let Some((v, hint)) = stack.pop() {
         match v {
             Value::Object(map) => {
-                redact_object(map, names, hint.user_key, &mut r);
+                redact_object(map, names, hint.user_key, &mut key, &mut r);
                 let adf_body = hint.adf
                     || map
                         .get("representation")
                         .and_then(Value::as_str)
                         .is_some_and(|s| s.eq_ignore_ascii_case("atlas_doc_format"));
                 for (k, child) in map.iter_mut() {
+                    ids::normalize_key_into(k, &mut key);
                     let hint = Hint {
                         adf: k == "atlas_doc_format" || (adf_body && k == "value"),
-                        user_key: ids::is_user_word(&ids::normalize_key(k), true),
+                        user_key: ids::is_user_word(&key, true),
                     };
                     stack.push((child, hint));
                 }
@@ -71,15 +74,16 @@ fn redact_tree(root: &mut Value, names: &NameBook, depth: u8) -> Redactions {
 pub(super) fn is_user_object(map: &Map<String, Value>) -> Option<&str> {
     map.keys()
         .map(String::as_str)
-        .find(|k| ids::normalize_key(k) == "accountid")
+        .find(|k| ids::key_is(k, "accountid"))
 }
 
 /// User objects, mention nodes, profile fields and keys of one object (its children are visited
-/// afterwards by the caller).
+/// afterwards by the caller). `key` is a scratch buffer for normalised keys.
 fn redact_object(
     map: &mut Map<String, Value>,
     names: &NameBook,
     user_key: bool,
+    key: &mut String,
     r: &mut Redactions,
 ) {
     if is_user_object(map).is_some() {
@@ -94,7 +98,7 @@ fn redact_object(
         return;
     }
     let before = map.len();
-    map.retain(|k, v| !is_profile_field(k, v));
+    map.retain(|k, v| !is_profile_field(k, v, key));
     r.fields += (before - map.len()) as u64;
     r.strings += scrub_keys(map, names, user_key);
 }
@@ -181,20 +185,23 @@ const USER_REFERENCE_FIELDS: [&str; 6] = [
     "lastmodifiedby",
 ];
 
-fn is_profile_field(key: &str, value: &Value) -> bool {
-    let norm: String = key
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-'))
-        .flat_map(char::to_lowercase)
-        .collect();
+/// `norm` is a scratch buffer (the key lower-cased without `_` and `-` goes there).
+fn is_profile_field(key: &str, value: &Value, norm: &mut String) -> bool {
+    norm.clear();
+    norm.extend(
+        key.chars()
+            .filter(|c| !matches!(c, '_' | '-'))
+            .flat_map(char::to_lowercase),
+    );
+    let norm = norm.as_str();
     // `accountId` itself only outside user objects (they are reduced before this runs).
     if norm.contains("accountid") || norm.ends_with("ownerid") || norm.ends_with("authorid") {
         return true;
     }
-    if PROFILE_FIELDS.contains(&norm.as_str()) {
+    if PROFILE_FIELDS.contains(&norm) {
         return true;
     }
-    if USER_REFERENCE_FIELDS.contains(&norm.as_str()) {
+    if USER_REFERENCE_FIELDS.contains(&norm) {
         return match value {
             Value::Null | Value::String(_) => true,
             Value::Array(items) => items.iter().all(|v| v.is_string() || v.is_null()),
