@@ -589,6 +589,10 @@ impl BlobStore {
         }
     }
 
+    /// The body goes unsigned (`UNSIGNED-PAYLOAD`), here and in [`upload_part`]: SigV4 would
+    /// hash every byte a second time (ours is hashed for the manifest already) for an integrity
+    /// check that the SDK's CRC32 checksum header (on by default, verified by S3) and TLS give
+    /// anyway. The headers, key and metadata stay signed.
     async fn put_object_tagged(
         &self,
         key: &str,
@@ -609,6 +613,8 @@ impl BlobStore {
             .server_side_encryption(ServerSideEncryption::AwsKms)
             .ssekms_key_id(&self.kms_key_id)
             .bucket_key_enabled(true)
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| AwsError::new("PutObject", &e))?;
@@ -667,6 +673,8 @@ fn upload_part(
             .part_number(part_number)
             .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
             .body(ByteStream::from(body))
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| AwsError::new("UploadPart", &e))?;
