@@ -17,7 +17,17 @@ impl<P: Sources> Exporter<P> {
         deadline: Instant,
     ) -> Result<Outcome, ExportError> {
         let store = &self.keeper.store;
-        let Some(connector) = store.get_connector(&ev.tenant, &ev.connector_id).await? else {
+        // The connector and the job (a redelivery finds it) are read at once; a job id we make
+        // up here is new, so it is not looked for.
+        let existing = async {
+            match &ev.job_id {
+                Some(id) => store.get_job(&ev.tenant, id).await,
+                None => Ok(None),
+            }
+        };
+        let (connector, existing) =
+            futures::try_join!(store.get_connector(&ev.tenant, &ev.connector_id), existing)?;
+        let Some(connector) = connector else {
             // A retry of an invocation killed after an erase: sweep what it wrote.
             self.leftovers(&ev.tenant, Some(&ev.connector_id)).await?;
             return Err(ExportError::Terminal(format!(
@@ -25,10 +35,10 @@ impl<P: Sources> Exporter<P> {
                 ev.connector_id
             )));
         };
-        let job_id = ev.job_id.clone().unwrap_or_else(new_job_id);
-        if let Some(job) = store.get_job(&ev.tenant, &job_id).await? {
+        if let Some(job) = existing {
             return self.run(job, deadline).await;
         }
+        let job_id = ev.job_id.clone().unwrap_or_else(new_job_id);
         let now = self.clock.now();
         let full_run = ev.full || connector.watermark.is_none();
         let cloud_id = store

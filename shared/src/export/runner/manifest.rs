@@ -13,10 +13,6 @@ impl<P: Sources> Exporter<P> {
     /// only after the job has ended.
     pub(super) async fn complete(&self, mut job: Job, owner: &str) -> Result<Outcome, ExportError> {
         let store = &self.keeper.store;
-        let connector = store
-            .get_connector(&job.tenant, &job.connector_id)
-            .await?
-            .ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
         let cloud_id = match &job.snapshot {
             Some(s) => s.cloud_id.clone(),
             None => {
@@ -32,12 +28,17 @@ impl<P: Sources> Exporter<P> {
         job.phase = "finishing".into();
         // Each step of finishing that is done is progress: saved, so that invocations dying at
         // successive steps are not taken for one that keeps dying at the same point.
-        // Whether an earlier invocation wrote the manifest is asked beside the save.
-        let (saved, written) = futures::join!(
+        // Whether an earlier invocation wrote the manifest is asked beside the save, and so is
+        // the connector (its last full run is what removals are found against).
+        let (tenant, connector_id) = (job.tenant.clone(), job.connector_id.clone());
+        let (connector, saved, written) = futures::join!(
+            store.get_connector(&tenant, &connector_id),
             self.progress(&mut job, owner),
             self.blobs.get_bytes(&manifest_key)
         );
         saved?;
+        let connector =
+            connector?.ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
         self.step("finishing-saved").await;
         let manifest = match written? {
             // Written by an invocation that died after it: the one manifest of this job.
@@ -138,10 +139,10 @@ impl<P: Sources> Exporter<P> {
         layout: &Layout,
     ) -> Result<(), ExportError> {
         let store = &self.keeper.store;
-        let connector = store.get_connector(&job.tenant, &job.connector_id).await?;
-        let prev_full = connector.as_ref().and_then(|c| c.last_full_job.clone());
-        let ours = connector.is_some_and(|c| c.active_job.as_ref() == Some(&job.id));
         let connector_side = async {
+            let connector = store.get_connector(&job.tenant, &job.connector_id).await?;
+            let prev_full = connector.as_ref().and_then(|c| c.last_full_job.clone());
+            let ours = connector.is_some_and(|c| c.active_job.as_ref() == Some(&job.id));
             if !ours {
                 return Ok(());
             }

@@ -1,7 +1,7 @@
 //! One search page at a time: the query (incremental window), paging guards, restarts, a
 //! checkpoint per page; the page's batches are exported by [`super::batches`].
 
-use futures::{StreamExt, TryStreamExt};
+use futures::{StreamExt, TryFutureExt, TryStreamExt};
 
 use super::*;
 
@@ -13,14 +13,14 @@ impl<P: Sources> Exporter<P> {
         deadline: Instant,
     ) -> Result<Step, ExportError> {
         let store = &self.keeper.store;
-        let mut connector = store
-            .get_connector(&job.tenant, &job.connector_id)
-            .await?
-            .ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
-        let mut connection = store
-            .get_connection(&job.tenant, &job.connection_id)
-            .await?
-            .ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?;
+        let (connector, connection) = futures::try_join!(
+            store.get_connector(&job.tenant, &job.connector_id),
+            store.get_connection(&job.tenant, &job.connection_id)
+        )?;
+        let mut connector =
+            connector.ok_or_else(|| ExportError::Terminal("the connector was deleted".into()))?;
+        let mut connection =
+            connection.ok_or_else(|| ExportError::Terminal("the connection was deleted".into()))?;
         // The job runs what the connector said when it started (a cursor belongs to its query).
         if let Some(snapshot) = &job.snapshot {
             connector.query = snapshot.query.clone();
@@ -33,7 +33,24 @@ impl<P: Sources> Exporter<P> {
             &connection.cloud_id,
             &job.connector_id,
         );
-        if let Some(until) = self.site_hold(&connection.cloud_id).await? {
+        // Beside the site's hold (AWS only, nothing sent to Atlassian): a crashed invocation may
+        // have left multipart uploads behind (nobody else writes here), and a first invocation
+        // asks whether the connector's prefix is empty.
+        let first = job.invocations == 1;
+        let attachments = layout.attachments_root();
+        let (hold, _aborted, fresh) = futures::try_join!(
+            self.site_hold(&connection.cloud_id),
+            self.blobs.abort_uploads_under(&attachments).err_into(),
+            async {
+                if first {
+                    self.blobs.is_empty_under(layout.root()).await
+                } else {
+                    Ok(false)
+                }
+            }
+            .err_into(),
+        )?;
+        if let Some(until) = hold {
             return Err(site_waiting(until));
         }
         let session = self.open_session(job).await?;
@@ -43,11 +60,6 @@ impl<P: Sources> Exporter<P> {
             cloud_id: &connection.cloud_id,
             site_url: &connection.site_url,
         };
-        // A crashed invocation may have left multipart uploads behind; nobody else writes here.
-        self.blobs
-            .abort_uploads_under(&layout.attachments_root())
-            .await?;
-        let fresh = job.invocations == 1 && self.blobs.is_empty_under(layout.root()).await?;
         let run = Run {
             owner,
             connector: &connector,
