@@ -406,3 +406,49 @@ fn user_words_name_users_and_other_words_do_not() {
     assert_eq!(normalize_key("ri:account-id"), "accountid");
     assert_eq!(normalize_key("last_Modifier-Id"), "lastmodifierid");
 }
+
+#[test]
+fn keys_compare_and_normalise_without_allocating_exactly_as_normalize_key() {
+    // `key_is` and `normalize_key_into` replaced `normalize_key(k) == …` on the hot path; they
+    // must agree with it on every key, non-ASCII (multi-character lower case) included.
+    let mut buf = String::from("left over");
+    for key in [
+        "accountId",
+        "account_id",
+        "Account-ID",
+        "ns:accountId",
+        "a:b:account.id",
+        "accountIdx",
+        "accountI",
+        "İaccountid",
+        "ACCOUNTİD",
+        "",
+        ":",
+        "assignee",
+        "ÅßΣ-_.",
+    ] {
+        let normal = normalize_key(key);
+        normalize_key_into(key, &mut buf);
+        assert_eq!(buf, normal, "{key}");
+        assert!(key_is(key, &normal), "{key}");
+        assert_eq!(key_is(key, "accountid"), normal == "accountid", "{key}");
+    }
+}
+
+#[test]
+fn space_keys_are_found_behind_every_encoded_tilde_among_other_escapes() {
+    // The scan jumps from one `~ % & \` byte to the next; ids behind an escape of another
+    // character, or after text with no candidate byte at all, are still found. The new-id form
+    // (digits glued to 32 hex digits) is found only as a space key: no other rule matches it.
+    let id = "712020f889c42ef53e4500a7c6706c3ef10951";
+    for text in [
+        format!("%41%42 plain text then ~{id}"),
+        format!("&amp;&#x7e;{id}"),
+        format!("\\n\\u007e{id} and more"),
+        format!("%257E{id}"),
+        format!("{}~{id}", "x".repeat(300)),
+    ] {
+        assert_eq!(find_account_ids(&text), [id.to_owned()], "{text}");
+    }
+    assert!(find_account_ids("%7Eabc & \\ ~ % nothing").is_empty());
+}
