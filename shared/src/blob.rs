@@ -592,7 +592,8 @@ impl BlobStore {
     /// The body goes unsigned (`UNSIGNED-PAYLOAD`), here and in [`upload_part`]: SigV4 would
     /// hash every byte a second time (ours is hashed for the manifest already) for an integrity
     /// check that the SDK's CRC32 checksum header (on by default, verified by S3) and TLS give
-    /// anyway. The headers, key and metadata stay signed.
+    /// anyway (the bucket policy denies every request without TLS: `DenyInsecureTransport` in
+    /// infra/template.yaml). The headers, key and metadata stay signed.
     async fn put_object_tagged(
         &self,
         key: &str,
