@@ -29,8 +29,10 @@ use crate::world::{Consenter, Deployment, Site, put_connector, run_child, say, t
 const MIB: u64 = 1024 * 1024;
 /// Latency injected on every Atlassian API request.
 const LATENCY_MS: u64 = 50;
-/// The brief's target for wall time / bound.
-const TARGET_RATIO: f64 = 1.5;
+/// Issue 17's target for wall time / bound (both products at 50 ms, and Jira at realistic
+/// latencies with its attachments' bytes at the fake's rate); the earlier 1.5 let a run at
+/// 1.35× print PASS.
+const TARGET_RATIO: f64 = 1.3;
 /// Issue 15's target for Confluence: requests per page for bodies, metadata, comments and
 /// attachment lists (attachment downloads, one each, come on top).
 const CONFLUENCE_REQUESTS_PER_PAGE: f64 = 0.1;
