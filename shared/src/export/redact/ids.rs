@@ -506,13 +506,37 @@ pub(super) fn normalize_key(key: &str) -> String {
 /// [`normalize_key`] into `out` (cleared first): one buffer serves every key of a tree walk.
 pub(super) fn normalize_key_into(key: &str, out: &mut String) {
     out.clear();
-    out.extend(normalized_key_chars(key));
+    let tail = key.rsplit(':').next().unwrap_or(key);
+    if tail.is_ascii() {
+        // Nearly every key: copied whole and lower-cased in place, separators dropped if any.
+        out.push_str(tail);
+        if tail.bytes().any(is_key_separator) {
+            out.retain(|c| !matches!(c, '-' | '_' | '.'));
+        }
+        out.make_ascii_lowercase();
+    } else {
+        out.extend(normalized_key_chars(key));
+    }
 }
 
 /// Is `key`, normalised as by [`normalize_key`], exactly `normalized`? Allocates nothing (every
 /// key of every object is asked whether it is `accountId`).
 pub(super) fn key_is(key: &str, normalized: &str) -> bool {
+    let tail = key.rsplit(':').next().unwrap_or(key);
+    if tail.is_ascii() {
+        // Separators only shorten it: a shorter key cannot match.
+        return tail.len() >= normalized.len()
+            && tail
+                .bytes()
+                .filter(|b| !is_key_separator(*b))
+                .map(|b| b.to_ascii_lowercase())
+                .eq(normalized.bytes());
+    }
     normalized_key_chars(key).eq(normalized.chars())
+}
+
+fn is_key_separator(b: u8) -> bool {
+    matches!(b, b'-' | b'_' | b'.')
 }
 
 fn normalized_key_chars(key: &str) -> impl Iterator<Item = char> + '_ {

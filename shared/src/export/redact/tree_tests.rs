@@ -76,6 +76,24 @@ fn profile_fields_are_removed_anywhere() {
 }
 
 #[test]
+fn profile_fields_and_user_objects_are_known_whatever_the_case_and_separators() {
+    // The keys are normalised on a fast path for ASCII and a character path otherwise; both
+    // drop `_` and `-` (and, for user objects, `.` and a namespace) and ignore case.
+    let mut v = json!({
+        "account_type": "atlassian", "Time-Zone": "UTC", "AVATAR_URLS": {}, "owner_id": "x",
+        "Zoneinfo": "UTC", "keep_me": 1, "Größe": 2,
+        "user": {"ns:Account.ID": ALICE, "displayName": "Alice", "locale": "en"}
+    });
+    let r = redact_value(&mut v, &NameBook::default());
+    assert_eq!(
+        v,
+        json!({"keep_me": 1, "Größe": 2, "user": {"displayName": "Alice"}})
+    );
+    assert_eq!(r.fields, 5);
+    assert_eq!(r.user_objects, 1);
+}
+
+#[test]
 fn created_by_object_is_reduced_not_removed() {
     let mut v =
         json!({"createdBy": confluence_user(BOB, Some("Bob Builder"), "Bob", "bob@example.com")});
