@@ -500,50 +500,58 @@ pub(super) fn is_user_word(word: &str, json_key: bool) -> bool {
 
 /// `key` normalised for [`is_user_word`]: lower case, without `-`, `_`, `.`, namespace prefix.
 pub(super) fn normalize_key(key: &str) -> String {
-    normalized_key_chars(key).collect()
+    lowercase_without(key_tail(key), is_key_separator).collect()
 }
 
 /// [`normalize_key`] into `out` (cleared first): one buffer serves every key of a tree walk.
 pub(super) fn normalize_key_into(key: &str, out: &mut String) {
-    out.clear();
-    let tail = key.rsplit(':').next().unwrap_or(key);
-    if tail.is_ascii() {
-        // Nearly every key: copied whole and lower-cased in place, separators dropped if any.
-        out.push_str(tail);
-        if tail.bytes().any(is_key_separator) {
-            out.retain(|c| !matches!(c, '-' | '_' | '.'));
-        }
-        out.make_ascii_lowercase();
-    } else {
-        out.extend(normalized_key_chars(key));
-    }
+    lowercase_without_into(key_tail(key), is_key_separator, out);
 }
 
 /// Is `key`, normalised as by [`normalize_key`], exactly `normalized`? Allocates nothing (every
 /// key of every object is asked whether it is `accountId`).
 pub(super) fn key_is(key: &str, normalized: &str) -> bool {
-    let tail = key.rsplit(':').next().unwrap_or(key);
+    let tail = key_tail(key);
     if tail.is_ascii() {
         // Separators only shorten it: a shorter key cannot match.
         return tail.len() >= normalized.len()
             && tail
                 .bytes()
-                .filter(|b| !is_key_separator(*b))
+                .filter(|b| !is_key_separator(char::from(*b)))
                 .map(|b| b.to_ascii_lowercase())
                 .eq(normalized.bytes());
     }
-    normalized_key_chars(key).eq(normalized.chars())
+    lowercase_without(tail, is_key_separator).eq(normalized.chars())
 }
 
-fn is_key_separator(b: u8) -> bool {
-    matches!(b, b'-' | b'_' | b'.')
+/// `key` lower-cased without the characters `drop` matches, into `out` (cleared first). An
+/// ASCII key (nearly every one) is copied whole and lower-cased in place.
+pub(super) fn lowercase_without_into(key: &str, drop: fn(char) -> bool, out: &mut String) {
+    out.clear();
+    if key.is_ascii() {
+        out.push_str(key);
+        if key.chars().any(drop) {
+            out.retain(|c| !drop(c));
+        }
+        out.make_ascii_lowercase();
+    } else {
+        out.extend(lowercase_without(key, drop));
+    }
 }
 
-fn normalized_key_chars(key: &str) -> impl Iterator<Item = char> + '_ {
-    let key = key.rsplit(':').next().unwrap_or(key);
+fn lowercase_without(key: &str, drop: fn(char) -> bool) -> impl Iterator<Item = char> + '_ {
     key.chars()
-        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .filter(move |c| !drop(*c))
         .flat_map(char::to_lowercase)
+}
+
+/// The key without its namespace prefix (`ri:account-id` → `account-id`).
+fn key_tail(key: &str) -> &str {
+    key.rsplit(':').next().unwrap_or(key)
+}
+
+fn is_key_separator(c: char) -> bool {
+    matches!(c, '-' | '_' | '.')
 }
 
 fn is_uuid_at(b: &[u8], p: usize) -> bool {

@@ -187,20 +187,7 @@ const USER_REFERENCE_FIELDS: [&str; 6] = [
 
 /// `norm` is a scratch buffer (the key lower-cased without `_` and `-` goes there).
 fn is_profile_field(key: &str, value: &Value, norm: &mut String) -> bool {
-    norm.clear();
-    if key.is_ascii() {
-        norm.push_str(key);
-        if key.bytes().any(|b| matches!(b, b'_' | b'-')) {
-            norm.retain(|c| !matches!(c, '_' | '-'));
-        }
-        norm.make_ascii_lowercase();
-    } else {
-        norm.extend(
-            key.chars()
-                .filter(|c| !matches!(c, '_' | '-'))
-                .flat_map(char::to_lowercase),
-        );
-    }
+    ids::lowercase_without_into(key, |c| matches!(c, '_' | '-'), norm);
     let norm = norm.as_str();
     // `accountId` itself only outside user objects (they are reduced before this runs).
     if norm.contains("accountid") || norm.ends_with("ownerid") || norm.ends_with("authorid") {
